@@ -1,0 +1,45 @@
+/**
+ * The cost model: emulated cycles charged for each kind of work. All tunables in one table
+ * with their units in the name; `resolveCostModel` checks ranges once.
+ *
+ * A data access costs tlbLookupCycles + memoryAccessCycles on a TLB hit; a miss adds one
+ * memoryAccessCycles per level walked. That is the textbook effective access time:
+ *   EAT = h (t_tlb + t_mem) + (1 - h) (t_tlb + (L + 1) t_mem)
+ */
+export interface CostModel {
+  /** Looking an address up in the TLB. */
+  tlbLookupCycles: number;
+  /** One memory reference: a data access, or reading one page-table entry during a walk. */
+  memoryAccessCycles: number;
+  /** Entering the kernel for a page fault (before the handler's own work). */
+  faultEntryCycles: number;
+  /** Entering the kernel for a TLB-refill trap (software-managed TLB). */
+  tlbRefillTrapCycles: number;
+  /** Entering and leaving the kernel for a system call. */
+  syscallCycles: number;
+  /** Saving and restoring a process's context. */
+  contextSwitchCycles: number;
+  /** Copying or clearing one 64-byte line in a range operation. */
+  lineCopyCycles: number;
+}
+
+export const DEFAULT_COST_MODEL: Readonly<CostModel> = {
+  tlbLookupCycles: 1,
+  memoryAccessCycles: 10,
+  faultEntryCycles: 1000,
+  tlbRefillTrapCycles: 40,
+  syscallCycles: 300,
+  contextSwitchCycles: 2000,
+  lineCopyCycles: 4,
+};
+
+/** Merge overrides into the defaults, refusing negative or non-integer costs. */
+export function resolveCostModel(overrides: Partial<CostModel> = {}): CostModel {
+  const out = { ...DEFAULT_COST_MODEL, ...overrides };
+  for (const [k, v] of Object.entries(out)) {
+    if (!Number.isInteger(v) || v < 0 || v > 1e12) {
+      throw new RangeError(`cost.${k}: ${v} is not a whole number of cycles from 0 to 1e12`);
+    }
+  }
+  return out;
+}

@@ -1,0 +1,675 @@
+/**
+ * The MMU: translates virtual addresses through the TLB and, on a miss, by walking the page
+ * tables that live in physical memory, as hardware does. It sets accessed and dirty bits in
+ * the entries it uses, caches the result in the TLB, and reports a failure as a fault value.
+ * It decides nothing: the kernel installs the trap handlers (page fault, TLB refill).
+ *
+ * Two entry points:
+ * - `translate(va, access, mode)` returns the physical address, or -1 with `fault` filled in.
+ *   No handler is called: it is what a probe instruction or a test uses.
+ * - `load8..64`, `store8..64`, `loadBytes`, `storeBytes`, `fillBytes`: the CPU's accesses in the
+ *   current `mode`. On a fault they call the page-fault handler and retry the access once the
+ *   handler returns; the handler ends the access by throwing (a signal for the process).
+ *
+ * Counting: every access counts once in `accesses` and once as a TLB hit or miss, on its first
+ * attempt only: a retry after a fault is not a second reference. Walks count every walk,
+ * including retries and dirty-bit assists (a write hitting an entry cached clean).
+ *
+ * The access path on a TLB hit allocates nothing, builds no closure and uses no BigInt.
+ */
+import type { Clock } from './clock.ts';
+import type { CostModel } from './cost.ts';
+import { entryPfn, levelIndex, type PagingFormat, testFlag } from './paging/format.ts';
+import type { PhysicalMemory } from './physmem.ts';
+import {
+  TLB_DIRTY,
+  TLB_EXECUTABLE,
+  TLB_GLOBAL,
+  TLB_READABLE,
+  TLB_USER,
+  TLB_WRITABLE,
+  Tlb,
+  type TlbConfig,
+} from './tlb.ts';
+
+export const ACCESS_READ = 0;
+export const ACCESS_WRITE = 1;
+export const ACCESS_EXECUTE = 2;
+export type AccessKind = typeof ACCESS_READ | typeof ACCESS_WRITE | typeof ACCESS_EXECUTE;
+export const ACCESS_NAMES = ['read', 'write', 'execute'] as const;
+
+export const MODE_USER = 0;
+export const MODE_KERNEL = 1;
+export type CpuMode = typeof MODE_USER | typeof MODE_KERNEL;
+export const MODE_NAMES = ['user', 'kernel'] as const;
+
+/**
+ * Why a translation failed.
+ * - not-present: the entry at `level` has its present/valid bit clear.
+ * - protection: the leaf was reached but the access is not allowed (`reason` says which).
+ * - reserved: an entry at `level` has a reserved bit set (or maps a huge page, not modelled).
+ * - bus: an entry points to a frame beyond installed memory (a machine check on real hardware).
+ * - tlb-miss: software-managed TLB and no refill handler wrote an entry.
+ * - address-size: the address is wider than the format's virtual addresses (x86's
+ *   non-canonical #GP; a RISC-V page fault on bad upper bits).
+ */
+export type FaultKind = 'not-present' | 'protection' | 'reserved' | 'bus' | 'tlb-miss' | 'address-size';
+export type ProtectionReason =
+  | 'write-to-read-only'
+  | 'user-to-kernel'
+  | 'execute-no-execute'
+  | 'read-not-readable';
+
+/** A fault value. The MMU reuses one instance: copy it (`{ ...fault }`) to keep it. */
+export interface MmuFault {
+  kind: FaultKind;
+  reason: ProtectionReason | undefined;
+  /** Level of the entry that failed (0 = root); the leaf level for protection faults. */
+  level: number;
+  va: number;
+  access: AccessKind;
+  mode: CpuMode;
+}
+
+/**
+ * The kernel's page-fault handler. Return normally to retry the access (the handler fixed the
+ * page tables); throw to abandon it (the kernel kills or signals the process).
+ */
+export type PageFaultHandler = (fault: Readonly<MmuFault>) => void;
+
+/**
+ * The kernel's TLB-refill handler for a software-managed TLB. It writes the entry with
+ * `mmu.tlbWrite` and returns true, or returns false after `mmu.raiseFault` to report a page fault.
+ */
+export type TlbRefillHandler = (mmu: Mmu, va: number, access: AccessKind, mode: CpuMode) => boolean;
+
+export interface MmuOptions {
+  tlb: TlbConfig;
+  /** Separate instruction and data TLBs of the same geometry. */
+  splitTlb?: boolean;
+  /** 'hardware': the MMU walks on a miss; 'software': a miss traps to the refill handler. */
+  tlbManagement?: 'hardware' | 'software';
+  /** ASID tag width in bits; 0 means no ASIDs (a switch flushes non-global entries). */
+  asidBits?: number;
+  cost: CostModel;
+  clock: Clock;
+}
+
+export class PageFaultError extends Error {
+  constructor(readonly fault: MmuFault) {
+    super(
+      `unhandled page fault: ${fault.kind}${fault.reason ? ` (${fault.reason})` : ''} at level ${fault.level}, ` +
+        `${ACCESS_NAMES[fault.access]} of 0x${fault.va.toString(16)} in ${MODE_NAMES[fault.mode]} mode`,
+    );
+    this.name = 'PageFaultError';
+  }
+}
+
+const MAX_LEVELS = 5;
+
+export class Mmu {
+  readonly mem: PhysicalMemory;
+  readonly format: PagingFormat;
+  readonly dtlb: Tlb;
+  /** The instruction TLB: the same object as dtlb unless the TLB is split. */
+  readonly itlb: Tlb;
+  readonly clock: Clock;
+  readonly cost: CostModel;
+  readonly asidBits: number;
+  readonly softwareManaged: boolean;
+
+  /** Page-table root register (CR3 / satp.PPN / PDBR): the root table's frame. */
+  root = 0;
+  /** Current address-space identifier (0 when ASIDs are off). */
+  asid = 0;
+  /** Current privilege mode for load/store. */
+  mode: CpuMode = MODE_USER;
+
+  /** The last fault (reused). */
+  readonly fault: MmuFault = { kind: 'not-present', reason: undefined, level: 0, va: 0, access: 0, mode: 0 };
+
+  // Counters: always on.
+  accesses = 0;
+  walks = 0;
+  walkMemoryRefs = 0;
+  faults = 0;
+  dirtyAssists = 0;
+  refillTraps = 0;
+  addressSpaceSwitches = 0;
+
+  private readonly pageBytes: number;
+  private readonly pageShift: number;
+  private readonly offsetMask: number;
+  private readonly hitCycles: number;
+  private readonly vaLimit: number;
+  private faultHandler: PageFaultHandler | undefined;
+  private refillHandler: TlbRefillHandler | undefined;
+  /** TLB permission bits an access needs, indexed by access kind, for the current mode. */
+  private readonly need = new Uint8Array(3);
+  /** Physical addresses and values of the entries of the current walk (preallocated). */
+  private readonly walkEntryPa = new Float64Array(MAX_LEVELS);
+  private readonly walkEntryLo = new Uint32Array(MAX_LEVELS);
+  private readonly walkEntryHi = new Uint32Array(MAX_LEVELS);
+
+  constructor(mem: PhysicalMemory, format: PagingFormat, options: MmuOptions) {
+    if (mem.pageBytes !== format.pageBytes) {
+      throw new RangeError(
+        `mmu: memory pages of ${mem.pageBytes} bytes but ${format.name} uses ${format.pageBytes}`,
+      );
+    }
+    this.mem = mem;
+    this.format = format;
+    this.clock = options.clock;
+    this.cost = options.cost;
+    this.dtlb = new Tlb(options.tlb);
+    this.itlb = options.splitTlb ? new Tlb({ ...options.tlb, seed: (options.tlb.seed ?? 0) + 1 }) : this.dtlb;
+    this.asidBits = options.asidBits ?? 0;
+    if (!Number.isInteger(this.asidBits) || this.asidBits < 0 || this.asidBits > 16) {
+      throw new RangeError(`mmu.asidBits: ${this.asidBits}; ASIDs are 0 to 16 bits wide`);
+    }
+    this.softwareManaged = options.tlbManagement === 'software';
+    this.pageBytes = format.pageBytes;
+    this.pageShift = format.pageShift;
+    this.offsetMask = format.pageBytes - 1;
+    this.hitCycles = this.cost.tlbLookupCycles + this.cost.memoryAccessCycles;
+    this.vaLimit = Math.min(2 ** format.vaBits, Number.MAX_SAFE_INTEGER + 1);
+    this.setMode(MODE_USER);
+  }
+
+  // ---- registers and trap vectors (kernel side) ----
+
+  /** Install the page-fault handler. */
+  setFaultHandler(handler: PageFaultHandler | undefined): void {
+    this.faultHandler = handler;
+  }
+
+  /** Install the TLB-refill handler (software-managed TLB). */
+  setRefillHandler(handler: TlbRefillHandler | undefined): void {
+    this.refillHandler = handler;
+  }
+
+  /** Switch privilege mode for subsequent load/store. */
+  setMode(mode: CpuMode): void {
+    this.mode = mode;
+    const user = mode === MODE_USER ? TLB_USER : 0;
+    this.need[ACCESS_READ] = TLB_READABLE | user;
+    this.need[ACCESS_WRITE] = TLB_WRITABLE | TLB_DIRTY | user;
+    this.need[ACCESS_EXECUTE] = TLB_EXECUTABLE | user;
+  }
+
+  /**
+   * Load a new address space: root table frame and ASID. Without ASIDs every non-global TLB
+   * entry is flushed, as a CR3 write does; with ASIDs the entries stay, tagged.
+   */
+  switchAddressSpace(rootPfn: number, asid: number): void {
+    this.root = rootPfn;
+    this.addressSpaceSwitches++;
+    if (this.asidBits === 0) {
+      this.asid = 0;
+      this.dtlb.flushNonGlobal();
+      if (this.itlb !== this.dtlb) this.itlb.flushNonGlobal();
+      return;
+    }
+    if (!Number.isInteger(asid) || asid < 0 || asid >= 2 ** this.asidBits) {
+      throw new RangeError(`mmu: ASID ${asid} does not fit ${this.asidBits} bits`);
+    }
+    this.asid = asid;
+  }
+
+  /** Drop the cached translation of one page (invlpg / sfence.vma va, asid). */
+  invalidatePage(va: number, asid = this.asid): void {
+    const vpn = this.vpnOf(va);
+    this.dtlb.invalidatePage(vpn, asid);
+    if (this.itlb !== this.dtlb) this.itlb.invalidatePage(vpn, asid);
+  }
+
+  /** Drop every non-global translation of one ASID. */
+  invalidateAsid(asid: number): void {
+    this.dtlb.invalidateAsid(asid);
+    if (this.itlb !== this.dtlb) this.itlb.invalidateAsid(asid);
+  }
+
+  /** Drop every translation, global ones included. */
+  flushTlb(): void {
+    this.dtlb.flushAll();
+    if (this.itlb !== this.dtlb) this.itlb.flushAll();
+  }
+
+  /** Software-managed TLB: write an entry (tlbwr). `perm` is a set of TLB_* bits. */
+  tlbWrite(va: number, pfn: number, perm: number, access: AccessKind = ACCESS_READ): void {
+    const tlb = access === ACCESS_EXECUTE ? this.itlb : this.dtlb;
+    tlb.insert(this.vpnOf(va), this.asid, pfn, perm);
+  }
+
+  /** Record a fault (for refill handlers that find no valid entry). */
+  raiseFault(kind: FaultKind, level: number, reason?: ProtectionReason): void {
+    this.fault.kind = kind;
+    this.fault.level = level;
+    this.fault.reason = reason;
+  }
+
+  // ---- translation ----
+
+  /**
+   * Translate `va` for `access` in `mode`. Returns the physical address, or -1 with `fault`
+   * set. Counts like any access; calls no fault handler.
+   */
+  translate(va: number, access: AccessKind, mode: CpuMode): number {
+    const saved = this.mode;
+    if (mode !== saved) this.setMode(mode);
+    try {
+      const vpn = this.vpnOf(va);
+      const pfn = this.lookupFrame(va, vpn, access, true);
+      return pfn < 0 ? -1 : pfn * this.pageBytes + (va - vpn * this.pageBytes);
+    } finally {
+      if (mode !== saved) this.setMode(saved);
+    }
+  }
+
+  // ---- the CPU's accesses ----
+
+  load8(va: number): number {
+    const vpn = va < 2147483648 ? va >>> this.pageShift : Math.floor(va / this.pageBytes);
+    return this.mem.frameRead8(this.frameFor(va, vpn, ACCESS_READ), va & this.offsetMask);
+  }
+
+  store8(va: number, value: number): void {
+    const vpn = va < 2147483648 ? va >>> this.pageShift : Math.floor(va / this.pageBytes);
+    this.mem.frameWrite8(this.frameFor(va, vpn, ACCESS_WRITE), va & this.offsetMask, value);
+  }
+
+  /** Fetch one instruction byte (an execute access through the instruction TLB). */
+  fetch8(va: number): number {
+    const vpn = va < 2147483648 ? va >>> this.pageShift : Math.floor(va / this.pageBytes);
+    return this.mem.frameRead8(this.frameFor(va, vpn, ACCESS_EXECUTE), va & this.offsetMask);
+  }
+
+  load16(va: number): number {
+    const off = va & this.offsetMask;
+    if (off + 2 > this.pageBytes) return this.load8(va) | (this.load8(va + 1) << 8);
+    const vpn = va < 2147483648 ? va >>> this.pageShift : Math.floor(va / this.pageBytes);
+    return this.mem.frameRead16(this.frameFor(va, vpn, ACCESS_READ), off);
+  }
+
+  store16(va: number, value: number): void {
+    const off = va & this.offsetMask;
+    if (off + 2 > this.pageBytes) {
+      this.storeSplit(va, 2, value);
+      return;
+    }
+    const vpn = va < 2147483648 ? va >>> this.pageShift : Math.floor(va / this.pageBytes);
+    this.mem.frameWrite16(this.frameFor(va, vpn, ACCESS_WRITE), off, value);
+  }
+
+  load32(va: number): number {
+    const off = va & this.offsetMask;
+    if (off + 4 > this.pageBytes) return this.loadSplit(va, 4);
+    const vpn = va < 2147483648 ? va >>> this.pageShift : Math.floor(va / this.pageBytes);
+    return this.mem.frameRead32(this.frameFor(va, vpn, ACCESS_READ), off);
+  }
+
+  store32(va: number, value: number): void {
+    const off = va & this.offsetMask;
+    if (off + 4 > this.pageBytes) {
+      this.storeSplit(va, 4, value);
+      return;
+    }
+    const vpn = va < 2147483648 ? va >>> this.pageShift : Math.floor(va / this.pageBytes);
+    this.mem.frameWrite32(this.frameFor(va, vpn, ACCESS_WRITE), off, value);
+  }
+
+  /** 64-bit load as a number (exact below 2^53). One access when it stays inside a page. */
+  load64(va: number): number {
+    const off = va & this.offsetMask;
+    if (off + 8 > this.pageBytes) return this.loadSplit(va + 4, 4) * 4294967296 + this.loadSplit(va, 4);
+    const vpn = va < 2147483648 ? va >>> this.pageShift : Math.floor(va / this.pageBytes);
+    const pfn = this.frameFor(va, vpn, ACCESS_READ);
+    return this.mem.frameRead32(pfn, off + 4) * 4294967296 + this.mem.frameRead32(pfn, off);
+  }
+
+  /** 64-bit store of a safe integer (negative values in two's complement). */
+  store64(va: number, value: number): void {
+    const lo = value >>> 0;
+    const hi = Math.floor(value / 4294967296) >>> 0;
+    const off = va & this.offsetMask;
+    if (off + 8 > this.pageBytes) {
+      this.storeSplit(va, 4, lo);
+      this.storeSplit(va + 4, 4, hi);
+      return;
+    }
+    const vpn = va < 2147483648 ? va >>> this.pageShift : Math.floor(va / this.pageBytes);
+    const pfn = this.frameFor(va, vpn, ACCESS_WRITE);
+    this.mem.frameWrite32(pfn, off, lo);
+    this.mem.frameWrite32(pfn, off + 4, hi);
+  }
+
+  /**
+   * Copy `length` bytes from virtual `va` into `dst[dstOffset..]`. One translation per page
+   * touched; cycles charged per 64-byte line.
+   */
+  loadBytes(va: number, dst: Uint8Array, dstOffset = 0, length = dst.length - dstOffset): void {
+    let done = 0;
+    while (done < length) {
+      const addr = va + done;
+      const off = addr % this.pageBytes;
+      const n = Math.min(length - done, this.pageBytes - off);
+      const pfn = this.frameFor(addr, this.vpnOf(addr), ACCESS_READ);
+      const frame = this.mem.frameView(pfn);
+      dst.set(frame.subarray(off, off + n), dstOffset + done);
+      this.clock.now += Math.ceil(n / 64) * this.cost.lineCopyCycles;
+      done += n;
+    }
+  }
+
+  /** Copy `src` to virtual `va`, one translation per page touched. */
+  storeBytes(va: number, src: Uint8Array): void {
+    let done = 0;
+    while (done < src.length) {
+      const addr = va + done;
+      const off = addr % this.pageBytes;
+      const n = Math.min(src.length - done, this.pageBytes - off);
+      const pfn = this.frameFor(addr, this.vpnOf(addr), ACCESS_WRITE);
+      this.mem.frameViewForWrite(pfn).set(src.subarray(done, done + n), off);
+      this.clock.now += Math.ceil(n / 64) * this.cost.lineCopyCycles;
+      done += n;
+    }
+  }
+
+  /** Fill `length` bytes at virtual `va` with `value`, one translation per page touched. */
+  fillBytes(va: number, length: number, value: number): void {
+    let done = 0;
+    while (done < length) {
+      const addr = va + done;
+      const off = addr % this.pageBytes;
+      const n = Math.min(length - done, this.pageBytes - off);
+      const pfn = this.frameFor(addr, this.vpnOf(addr), ACCESS_WRITE);
+      this.mem.frameViewForWrite(pfn).fill(value, off, off + n);
+      this.clock.now += Math.ceil(n / 64) * this.cost.lineCopyCycles;
+      done += n;
+    }
+  }
+
+  /** Virtual page number of `va`. */
+  vpnOf(va: number): number {
+    return va < 2147483648 ? va >>> this.pageShift : Math.floor(va / this.pageBytes);
+  }
+
+  // ---- private: the access path ----
+
+  /**
+   * The frame behind `va` for `access` in the current mode, trapping to the kernel on a fault
+   * and retrying until the access succeeds (or the handler throws). Fast path: a TLB hit.
+   */
+  private frameFor(va: number, vpn: number, access: AccessKind): number {
+    this.accesses++;
+    this.clock.now += this.hitCycles;
+    const tlb = access === ACCESS_EXECUTE ? this.itlb : this.dtlb;
+    const slot = tlb.lookup(vpn, this.asid);
+    if (slot >= 0) {
+      const need = this.need[access]!;
+      if ((tlb.perm[slot]! & need) === need) {
+        tlb.hits++;
+        return tlb.pfn[slot]!;
+      }
+    }
+    return this.frameSlow(va, vpn, access);
+  }
+
+  /** The slow path of frameFor: a miss, a dirty-bit assist or a fault, then retries. */
+  private frameSlow(va: number, vpn: number, access: AccessKind): number {
+    let pfn = this.lookupFrame(va, vpn, access, false);
+    while (pfn < 0) {
+      this.trapPageFault();
+      pfn = this.lookupFrame(va, vpn, access, 'retry');
+    }
+    return pfn;
+  }
+
+  /**
+   * Resolve `vpn` to a frame: TLB, then walk (or refill trap). `counting` true counts the
+   * TLB outcome (translate()); false means frameFor already counted the access but not its
+   * outcome; 'retry' counts neither.
+   */
+  private lookupFrame(va: number, vpn: number, access: AccessKind, counting: boolean | 'retry'): number {
+    const tlb = access === ACCESS_EXECUTE ? this.itlb : this.dtlb;
+    if (counting === true) {
+      this.accesses++;
+      this.clock.now += this.hitCycles;
+    }
+    const slot = tlb.lookup(vpn, this.asid);
+    const need = this.need[access]!;
+    if (slot >= 0) {
+      const perm = tlb.perm[slot]!;
+      if (counting !== 'retry') tlb.hits++;
+      if ((perm & need) === need) return tlb.pfn[slot]!;
+      if (access === ACCESS_WRITE && (perm & (need & ~TLB_DIRTY)) === (need & ~TLB_DIRTY)) {
+        // Writable but cached clean: walk again to set the dirty bit in the entry.
+        this.dirtyAssists++;
+        return this.walkAndFill(va, vpn, access, tlb);
+      }
+      // Cached permissions refuse the access: fault without walking, dropping the entry.
+      tlb.invalidatePage(vpn, this.asid);
+      this.setProtectionFault(va, access, perm);
+      return -1;
+    }
+    if (counting !== 'retry') tlb.misses++;
+    if (this.softwareManaged) return this.refill(va, vpn, access, tlb);
+    return this.walkAndFill(va, vpn, access, tlb);
+  }
+
+  /** Software-managed miss: trap to the refill handler, then look again. */
+  private refill(va: number, vpn: number, access: AccessKind, tlb: Tlb): number {
+    this.refillTraps++;
+    this.clock.now += this.cost.tlbRefillTrapCycles;
+    this.fault.va = va;
+    this.fault.access = access;
+    this.fault.mode = this.mode;
+    if (this.refillHandler === undefined || !this.refillHandler(this, va, access, this.mode)) {
+      if (this.refillHandler === undefined) this.raiseFault('tlb-miss', 0);
+      this.faults++;
+      return -1;
+    }
+    const slot = tlb.probe(vpn, this.asid);
+    if (slot < 0) {
+      this.raiseFault('tlb-miss', 0);
+      this.faults++;
+      return -1;
+    }
+    const need = this.need[access]!;
+    const perm = tlb.perm[slot]!;
+    if ((perm & need) !== need) {
+      tlb.invalidatePage(vpn, this.asid);
+      this.setProtectionFault(va, access, perm);
+      return -1;
+    }
+    return tlb.pfn[slot]!;
+  }
+
+  private setProtectionFault(va: number, access: AccessKind, perm: number): void {
+    const f = this.fault;
+    f.kind = 'protection';
+    f.level = this.format.levels - 1;
+    f.va = va;
+    f.access = access;
+    f.mode = this.mode;
+    if (this.mode === MODE_USER && (perm & TLB_USER) === 0) f.reason = 'user-to-kernel';
+    else if (access === ACCESS_WRITE) f.reason = 'write-to-read-only';
+    else if (access === ACCESS_EXECUTE) f.reason = 'execute-no-execute';
+    else f.reason = 'read-not-readable';
+    this.faults++;
+  }
+
+  /** Walk the tables for `va`; on success fill the TLB and return the frame, else -1. */
+  private walkAndFill(va: number, vpn: number, access: AccessKind, tlb: Tlb): number {
+    const perm = this.walk(va, access, this.mode);
+    if (perm < 0) {
+      this.faults++;
+      return -1;
+    }
+    tlb.insert(vpn, this.asid, this.walkLeafPfn, perm);
+    return this.walkLeafPfn;
+  }
+
+  private walkLeafPfn = 0;
+
+  /**
+   * The hardware page walk. Reads each level's entry from physical memory, checks present,
+   * reserved and permission bits, and on success sets accessed bits (and the leaf's dirty bit
+   * on a write) in memory. Returns the TLB permission bits of the translation (and leaves the
+   * frame in walkLeafPfn), or -1 with `fault` set.
+   */
+  private walk(va: number, access: AccessKind, mode: CpuMode): number {
+    const fmt = this.format;
+    const mem = this.mem;
+    const m = fmt.mask;
+    const allLevels = fmt.permissionScope === 'all-levels';
+    this.walks++;
+    if (!(va >= 0 && va < this.vaLimit)) return this.walkFault('address-size', 0, va, access, mode);
+    let table = this.root;
+    let writable = true;
+    let user = true;
+    let noExec = false;
+    let lo = 0;
+    let hi = 0;
+    const last = fmt.levels - 1;
+    for (let level = 0; level <= last; level++) {
+      if (table >= mem.frameCount) return this.walkFault('bus', level, va, access, mode);
+      const pa = table * fmt.pageBytes + levelIndex(fmt, va, level) * fmt.entryBytes;
+      if (pa + fmt.entryBytes > mem.sizeBytes) return this.walkFault('bus', level, va, access, mode);
+      this.walkMemoryRefs++;
+      this.clock.now += this.cost.memoryAccessCycles;
+      lo = this.readEntryLo(pa);
+      hi = fmt.entryBytes === 8 ? mem.read32(pa + 4) : 0;
+      this.walkEntryPa[level] = pa;
+      this.walkEntryLo[level] = lo;
+      this.walkEntryHi[level] = hi;
+      if (!testFlag(m.present, lo, hi)) return this.walkFault('not-present', level, va, access, mode);
+      if (testFlag(fmt.reserved, lo, hi)) return this.walkFault('reserved', level, va, access, mode);
+      if (allLevels) {
+        if (level < last && testFlag(fmt.hugePage, lo, hi))
+          return this.walkFault('reserved', level, va, access, mode);
+        if (fmt.has.writable && !testFlag(m.writable, lo, hi)) writable = false;
+        if (fmt.has.user && !testFlag(m.user, lo, hi)) user = false;
+        if (fmt.has.noExecute && testFlag(m.noExecute, lo, hi)) noExec = true;
+      } else {
+        const isLeaf =
+          testFlag(m.readable, lo, hi) || testFlag(m.writable, lo, hi) || testFlag(m.execute, lo, hi);
+        if (isLeaf !== (level === last)) return this.walkFault('reserved', level, va, access, mode);
+      }
+      if (level < last) table = entryPfn(fmt, lo, hi);
+    }
+    // Leaf permissions.
+    let readable = true;
+    let executable = true;
+    if (allLevels) {
+      executable = !noExec;
+    } else {
+      readable = !fmt.has.readable || testFlag(m.readable, lo, hi);
+      writable = !fmt.has.writable || testFlag(m.writable, lo, hi);
+      user = !fmt.has.user || testFlag(m.user, lo, hi);
+      executable = !fmt.has.execute || testFlag(m.execute, lo, hi);
+      if (writable && !readable) return this.walkFault('reserved', last, va, access, mode);
+    }
+    let reason: ProtectionReason | undefined;
+    if (mode === MODE_USER && !user) reason = 'user-to-kernel';
+    else if (access === ACCESS_WRITE && !writable) reason = 'write-to-read-only';
+    else if (access === ACCESS_EXECUTE && !executable) reason = 'execute-no-execute';
+    else if (access === ACCESS_READ && !readable) reason = 'read-not-readable';
+    if (reason !== undefined) {
+      this.walkFault('protection', last, va, access, mode);
+      this.fault.reason = reason;
+      return -1;
+    }
+    const pfn = entryPfn(fmt, lo, hi);
+    if (pfn >= mem.frameCount) return this.walkFault('bus', last, va, access, mode);
+    this.setAccessedDirty(access);
+    this.walkLeafPfn = pfn;
+    let perm = 0;
+    if (readable) perm |= TLB_READABLE;
+    if (writable) perm |= TLB_WRITABLE;
+    if (executable) perm |= TLB_EXECUTABLE;
+    if (user) perm |= TLB_USER;
+    if (access === ACCESS_WRITE || !fmt.has.dirty || testFlag(m.dirty, lo, hi)) perm |= TLB_DIRTY;
+    if (fmt.has.global && testFlag(m.global, lo, hi)) perm |= TLB_GLOBAL;
+    return perm;
+  }
+
+  /** Set accessed bits on the walked entries (every level or the leaf) and dirty on a write. */
+  private setAccessedDirty(access: AccessKind): void {
+    const fmt = this.format;
+    const m = fmt.mask;
+    const last = fmt.levels - 1;
+    const first = fmt.permissionScope === 'all-levels' ? 0 : last;
+    for (let level = first; level <= last; level++) {
+      const lo = this.walkEntryLo[level]!;
+      const hi = this.walkEntryHi[level]!;
+      let newLo = lo | m.accessed.lo;
+      let newHi = hi | m.accessed.hi;
+      if (level === last && access === ACCESS_WRITE) {
+        newLo |= m.dirty.lo;
+        newHi |= m.dirty.hi;
+      }
+      newLo >>>= 0;
+      newHi >>>= 0;
+      if (newLo !== lo) this.writeEntryLo(this.walkEntryPa[level]!, newLo);
+      if (newHi !== hi) this.mem.write32(this.walkEntryPa[level]! + 4, newHi);
+    }
+  }
+
+  private readEntryLo(pa: number): number {
+    switch (this.format.entryBytes) {
+      case 1:
+        return this.mem.read8(pa);
+      case 2:
+        return this.mem.read16(pa);
+      default:
+        return this.mem.read32(pa);
+    }
+  }
+
+  private writeEntryLo(pa: number, lo: number): void {
+    switch (this.format.entryBytes) {
+      case 1:
+        this.mem.write8(pa, lo);
+        return;
+      case 2:
+        this.mem.write16(pa, lo);
+        return;
+      default:
+        this.mem.write32(pa, lo);
+    }
+  }
+
+  private walkFault(kind: FaultKind, level: number, va: number, access: AccessKind, mode: CpuMode): -1 {
+    const f = this.fault;
+    f.kind = kind;
+    f.reason = undefined;
+    f.level = level;
+    f.va = va;
+    f.access = access;
+    f.mode = mode;
+    return -1;
+  }
+
+  /** Enter the kernel's page-fault handler with the recorded fault. */
+  private trapPageFault(): void {
+    this.clock.now += this.cost.faultEntryCycles;
+    const handler = this.faultHandler;
+    if (handler === undefined) throw new PageFaultError({ ...this.fault });
+    handler(this.fault);
+  }
+
+  private loadSplit(va: number, size: number): number {
+    let v = 0;
+    for (let i = size - 1; i >= 0; i--) v = v * 256 + this.load8(va + i);
+    return v;
+  }
+
+  private storeSplit(va: number, size: number, value: number): void {
+    let v = value >>> 0;
+    for (let i = 0; i < size; i++) {
+      this.store8(va + i, v & 0xff);
+      v >>>= 8;
+    }
+  }
+}
