@@ -1,0 +1,104 @@
+/** `vmlab translate`: explain page walks on a memory image. */
+import type { Command } from 'commander';
+import {
+  ACCESS_EXECUTE,
+  ACCESS_READ,
+  ACCESS_WRITE,
+  type AccessKind,
+  type CpuMode,
+  MODE_KERNEL,
+  MODE_USER,
+} from '../hw/mmu.ts';
+import { InputError } from './configfile.ts';
+import { resolveFormat } from './formatfile.ts';
+import { type ImageForm, loadMemoryImage } from './memimage.ts';
+import {
+  explainTranslation,
+  makeTranslateMachine,
+  renderTranslateArgs,
+  renderTranslation,
+} from './translate.ts';
+import { parseAddress, parseSize } from './units.ts';
+
+const ACCESSES: Record<string, AccessKind> = {
+  read: ACCESS_READ,
+  write: ACCESS_WRITE,
+  execute: ACCESS_EXECUTE,
+  exec: ACCESS_EXECUTE,
+};
+const MODES: Record<string, CpuMode> = { user: MODE_USER, kernel: MODE_KERNEL };
+
+export function registerTranslate(program: Command): void {
+  program
+    .command('translate')
+    .description('walk the page tables in a physical memory image for one or more virtual addresses')
+    .argument('<address...>', 'virtual addresses (0x… hex, decimal or 0b… binary)')
+    .requiredOption(
+      '-f, --format <name|file>',
+      'paging format: x86-32, sv39, x86-64, x86-64-la57, or a format file',
+    )
+    .requiredOption(
+      '-i, --image <file>',
+      "physical memory image: raw binary, or text lines 'page N: b0 b1 …'",
+    )
+    .requiredOption('-r, --root <frame>', 'frame number of the root table (PDBR / CR3 / satp)')
+    .option('--image-form <form>', 'auto, raw or text', 'auto')
+    .option(
+      '--frames <n>',
+      'physical frames in the machine (default: what the PFN field can name, at most 2^20)',
+    )
+    .option('-a, --access <kind>', 'read, write or execute', 'read')
+    .option('-m, --mode <mode>', 'user or kernel', 'user')
+    .option('--json', 'print the walks as JSON')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  vmlab translate -f docs/examples/tiny-format.yaml -i docs/examples/tiny-image.txt -r 0x6c 0x611c 0x3da8
+  vmlab translate -f x86-32 -i mem.bin -r 1 0x00401234 --access write --json`,
+    )
+    .action((addresses: string[], opts: Record<string, string | boolean | undefined>) => {
+      const format = resolveFormat(String(opts.format));
+      const access = ACCESSES[String(opts.access)];
+      if (access === undefined)
+        throw new InputError(`--access: '${opts.access}' is not read, write or execute`);
+      const mode = MODES[String(opts.mode)];
+      if (mode === undefined) throw new InputError(`--mode: '${opts.mode}' is not user or kernel`);
+      const frames =
+        opts.frames === undefined ? Math.min(format.maxPfn + 1, 2 ** 20) : parseSize(String(opts.frames));
+      if (frames === undefined || frames < 1 || frames > 2 ** 26) {
+        throw new InputError(`--frames: '${opts.frames}' is not a frame count from 1 to 2^26`);
+      }
+      const root = parseAddress(String(opts.root));
+      if (root === undefined || root >= BigInt(frames)) {
+        throw new InputError(`--root: '${opts.root}' is not a frame number below ${frames}`);
+      }
+      const form = String(opts.imageForm);
+      if (!['auto', 'raw', 'text'].includes(form))
+        throw new InputError(`--image-form: '${form}' is not auto, raw or text`);
+      const { mem, mmu } = makeTranslateMachine(format, frames);
+      const image = String(opts.image);
+      loadMemoryImage(mem, image, form as ImageForm);
+      const parsed = addresses.map((a) => {
+        const v = parseAddress(a);
+        if (v === undefined)
+          throw new InputError(`address '${a}': not a number (use 0x… hex, decimal or 0b… binary)`);
+        return { text: a, value: v };
+      });
+      const reports = parsed.map((a) =>
+        explainTranslation(mem, mmu, a.value, { rootFrame: Number(root), access, mode, label: a.text }),
+      );
+      if (opts.json) {
+        process.stdout.write(
+          `${JSON.stringify({ format: format.name, image, frames, rootFrame: Number(root), translations: reports }, null, 2)}\n`,
+        );
+        return;
+      }
+      const lines = [
+        renderTranslateArgs(format, { image, frames, rootFrame: Number(root), access, mode }),
+        '',
+      ];
+      for (const r of reports) lines.push(renderTranslation(format, r), '');
+      process.stdout.write(lines.join('\n'));
+    });
+}

@@ -1,0 +1,202 @@
+/**
+ * Loading user-written YAML/JSON files (workloads, paging formats) against a zod schema, with
+ * errors that name the file, line, column and field, say what was expected, and suggest the
+ * nearest known key for a misspelt one. A user's mistake is an InputError (exit status 2 at the
+ * CLI), never a stack trace.
+ */
+import { readFileSync } from 'node:fs';
+import { isMap, isScalar, LineCounter, type Node, parseDocument } from 'yaml';
+import type { z } from 'zod';
+
+/** A mistake in a user's input file or arguments. The CLI prints `message` and exits with 2. */
+export class InputError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InputError';
+  }
+}
+
+/** Parse `path` as YAML (JSON is YAML too) and validate it; throws InputError on any mistake. */
+export function loadConfigFile<S extends z.ZodType>(path: string, schema: S): z.output<S> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new InputError(
+      `${path}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
+  }
+  return parseConfigText(path, text, schema);
+}
+
+/** Validate YAML text that came from `path` (for tests and embedded configs). */
+export function parseConfigText<S extends z.ZodType>(path: string, text: string, schema: S): z.output<S> {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    const pos = lineCounter.linePos(e.pos[0]);
+    throw new InputError(`${path}:${pos.line}:${pos.col}: ${e.message.split('\n')[0]}`);
+  }
+  const data: unknown = doc.toJS();
+  const result = schema.safeParse(data);
+  if (result.success) return result.data;
+  const lines = result.error.issues
+    .slice(0, 5)
+    .map((issue) => describeIssue(path, doc, lineCounter, schema, issue));
+  throw new InputError(lines.join('\n'));
+}
+
+type Issue = z.core.$ZodIssue;
+
+function describeIssue(
+  path: string,
+  doc: ReturnType<typeof parseDocument>,
+  lc: LineCounter,
+  schema: z.ZodType,
+  issue: Issue,
+): string {
+  if (issue.code === 'invalid_union') {
+    const branch = pickUnionBranch(issue);
+    if (branch !== undefined) {
+      return describeIssue(path, doc, lc, schema, {
+        ...branch,
+        path: [...issue.path, ...branch.path],
+      } as Issue);
+    }
+  }
+  const fieldPath = issue.path.map(String);
+  if (issue.code === 'unrecognized_keys') {
+    const key = issue.keys[0]!;
+    const known = knownKeysAt(schema, issue.path);
+    const guess = nearest(key, known);
+    const where = locate(doc, lc, issue.path, key);
+    const field = [...fieldPath, key].join('.');
+    const hint =
+      guess !== undefined
+        ? ` (did you mean '${guess}'?)`
+        : known.length > 0
+          ? ` (known: ${known.join(', ')})`
+          : '';
+    return `${path}:${where}: ${field}: unknown key${hint}`;
+  }
+  const where = locate(doc, lc, issue.path);
+  const field = fieldPath.length > 0 ? fieldPath.join('.') : '(top level)';
+  return `${path}:${where}: ${field}: ${issue.message.replace(/^Invalid input: /, '')}`;
+}
+
+/** The most informative branch of a failed union: the one whose errors go deepest. */
+function pickUnionBranch(issue: Issue & { code: 'invalid_union' }): Issue | undefined {
+  let best: Issue | undefined;
+  let bestDepth = -1;
+  for (const branch of issue.errors) {
+    for (const e of branch) {
+      const depth =
+        e.path.length + (e.code === 'unrecognized_keys' ? 1 : 0) + (e.code === 'invalid_value' ? -1 : 0);
+      if (depth > bestDepth) {
+        best = e;
+        bestDepth = depth;
+      }
+    }
+  }
+  return bestDepth > 0 ? best : undefined;
+}
+
+/** "line:col" of the node at `path` (or of key `key` inside it); the nearest existing parent otherwise. */
+function locate(
+  doc: ReturnType<typeof parseDocument>,
+  lc: LineCounter,
+  path: PropertyKey[],
+  key?: string,
+): string {
+  let node: unknown = doc.contents;
+  let offset = (doc.contents as Node | null)?.range?.[0] ?? 0;
+  for (const seg of path) {
+    const child =
+      isMap(node) || (node as { items?: unknown })?.items
+        ? (node as { get: (k: unknown, keep: boolean) => unknown }).get(seg, true)
+        : undefined;
+    if (child === undefined || child === null) break;
+    node = child;
+    offset = (child as Node).range?.[0] ?? offset;
+  }
+  if (key !== undefined && isMap(node)) {
+    const pair = node.items.find((p) => isScalar(p.key) && p.key.value === key);
+    if (pair && isScalar(pair.key) && pair.key.range) offset = pair.key.range[0];
+  }
+  const pos = lc.linePos(offset);
+  return `${pos.line}:${pos.col}`;
+}
+
+/** Keys of the object schema found at `path` inside `schema`. */
+function knownKeysAt(schema: z.ZodType, path: PropertyKey[]): string[] {
+  const found = new Set<string>();
+  const visit = (s: unknown, rest: PropertyKey[]): void => {
+    const def = (s as { _zod?: { def?: Record<string, unknown> } })?._zod?.def;
+    if (def === undefined) return;
+    switch (def.type) {
+      case 'object': {
+        const shape = def.shape as Record<string, unknown>;
+        if (rest.length === 0) {
+          for (const k of Object.keys(shape)) found.add(k);
+          return;
+        }
+        visit(shape[String(rest[0])], rest.slice(1));
+        return;
+      }
+      case 'array':
+        if (rest.length > 0) visit(def.element, rest.slice(1));
+        return;
+      case 'record':
+        if (rest.length > 0) visit(def.valueType, rest.slice(1));
+        return;
+      case 'union':
+        for (const o of def.options as unknown[]) visit(o, rest);
+        return;
+      case 'optional':
+      case 'nullable':
+      case 'default':
+      case 'prefault':
+      case 'catch':
+      case 'readonly':
+        visit(def.innerType, rest);
+        return;
+      case 'pipe':
+        visit(def.in, rest);
+        return;
+      default:
+        return;
+    }
+  };
+  visit(schema, path);
+  return [...found].sort();
+}
+
+/** The known key closest to `word` by edit distance, if it is close enough to be a likely typo. */
+export function nearest(word: string, known: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDist = Number.POSITIVE_INFINITY;
+  for (const k of known) {
+    const d = editDistance(word.toLowerCase(), k.toLowerCase());
+    if (d < bestDist) {
+      best = k;
+      bestDist = d;
+    }
+  }
+  return best !== undefined && bestDist <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  const prev = new Array<number>(b.length + 1);
+  for (let j = 0; j <= b.length; j++) prev[j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0]!;
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = prev[j]!;
+      prev[j] = Math.min(prev[j]! + 1, prev[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = tmp;
+    }
+  }
+  return prev[b.length]!;
+}

@@ -1,0 +1,113 @@
+/**
+ * The machine builder: the one place where the hardware is wired together. Every tunable sits
+ * in MachineConfig with its unit in its name and a default in DEFAULT_MACHINE; ranges are
+ * checked once, here.
+ */
+import { Clock } from '../hw/clock.ts';
+import { type CostModel, resolveCostModel } from '../hw/cost.ts';
+import { Mmu } from '../hw/mmu.ts';
+import type { PagingFormat } from '../hw/paging/format.ts';
+import { PhysicalMemory } from '../hw/physmem.ts';
+import type { TlbReplacement } from '../hw/tlb.ts';
+import { PageFrames } from '../mm/page.ts';
+import { InputError } from './configfile.ts';
+import { resolveFormat } from './formatfile.ts';
+
+export interface MachineConfig {
+  /** Emulated RAM in bytes (a whole number of pages). */
+  memoryBytes: number;
+  /** Paging format: a preset name or a format file. */
+  format: string;
+  cpuHz: number;
+  tlbEntries: number;
+  tlbWays: number;
+  tlbReplacement: TlbReplacement;
+  /** 0: no ASIDs, a switch flushes the TLB. */
+  asidBits: number;
+  splitTlb: boolean;
+  tlbManagement: 'hardware' | 'software';
+  cost: Partial<CostModel>;
+  seed: number;
+}
+
+export const DEFAULT_MACHINE: Readonly<MachineConfig> = {
+  memoryBytes: 64 * 1024 * 1024,
+  format: 'x86-64',
+  cpuHz: 1e9,
+  tlbEntries: 64,
+  tlbWays: 4,
+  tlbReplacement: 'lru',
+  asidBits: 12,
+  splitTlb: false,
+  tlbManagement: 'hardware',
+  cost: {},
+  seed: 0,
+};
+
+export interface Machine {
+  config: MachineConfig;
+  format: PagingFormat;
+  mem: PhysicalMemory;
+  frames: PageFrames;
+  clock: Clock;
+  mmu: Mmu;
+}
+
+/** Build a machine from `overrides` on DEFAULT_MACHINE. Throws InputError for impossible settings. */
+export function buildMachine(overrides: Partial<MachineConfig> = {}): Machine {
+  const config: MachineConfig = { ...DEFAULT_MACHINE, ...overrides };
+  const format = resolveFormat(config.format);
+  if (config.memoryBytes % format.pageBytes !== 0 || config.memoryBytes < format.pageBytes) {
+    throw new InputError(
+      `machine.memory: ${config.memoryBytes} bytes is not a whole number of ${format.pageBytes}-byte pages`,
+    );
+  }
+  const frameCount = config.memoryBytes / format.pageBytes;
+  if (frameCount > format.maxPfn + 1) {
+    throw new InputError(
+      `machine.memory: ${frameCount} frames exceed the ${format.pfnWidth}-bit frame numbers of ${format.name}`,
+    );
+  }
+  if (frameCount > 2 ** 26) {
+    throw new InputError(
+      `machine.memory: ${frameCount} frames; vmlab models at most 2^26 frames (256 GiB of 4 KiB pages)`,
+    );
+  }
+  const clock = new Clock({ hz: config.cpuHz });
+  const mem = new PhysicalMemory({ frameCount, pageBytes: format.pageBytes });
+  let cost: CostModel;
+  let mmu: Mmu;
+  try {
+    cost = resolveCostModel(config.cost);
+    mmu = new Mmu(mem, format, {
+      tlb: {
+        entries: config.tlbEntries,
+        ways: config.tlbWays,
+        replacement: config.tlbReplacement,
+        seed: config.seed,
+      },
+      splitTlb: config.splitTlb,
+      tlbManagement: config.tlbManagement,
+      asidBits: config.asidBits,
+      cost,
+      clock,
+    });
+  } catch (err) {
+    if (err instanceof RangeError) throw new InputError(`machine: ${err.message}`);
+    throw err;
+  }
+  return { config, format, mem, frames: new PageFrames(frameCount), clock, mmu };
+}
+
+/** The machine's configuration as `ARG name value` lines. */
+export function describeMachine(m: Machine): string[] {
+  const c = m.config;
+  return [
+    `ARG seed ${c.seed}`,
+    `ARG memory ${c.memoryBytes} bytes (${m.mem.frameCount} frames of ${m.format.pageBytes} bytes)`,
+    `ARG format ${m.format.name} (levels ${m.format.levelBits.join('/')}, ${m.format.entryBytes}-byte entries, ${m.format.vaBits}-bit VA)`,
+    `ARG cpu ${c.cpuHz} Hz`,
+    `ARG tlb ${c.tlbEntries} entries, ${c.tlbWays}-way, ${c.tlbReplacement}, ${c.tlbManagement}-managed${c.splitTlb ? ', split I/D' : ''}`,
+    `ARG asid bits ${c.asidBits}`,
+  ];
+}

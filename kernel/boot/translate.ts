@@ -1,0 +1,208 @@
+/**
+ * `vmlab translate`: a page walk shown as a student does it by hand.
+ *
+ * The walk is the MMU's own: a RecordingMemory watches the physical reads the hardware walk
+ * makes, so what is printed is exactly what the MMU did (each level's index, the entry's
+ * physical address and raw value, its decoded fields), followed by the physical address and
+ * the byte there, or the fault and its level.
+ */
+import { Clock } from '../hw/clock.ts';
+import { resolveCostModel } from '../hw/cost.ts';
+import { ACCESS_NAMES, type AccessKind, type CpuMode, Mmu, type MmuFault, MODE_NAMES } from '../hw/mmu.ts';
+import { decodeEntry, ENTRY_FLAGS, entryHex, levelIndex, type PagingFormat } from '../hw/paging/format.ts';
+import { PhysicalMemory } from '../hw/physmem.ts';
+import { InputError } from './configfile.ts';
+
+/** Physical memory that records the reads made through its checked accessors. */
+export class RecordingMemory extends PhysicalMemory {
+  recording = false;
+  readonly reads: Array<{ pa: number; size: number; value: number }> = [];
+
+  override read8(pa: number): number {
+    const v = super.read8(pa);
+    if (this.recording) this.reads.push({ pa, size: 1, value: v });
+    return v;
+  }
+
+  override read16(pa: number): number {
+    const v = super.read16(pa);
+    if (this.recording) this.reads.push({ pa, size: 2, value: v });
+    return v;
+  }
+
+  override read32(pa: number): number {
+    const v = super.read32(pa);
+    if (this.recording) this.reads.push({ pa, size: 4, value: v });
+    return v;
+  }
+}
+
+export interface WalkStep {
+  level: number;
+  index: number;
+  tableFrame: number;
+  entryAddress: number;
+  raw: string;
+  fields: Record<string, number | boolean>;
+}
+
+export interface TranslationReport {
+  va: string;
+  vaDecimal: string;
+  vaBits: number;
+  indices: number[];
+  offset: number;
+  steps: WalkStep[];
+  result:
+    | { pa: string; paDecimal: number; byte: number }
+    | { fault: { kind: string; reason?: string; level: number } };
+}
+
+/** The machine a translation runs on: memory of `frameCount` frames and an MMU of `format`. */
+export function makeTranslateMachine(
+  format: PagingFormat,
+  frameCount: number,
+): { mem: RecordingMemory; mmu: Mmu } {
+  const mem = new RecordingMemory({ frameCount, pageBytes: format.pageBytes });
+  const mmu = new Mmu(mem, format, {
+    tlb: { entries: 1, ways: 1, replacement: 'lru' },
+    cost: resolveCostModel(),
+    clock: new Clock({ hz: 1e9 }),
+  });
+  return { mem, mmu };
+}
+
+/**
+ * Translate one address on `mmu` with root `rootFrame`, recording the walk. The TLB is flushed
+ * first so that every address is walked. Throws InputError for an address the format cannot hold.
+ */
+export function explainTranslation(
+  mem: RecordingMemory,
+  mmu: Mmu,
+  va: bigint,
+  options: { rootFrame: number; access: AccessKind; mode: CpuMode; label?: string },
+): TranslationReport {
+  const fmt = mmu.format;
+  const label = options.label ?? `0x${va.toString(16)}`;
+  if (va < 0n || va >= 1n << BigInt(fmt.vaBits)) {
+    throw new InputError(
+      `address ${label}: wider than the ${fmt.vaBits}-bit virtual addresses of ${fmt.name}`,
+    );
+  }
+  if (va > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new InputError(`address ${label}: vmlab's MMU translates addresses below 2^53`);
+  }
+  const vaNum = Number(va);
+  mmu.switchAddressSpace(options.rootFrame, 0);
+  mmu.flushTlb();
+  mem.reads.length = 0;
+  mem.recording = true;
+  let pa: number;
+  try {
+    pa = mmu.translate(vaNum, options.access, options.mode);
+  } finally {
+    mem.recording = false;
+  }
+  const indices = fmt.levelBits.map((_, level) => levelIndex(fmt, vaNum, level));
+  const steps = groupSteps(fmt, mem.reads, indices, options.rootFrame);
+  const report: TranslationReport = {
+    va: `0x${va.toString(16)}`,
+    vaDecimal: va.toString(10),
+    vaBits: fmt.vaBits,
+    indices,
+    offset: vaNum % fmt.pageBytes,
+    steps,
+    result: { fault: { kind: 'none', level: 0 } },
+  };
+  if (pa < 0) {
+    const f: MmuFault = mmu.fault;
+    report.result = { fault: { kind: f.kind, level: f.level, ...(f.reason ? { reason: f.reason } : {}) } };
+  } else {
+    report.result = { pa: `0x${pa.toString(16)}`, paDecimal: pa, byte: mem.read8(pa) };
+  }
+  return report;
+}
+
+/** Turn the walk's recorded reads into one step per level. */
+function groupSteps(
+  fmt: PagingFormat,
+  reads: ReadonlyArray<{ pa: number; size: number; value: number }>,
+  indices: number[],
+  rootFrame: number,
+): WalkStep[] {
+  const steps: WalkStep[] = [];
+  let table = rootFrame;
+  let r = 0;
+  for (let level = 0; level < fmt.levels && r < reads.length; level++) {
+    const first = reads[r++]!;
+    const lo = first.value;
+    let hi = 0;
+    if (fmt.entryBytes === 8 && r < reads.length && reads[r]!.pa === first.pa + 4) hi = reads[r++]!.value;
+    const decoded = decodeEntry(fmt, lo >>> 0, hi >>> 0);
+    const fields: Record<string, number | boolean> = {};
+    for (const f of ENTRY_FLAGS) if (fmt.has[f]) fields[f] = decoded[f];
+    fields.pfn = decoded.pfn;
+    if (decoded.reserved) fields.reserved = true;
+    steps.push({
+      level,
+      index: indices[level]!,
+      tableFrame: table,
+      entryAddress: first.pa,
+      raw: entryHex(fmt, lo >>> 0, hi >>> 0),
+      fields,
+    });
+    table = decoded.pfn;
+  }
+  return steps;
+}
+
+const hex = (n: number): string => `0x${n.toString(16)}`;
+
+/** A report as text lines, the way a student writes the walk out. */
+export function renderTranslation(fmt: PagingFormat, rep: TranslationReport): string {
+  const out: string[] = [];
+  const bin = BigInt(rep.va).toString(2).padStart(rep.vaBits, '0');
+  out.push(`VA ${rep.va} (decimal ${rep.vaDecimal}) = 0b${bin} (${rep.vaBits} bits)`);
+  const split = rep.indices.map((ix, l) => `L${l} index ${hex(ix)} (${ix})`).join(' | ');
+  out.push(`  split: ${split} | offset ${hex(rep.offset)} (${rep.offset})`);
+  for (const s of rep.steps) {
+    const flags = Object.entries(s.fields)
+      .filter(([k]) => k !== 'pfn')
+      .map(([k, v]) => `${k}=${v === true ? 1 : v === false ? 0 : v}`)
+      .join(' ');
+    out.push(
+      `  L${s.level}: table frame ${hex(s.tableFrame)} (${s.tableFrame}), entry ${s.index} at PA ${hex(s.entryAddress)}: ` +
+        `${s.raw}  ${flags} pfn=${hex(s.fields.pfn as number)}`,
+    );
+  }
+  if ('pa' in rep.result) {
+    const frame = Math.floor(rep.result.paDecimal / fmt.pageBytes);
+    out.push(
+      `  --> PA ${rep.result.pa} (decimal ${rep.result.paDecimal}) = frame ${hex(frame)} + offset ${hex(rep.offset)}, ` +
+        `byte there 0x${rep.result.byte.toString(16).padStart(2, '0')}`,
+    );
+  } else {
+    const f = rep.result.fault;
+    out.push(`  --> FAULT ${f.kind}${f.reason ? ` (${f.reason})` : ''} at level ${f.level}`);
+  }
+  return out.join('\n');
+}
+
+/** The `ARG name value` lines that open the output (OSTEP's convention). */
+export function renderTranslateArgs(
+  fmt: PagingFormat,
+  args: { image: string; frames: number; rootFrame: number; access: AccessKind; mode: CpuMode },
+): string {
+  return [
+    `ARG format ${fmt.name}`,
+    `ARG page size ${fmt.pageBytes}`,
+    `ARG levels ${fmt.levelBits.join('/')} (index bits, root first)`,
+    `ARG entry bytes ${fmt.entryBytes}`,
+    `ARG va bits ${fmt.vaBits}`,
+    `ARG image ${args.image}`,
+    `ARG phys frames ${args.frames}`,
+    `ARG root frame ${hex(args.rootFrame)} (${args.rootFrame})`,
+    `ARG access ${ACCESS_NAMES[args.access]}`,
+    `ARG mode ${MODE_NAMES[args.mode]}`,
+  ].join('\n');
+}

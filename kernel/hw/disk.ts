@@ -1,0 +1,191 @@
+/**
+ * A block device backed by a real host file (the swap file, file images).
+ *
+ * Requests are served first-in first-out by one device: a request starts when the previous
+ * one has finished (or now, if the device is idle) and takes the profile's latency plus its
+ * transfer time. Its completion is an event on the emulated clock.
+ *
+ * The host I/O itself happens when the request is submitted, in submission order, so the bytes
+ * a read returns are those of every write submitted before it; the completion event is when
+ * the emulated machine may use them. The host file is created sparse (ftruncate), so a large
+ * swap area costs host disk only for the blocks written.
+ *
+ *   busyUntil >= now of the last submission;  completions fire in submission order
+ */
+import { closeSync, fstatSync, ftruncateSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import type { Clock } from './clock.ts';
+
+export type DiskProfileName = 'ram' | 'nvme' | 'ssd' | 'hdd';
+
+export interface DiskProfile {
+  name: DiskProfileName;
+  /** Fixed cost of a read (seek, rotation, controller) in microseconds. */
+  readLatencyUs: number;
+  /** Fixed cost of a write in microseconds. */
+  writeLatencyUs: number;
+  /** Sustained transfer rate. */
+  bytesPerSecond: number;
+}
+
+export const DISK_PROFILES: Readonly<Record<DiskProfileName, DiskProfile>> = {
+  ram: { name: 'ram', readLatencyUs: 1, writeLatencyUs: 1, bytesPerSecond: 10e9 },
+  nvme: { name: 'nvme', readLatencyUs: 20, writeLatencyUs: 30, bytesPerSecond: 3e9 },
+  ssd: { name: 'ssd', readLatencyUs: 100, writeLatencyUs: 200, bytesPerSecond: 500e6 },
+  hdd: { name: 'hdd', readLatencyUs: 8000, writeLatencyUs: 8000, bytesPerSecond: 150e6 },
+};
+
+export type DiskOp = 'read' | 'write';
+
+export interface DiskRequest {
+  op: DiskOp;
+  /** Byte offset on the device; a multiple of blockBytes. */
+  offsetBytes: number;
+  /** Data to write, or the buffer a read fills; its length is a multiple of blockBytes. */
+  buffer: Uint8Array;
+  /** Called at the completion time, from the clock's event loop. */
+  onComplete?: (now: number) => void;
+}
+
+export interface DiskOptions {
+  /** Host file backing the device: created if missing, extended (sparsely) to sizeBytes. */
+  path: string;
+  sizeBytes: number;
+  blockBytes?: number;
+  profile: DiskProfileName;
+  clock: Clock;
+  /** Remove the host file when the device is closed (scratch swap files). */
+  deleteOnClose?: boolean;
+}
+
+export class DiskError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'DiskError';
+  }
+}
+
+export class BlockDevice {
+  readonly path: string;
+  readonly sizeBytes: number;
+  readonly blockBytes: number;
+  readonly profile: DiskProfile;
+  private readonly clock: Clock;
+  private readonly deleteOnClose: boolean;
+  private fd: number;
+  /** Time the device finishes its last queued request. */
+  private busyUntil = 0;
+
+  // Counters.
+  reads = 0;
+  writes = 0;
+  bytesRead = 0;
+  bytesWritten = 0;
+  /** Requests submitted and not yet completed. */
+  inFlight = 0;
+  /** Cycles the device spent serving requests. */
+  busyCycles = 0;
+
+  constructor(options: DiskOptions) {
+    const blockBytes = options.blockBytes ?? 512;
+    if (!Number.isInteger(blockBytes) || blockBytes < 1 || (blockBytes & (blockBytes - 1)) !== 0) {
+      throw new DiskError(`disk.blockBytes: ${blockBytes} is not a power of two`);
+    }
+    if (!Number.isInteger(options.sizeBytes) || options.sizeBytes < 0 || options.sizeBytes % blockBytes !== 0) {
+      throw new DiskError(`disk.sizeBytes: ${options.sizeBytes} is not a whole number of ${blockBytes}-byte blocks`);
+    }
+    this.path = options.path;
+    this.sizeBytes = options.sizeBytes;
+    this.blockBytes = blockBytes;
+    this.profile = DISK_PROFILES[options.profile];
+    if (this.profile === undefined) throw new DiskError(`disk.profile: unknown profile '${options.profile}'`);
+    this.clock = options.clock;
+    this.deleteOnClose = options.deleteOnClose ?? false;
+    try {
+      this.fd = openSync(options.path, 'a+');
+      closeSync(this.fd);
+      this.fd = openSync(options.path, 'r+');
+      if (fstatSync(this.fd).size < options.sizeBytes) ftruncateSync(this.fd, options.sizeBytes);
+    } catch (err) {
+      throw new DiskError(`${options.path}: cannot open the disk's backing file: ${(err as Error).message}`);
+    }
+  }
+
+  /** Cycles a request of `bytes` bytes takes once the device starts it. */
+  serviceCycles(op: DiskOp, bytes: number): number {
+    const latencyUs = op === 'read' ? this.profile.readLatencyUs : this.profile.writeLatencyUs;
+    const seconds = latencyUs / 1e6 + bytes / this.profile.bytesPerSecond;
+    return this.clock.cyclesFor(seconds);
+  }
+
+  /**
+   * Queue a request. The host I/O happens now; the completion fires at the returned time
+   * (cycles), after every request submitted before it.
+   */
+  submit(request: DiskRequest): number {
+    this.transfer(request.op, request.offsetBytes, request.buffer);
+    const start = Math.max(this.clock.now, this.busyUntil);
+    const service = this.serviceCycles(request.op, request.buffer.length);
+    const done = start + service;
+    this.busyUntil = done;
+    this.busyCycles += service;
+    this.inFlight++;
+    this.clock.schedule(done, `disk ${request.op} @${request.offsetBytes}`, (now) => {
+      this.inFlight--;
+      request.onComplete?.(now);
+    });
+    return done;
+  }
+
+  /** Read at once, outside emulated time (boot, tools). Counted like any read. */
+  readNow(offsetBytes: number, buffer: Uint8Array): void {
+    this.transfer('read', offsetBytes, buffer);
+  }
+
+  /** Write at once, outside emulated time (boot, tools). Counted like any write. */
+  writeNow(offsetBytes: number, buffer: Uint8Array): void {
+    this.transfer('write', offsetBytes, buffer);
+  }
+
+  /** Close the backing file (and remove it when asked to). Idempotent. */
+  close(): void {
+    if (this.fd < 0) return;
+    closeSync(this.fd);
+    this.fd = -1;
+    if (this.deleteOnClose) {
+      try {
+        unlinkSync(this.path);
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  private transfer(op: DiskOp, offsetBytes: number, buffer: Uint8Array): void {
+    if (this.fd < 0) throw new DiskError(`${this.path}: ${op} on a closed disk`);
+    const len = buffer.length;
+    if (!Number.isInteger(offsetBytes) || offsetBytes < 0 || offsetBytes % this.blockBytes !== 0) {
+      throw new DiskError(`${this.path}: ${op} at offset ${offsetBytes} is not block-aligned`);
+    }
+    if (len % this.blockBytes !== 0 || offsetBytes + len > this.sizeBytes) {
+      throw new DiskError(`${this.path}: ${op} of ${len} bytes at ${offsetBytes} runs past the device or a block`);
+    }
+    if (op === 'read') {
+      let done = 0;
+      while (done < len) {
+        const n = readSync(this.fd, buffer, done, len - done, offsetBytes + done);
+        if (n === 0) {
+          buffer.fill(0, done);
+          break;
+        }
+        done += n;
+      }
+      this.reads++;
+      this.bytesRead += len;
+    } else {
+      let done = 0;
+      while (done < len) done += writeSync(this.fd, buffer, done, len - done, offsetBytes + done);
+      this.writes++;
+      this.bytesWritten += len;
+    }
+  }
+}
