@@ -57,13 +57,17 @@ export function runDemo(m: Machine, pages: number): string[] {
         continue;
       }
       const frame = allocFrame();
-      const e = encodeEntry(format, {
-        pfn: frame,
-        present: true,
-        writable: format.has.writable,
-        user: format.has.user,
-        readable: format.has.readable && level === format.levels - 1,
-      });
+      const leaf = level === format.levels - 1;
+      const e =
+        !leaf && format.permissionScope === 'leaf-only'
+          ? encodeEntry(format, { pfn: frame, present: true })
+          : encodeEntry(format, {
+              pfn: frame,
+              present: true,
+              writable: format.has.writable,
+              user: format.has.user,
+              readable: format.has.readable,
+            });
       writeLo(m, pa, e.lo);
       if (format.entryBytes === 8) mem.write32(pa + 4, e.hi);
       table = frame;

@@ -23,7 +23,9 @@ const modules = readdirSync(here)
 
 console.log(`# node ${process.version}, ${cpus().length} x ${cpus()[0]?.model ?? 'unknown cpu'}`);
 for (const file of modules) {
-  const mod = (await import(pathToFileURL(join(here, file)).href)) as { run: () => Promise<BenchFigure[]> | BenchFigure[] };
+  const mod = (await import(pathToFileURL(join(here, file)).href)) as {
+    run: () => Promise<BenchFigure[]> | BenchFigure[];
+  };
   console.log(`\n## ${basename(file, '.bench.ts')}`);
   for (const fig of await mod.run()) {
     const v = fig.value >= 100 ? Math.round(fig.value).toLocaleString('en-US') : fig.value.toFixed(2);
