@@ -1,0 +1,181 @@
+/**
+ * The page-fault handler. It reads top-down, as Linux's handle_mm_fault and SerenityOS's
+ * Region::handle_fault do: find the VMA; one guard clause per reason to refuse; then one named
+ * handler per kind of fault. Every path returns a FaultResult from a closed set (preallocated:
+ * the demand-zero path allocates nothing but the frame).
+ *
+ *   no VMA, or below a stack by more than it may grow   -> SIGSEGV / SEGV_MAPERR
+ *   the access breaks the VMA's protection              -> SIGSEGV / SEGV_ACCERR
+ *   below a stack VMA, within the limit and guard gap   -> stack growth, then demand-zero
+ *   entry none                                          -> demand-zero (anonymous)
+ *   entry present, write to read-only, private VMA      -> copy-on-write (copy, or reuse)
+ *   entry present and permitted                         -> spurious (stale TLB): retry
+ *   entry swap                                          -> swap-in (swap subsystem)
+ */
+import { ACCESS_EXECUTE, ACCESS_WRITE, type MmuFault } from '../hw/mmu.ts';
+import { SEGV_ACCERR, SEGV_MAPERR } from '../lib/signals.ts';
+import { type AddressSpace, putPage } from './mm.ts';
+import { PG_SHMEM } from './page.ts';
+import { NP_PROTNONE, NP_SWAP } from './pte.ts';
+import { VM_EXEC, VM_GROWSDOWN, VM_READ, VM_SHARED, VM_WRITE, type Vma } from './vma.ts';
+
+export type FaultResult =
+  | { readonly kind: 'handled'; readonly major: boolean; readonly how: FaultHow }
+  | { readonly kind: 'sigsegv'; readonly code: typeof SEGV_MAPERR | typeof SEGV_ACCERR }
+  | { readonly kind: 'sigbus' }
+  | { readonly kind: 'oom' };
+
+export type FaultHow = 'demand-zero' | 'cow-copy' | 'cow-reuse' | 'stack-growth' | 'spurious' | 'swap-in';
+
+const handled = (how: FaultHow, major = false): FaultResult => Object.freeze({ kind: 'handled', major, how });
+export const FAULT_DEMAND_ZERO = handled('demand-zero');
+export const FAULT_COW_COPY = handled('cow-copy');
+export const FAULT_COW_REUSE = handled('cow-reuse');
+export const FAULT_STACK_GROWTH = handled('stack-growth');
+export const FAULT_SPURIOUS = handled('spurious');
+export const FAULT_SWAP_IN_MINOR = handled('swap-in');
+export const FAULT_SWAP_IN_MAJOR = handled('swap-in', true);
+export const FAULT_MAPERR: FaultResult = Object.freeze({ kind: 'sigsegv', code: SEGV_MAPERR });
+export const FAULT_ACCERR: FaultResult = Object.freeze({ kind: 'sigsegv', code: SEGV_ACCERR });
+export const FAULT_SIGBUS: FaultResult = Object.freeze({ kind: 'sigbus' });
+export const FAULT_OOM: FaultResult = Object.freeze({ kind: 'oom' });
+
+/** Memory the fault handler may need: a fresh user frame (reclaiming as needed), and swap-in. */
+export interface FaultMemory {
+  /** A zeroed user frame owned by `pid` (PG_ANON, one reference), or -1 when none can be had. */
+  allocUserFrame(pid: number): number;
+  /** Bring swap slot `slot` back for `as` at `va` (entry at `pa`); a later subsystem. */
+  swapIn(as: AddressSpace, vma: Vma, va: number, pa: number, slot: number): FaultResult;
+}
+
+/** Handle a fault of `as` at `fault.va`. Never throws for anything a process can do. */
+export function handleFault(as: AddressSpace, fault: Readonly<MmuFault>, mem: FaultMemory): FaultResult {
+  const va = fault.va;
+  let vma = as.vmas.find(va);
+  if (vma === undefined) {
+    const above = as.vmas.findNext(va);
+    if (above === undefined || (above.flags & VM_GROWSDOWN) === 0) return FAULT_MAPERR;
+    if (!accessAllowed(above, fault)) return FAULT_ACCERR;
+    if (!growStack(as, above, va)) return FAULT_MAPERR;
+    vma = above;
+    as.services.events.stack_grow++;
+  }
+  if (!accessAllowed(vma, fault)) return FAULT_ACCERR;
+  const pa = as.tables.entryAddress(va, 'create');
+  if (pa < 0) return FAULT_OOM;
+  const t = as.tables;
+  const pte = as.services.pte;
+  const lo = t.read(pa);
+  const hi = t.hi;
+  if (pte.isNone(lo, hi)) {
+    if (vma.backing.kind === 'shmem') return doSharedAnonFault(as, vma, va, fault, mem);
+    return doAnonymousFault(as, vma, va, fault, mem);
+  }
+  if (!pte.isPresent(lo, hi)) {
+    const tag = pte.nonPresentTag(lo, hi);
+    if (tag === NP_SWAP) return mem.swapIn(as, vma, va, pa, pte.nonPresentPayload(lo, hi));
+    if (tag === NP_PROTNONE) return FAULT_ACCERR;
+    return FAULT_SIGBUS;
+  }
+  if (fault.access === ACCESS_WRITE && !pte.isWritable(lo, hi)) {
+    if ((vma.flags & VM_SHARED) !== 0) {
+      as.makeWritable(pa, va);
+      return FAULT_SPURIOUS;
+    }
+    return doCowFault(as, vma, va, pa, pte.pfnOf(lo, hi), mem);
+  }
+  as.services.mmu.invalidatePage(va, as.asid);
+  return FAULT_SPURIOUS;
+}
+
+/** Does the VMA allow the faulting access? (Execute needs VM_EXEC; read needs any access right.) */
+function accessAllowed(vma: Vma, fault: Readonly<MmuFault>): boolean {
+  if (fault.access === ACCESS_WRITE) return (vma.flags & VM_WRITE) !== 0;
+  if (fault.access === ACCESS_EXECUTE) return (vma.flags & VM_EXEC) !== 0;
+  return (vma.flags & (VM_READ | VM_WRITE | VM_EXEC)) !== 0;
+}
+
+/**
+ * Grow the stack VMA `stack` down to cover `va`, if the new size stays within the stack limit
+ * and the new start stays above the previous VMA's end plus the guard gap.
+ */
+function growStack(as: AddressSpace, stack: Vma, va: number): boolean {
+  const page = as.pageBytes;
+  const newStart = Math.floor(va / page) * page;
+  const { stackLimitBytes, stackGuardGapPages } = as.services.tunables;
+  if (stack.end - newStart > stackLimitBytes) return false;
+  const below = as.vmas.prev(stack);
+  if (below !== undefined && newStart < below.end + stackGuardGapPages * page) return false;
+  if (newStart < as.layout.mmapMinAddr) return false;
+  stack.start = newStart;
+  as.updateHiwater();
+  return true;
+}
+
+/** First touch of an anonymous page: map a fresh zeroed frame. */
+function doAnonymousFault(as: AddressSpace, vma: Vma, va: number, fault: Readonly<MmuFault>, mem: FaultMemory): FaultResult {
+  const pfn = mem.allocUserFrame(as.ownerPid);
+  if (pfn < 0) return FAULT_OOM;
+  const page = as.pageBytes;
+  as.services.pages.index[pfn] = Math.floor(va / page);
+  const write = fault.access === ACCESS_WRITE;
+  if (!as.installPage(vma, va, pfn, { writable: (vma.flags & VM_WRITE) !== 0, dirty: write })) {
+    putPage(as.services, pfn);
+    return FAULT_OOM;
+  }
+  if (vma.anon === null) vma.anon = { id: as.services.nextAnonFamilyId() };
+  as.updateHiwater();
+  return FAULT_DEMAND_ZERO;
+}
+
+/** First touch of a page of a shared anonymous object: map the object's page, creating it if new. */
+function doSharedAnonFault(as: AddressSpace, vma: Vma, va: number, fault: Readonly<MmuFault>, mem: FaultMemory): FaultResult {
+  if (vma.backing.kind !== 'shmem') return FAULT_SIGBUS;
+  const obj = vma.backing.object;
+  const index = vma.pgoff + (va - vma.start) / as.pageBytes;
+  const pages = as.services.pages;
+  let pfn = obj.pages.get(index);
+  if (pfn === undefined) {
+    pfn = mem.allocUserFrame(as.ownerPid);
+    if (pfn < 0) return FAULT_OOM;
+    pages.set(pfn, PG_SHMEM);
+    pages.index[pfn] = index;
+    obj.pages.set(index, pfn); // the object keeps the allocation's reference
+  }
+  pages.refcount[pfn]!++; // the mapping's reference
+  if (!as.installPage(vma, va, pfn, { writable: (vma.flags & VM_WRITE) !== 0, dirty: fault.access === ACCESS_WRITE })) {
+    putPage(as.services, pfn);
+    return FAULT_OOM;
+  }
+  as.updateHiwater();
+  return FAULT_DEMAND_ZERO;
+}
+
+/**
+ * A write to a read-only private page. If this mapping holds the only reference, the page is
+ * reused (made writable); otherwise it is copied into a fresh frame and the old one loses a
+ * reference.
+ */
+function doCowFault(as: AddressSpace, vma: Vma, va: number, pa: number, oldPfn: number, mem: FaultMemory): FaultResult {
+  const { pages } = as.services;
+  if (pages.refcount[oldPfn] === 1 && pages.mapcount[oldPfn] === 1) {
+    as.makeWritable(pa, va);
+    as.services.events.pgreuse++;
+    return FAULT_COW_REUSE;
+  }
+  const newPfn = mem.allocUserFrame(as.ownerPid);
+  if (newPfn < 0) return FAULT_OOM;
+  as.services.mem.copyFrame(oldPfn, newPfn);
+  pages.index[newPfn] = Math.floor(va / as.pageBytes);
+  pages.mapcount[oldPfn]!--;
+  as.rssAnon--;
+  putPage(as.services, oldPfn);
+  as.tables.write(pa, 0, 0);
+  if (!as.installPage(vma, va, newPfn, { writable: true, dirty: true })) {
+    // The entry's table exists (we just read it), so installPage cannot fail here.
+    putPage(as.services, newPfn);
+    return FAULT_OOM;
+  }
+  as.services.events.cow_fault++;
+  return FAULT_COW_COPY;
+}

@@ -1,0 +1,297 @@
+/**
+ * The memory-map system calls on an address space: brk, mmap, munmap, mprotect, madvise,
+ * mincore. Linux's argument checks, error numbers and semantics (see
+ * shared/reference/linux-mm.md §2.7-2.10). Each returns a result or -errno, and a call that
+ * fails leaves the address space as it was.
+ */
+import { EEXIST, EINVAL, ENODEV, ENOMEM, EPERM } from '../lib/errno.ts';
+import type { AddressSpace } from './mm.ts';
+import { PG_LAZYFREE } from './page.ts';
+import {
+  VM_ACCOUNT,
+  VM_EXEC,
+  VM_GROWSDOWN,
+  VM_MAYEXEC,
+  VM_MAYREAD,
+  VM_MAYSHARE,
+  VM_MAYWRITE,
+  VM_NORESERVE,
+  VM_READ,
+  VM_SHARED,
+  VM_WRITE,
+  type Vma,
+} from './vma.ts';
+
+export const PROT_NONE = 0x0;
+export const PROT_READ = 0x1;
+export const PROT_WRITE = 0x2;
+export const PROT_EXEC = 0x4;
+
+export const MAP_SHARED = 0x01;
+export const MAP_PRIVATE = 0x02;
+export const MAP_SHARED_VALIDATE = 0x03;
+export const MAP_TYPE = 0x0f;
+export const MAP_FIXED = 0x10;
+export const MAP_ANONYMOUS = 0x20;
+export const MAP_GROWSDOWN = 0x0100;
+export const MAP_NORESERVE = 0x4000;
+export const MAP_POPULATE = 0x8000;
+export const MAP_STACK = 0x20000;
+export const MAP_FIXED_NOREPLACE = 0x100000;
+const MAP_KNOWN =
+  MAP_TYPE | MAP_FIXED | MAP_ANONYMOUS | MAP_GROWSDOWN | MAP_NORESERVE | MAP_POPULATE | MAP_STACK | MAP_FIXED_NOREPLACE;
+
+export const MADV_NORMAL = 0;
+export const MADV_RANDOM = 1;
+export const MADV_SEQUENTIAL = 2;
+export const MADV_WILLNEED = 3;
+export const MADV_DONTNEED = 4;
+export const MADV_FREE = 8;
+
+/** What the calls need from the kernel beyond the address space. */
+export interface MmapEnv {
+  /** Fault in `va` for `write` (MAP_POPULATE); false when it could not be made resident. */
+  populate(va: number, write: boolean): boolean;
+}
+
+/** VMA flags for PROT_* bits. */
+export function protToVmFlags(prot: number): number {
+  let f = VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
+  if (prot & PROT_READ) f |= VM_READ;
+  if (prot & PROT_WRITE) f |= VM_WRITE;
+  if (prot & PROT_EXEC) f |= VM_EXEC;
+  return f;
+}
+
+const pageUp = (n: number, page: number): number => Math.ceil(n / page) * page;
+
+/**
+ * brk(addr): move the program break. Returns the new break, or the current one when the
+ * request is refused (below the heap start, into another mapping, or memory is short), as the
+ * raw Linux syscall does.
+ */
+export function doBrk(as: AddressSpace, addr: number): number {
+  const page = as.pageBytes;
+  if (!Number.isSafeInteger(addr) || addr < as.startBrk || addr > as.layout.taskSize) return as.brk;
+  const oldEnd = pageUp(as.brk, page);
+  const newEnd = pageUp(addr, page);
+  if (newEnd === oldEnd) {
+    as.brk = addr;
+    return as.brk;
+  }
+  if (newEnd < oldEnd) {
+    if (doMunmap(as, newEnd, oldEnd - newEnd) < 0) return as.brk;
+    as.brk = addr;
+    return as.brk;
+  }
+  // Growing: keep one page clear below the next mapping (and the stack's guard gap).
+  const next = as.vmas.findNext(oldEnd);
+  if (next !== undefined) {
+    const limit = as.vmas.gapStart(next, as.services.tunables.stackGuardGapPages * page);
+    if (newEnd + page > limit) return as.brk;
+  }
+  const heap = as.heapVma();
+  if (heap !== undefined && heap.end === oldEnd) {
+    heap.end = newEnd;
+  } else {
+    const flags = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | VM_ACCOUNT;
+    const v = as.vmas.create({ start: oldEnd, end: newEnd, flags, backing: { kind: 'anon' }, name: '[heap]' });
+    if (v === undefined) return as.brk;
+  }
+  as.brk = addr;
+  as.updateHiwater();
+  return as.brk;
+}
+
+/**
+ * mmap(addr, length, prot, flags, fd, offset). Returns the mapping's address or -errno.
+ * File mappings need the files subsystem: without it they fail with -ENODEV.
+ */
+export function doMmap(
+  as: AddressSpace,
+  args: { addr: number; length: number; prot: number; flags: number; fd: number; offset: number },
+  env: MmapEnv,
+): number {
+  const page = as.pageBytes;
+  const { addr, prot, flags, offset } = args;
+  if (!Number.isSafeInteger(args.length) || args.length <= 0) return -EINVAL;
+  const type = flags & MAP_TYPE;
+  if (type !== MAP_SHARED && type !== MAP_PRIVATE && type !== MAP_SHARED_VALIDATE) return -EINVAL;
+  if (type === MAP_SHARED_VALIDATE && (flags & ~MAP_KNOWN) !== 0) return -EINVAL;
+  if ((prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) !== 0) return -EINVAL;
+  if (!Number.isSafeInteger(offset) || offset < 0 || offset % page !== 0) return -EINVAL;
+  const length = pageUp(args.length, page);
+  if (length > as.layout.taskSize) return -ENOMEM;
+  if ((flags & MAP_ANONYMOUS) === 0) return -ENODEV;
+  const fixed = (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) !== 0;
+  let start: number;
+  if (fixed) {
+    if (!Number.isSafeInteger(addr) || addr % page !== 0) return -EINVAL;
+    if (addr + length > as.layout.taskSize) return -ENOMEM;
+    if (addr < as.layout.mmapMinAddr) return -EPERM;
+    if (as.vmas.overlaps(addr, addr + length)) {
+      if ((flags & MAP_FIXED_NOREPLACE) !== 0) return -EEXIST;
+      if (doMunmap(as, addr, length) < 0) return -ENOMEM;
+    }
+    start = addr;
+  } else {
+    start = placeMapping(as, addr, length);
+    if (start < 0) return -ENOMEM;
+  }
+  let vmFlags = protToVmFlags(prot);
+  if (type !== MAP_PRIVATE) vmFlags |= VM_SHARED | VM_MAYSHARE;
+  if (flags & MAP_GROWSDOWN) vmFlags |= VM_GROWSDOWN;
+  if (flags & MAP_NORESERVE) vmFlags |= VM_NORESERVE;
+  else if (type === MAP_PRIVATE && (prot & PROT_WRITE) !== 0) vmFlags |= VM_ACCOUNT;
+  const shared = (vmFlags & VM_SHARED) !== 0;
+  const backing = shared ? { kind: 'shmem' as const, object: as.services.newShmem() } : { kind: 'anon' as const };
+  const vma = as.vmas.create({ start, end: start + length, flags: vmFlags, backing });
+  if (vma === undefined) {
+    if (backing.kind === 'shmem') as.services.putShmem(backing.object);
+    return -ENOMEM;
+  }
+  const merged = shared ? vma : as.vmas.mergeAround(vma);
+  as.updateHiwater();
+  if ((flags & MAP_POPULATE) !== 0) {
+    const write = (prot & PROT_WRITE) !== 0;
+    for (let va = start; va < start + length; va += page) if (!env.populate(va, write)) break;
+  }
+  void merged;
+  return start;
+}
+
+/** Where a non-fixed mapping goes: the hint if it is free and valid, else top-down from mmap_base. */
+function placeMapping(as: AddressSpace, hint: number, length: number): number {
+  const page = as.pageBytes;
+  const { layout } = as;
+  const gap = as.services.tunables.stackGuardGapPages * page;
+  if (Number.isSafeInteger(hint) && hint > 0) {
+    const h = pageUp(hint, page);
+    if (h >= layout.mmapMinAddr && h + length <= layout.taskSize && !as.vmas.overlaps(h, h + length)) {
+      const next = as.vmas.findNext(h);
+      if (next === undefined || h + length <= as.vmas.gapStart(next, gap)) return h;
+    }
+  }
+  const below = Math.min(layout.mmapBase, layout.taskSize);
+  const above = Math.max(layout.mmapMinAddr, pageUp(as.brk, page) + page);
+  return as.vmas.findFreeTopDown(length, { below, above, stackGap: gap });
+}
+
+/** munmap(addr, length): 0 or -errno. Unmapping a range with holes (or nothing) is fine. */
+export function doMunmap(as: AddressSpace, addr: number, len: number): number {
+  const page = as.pageBytes;
+  if (!Number.isSafeInteger(addr) || addr % page !== 0 || !Number.isSafeInteger(len) || len <= 0) return -EINVAL;
+  const length = pageUp(len, page);
+  if (addr + length > as.layout.taskSize) return -EINVAL;
+  const end = addr + length;
+  if (!as.vmas.carve(addr, end)) return -ENOMEM;
+  for (const v of as.vmas.overlapping(addr, end)) {
+    as.zapRange(v.start, v.end);
+    if (v.backing.kind === 'shmem') as.services.putShmem(v.backing.object);
+    as.vmas.destroy(v);
+  }
+  return 0;
+}
+
+/** mprotect(addr, length, prot): 0 or -errno. The whole range must be mapped (-ENOMEM otherwise). */
+export function doMprotect(as: AddressSpace, addr: number, len: number, prot: number): number {
+  const page = as.pageBytes;
+  if (!Number.isSafeInteger(addr) || addr % page !== 0) return -EINVAL;
+  if ((prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) !== 0) return -EINVAL;
+  if (!Number.isSafeInteger(len) || len < 0) return -EINVAL;
+  if (len === 0) return 0;
+  const length = pageUp(len, page);
+  const end = addr + length;
+  if (end > as.layout.taskSize) return -ENOMEM;
+  if (!coversRange(as, addr, end)) return -ENOMEM;
+  if (!as.vmas.carve(addr, end)) return -ENOMEM;
+  const access = protToVmFlags(prot) & (VM_READ | VM_WRITE | VM_EXEC);
+  for (const v of as.vmas.overlapping(addr, end)) {
+    v.flags = (v.flags & ~(VM_READ | VM_WRITE | VM_EXEC)) | access;
+    if ((v.flags & VM_WRITE) !== 0 && (v.flags & VM_SHARED) === 0 && (v.flags & VM_NORESERVE) === 0) {
+      v.flags |= VM_ACCOUNT;
+    }
+    as.changeProtection(v.start, v.end, v.flags);
+  }
+  as.vmas.mergeRange(addr, end);
+  return 0;
+}
+
+/** True when VMAs cover [start, end) with no hole. */
+function coversRange(as: AddressSpace, start: number, end: number): boolean {
+  let at = start;
+  for (const v of as.vmas.overlapping(start, end)) {
+    if (v.start > at) return false;
+    at = v.end;
+  }
+  return at >= end;
+}
+
+/**
+ * madvise(addr, length, advice): MADV_DONTNEED drops the pages now (private anonymous memory
+ * reads zeros on the next touch; shared memory reloads its contents); MADV_FREE marks private
+ * anonymous pages lazily freeable (reclaim may drop them while they stay clean). Hints that
+ * need no action succeed. Returns 0 or -errno.
+ */
+export function doMadvise(as: AddressSpace, addr: number, len: number, advice: number): number {
+  const page = as.pageBytes;
+  if (!Number.isSafeInteger(addr) || addr % page !== 0 || !Number.isSafeInteger(len) || len < 0) return -EINVAL;
+  if (![MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_DONTNEED, MADV_FREE].includes(advice)) {
+    return -EINVAL;
+  }
+  if (len === 0) return 0;
+  const end = addr + pageUp(len, page);
+  if (end > as.layout.taskSize) return -EINVAL;
+  if (!coversRange(as, addr, end)) return -ENOMEM;
+  if (advice === MADV_DONTNEED) {
+    for (const v of as.vmas.overlapping(addr, end)) as.zapRange(Math.max(v.start, addr), Math.min(v.end, end));
+  } else if (advice === MADV_FREE) {
+    for (const v of as.vmas.overlapping(addr, end)) {
+      if (v.backing.kind !== 'anon' || (v.flags & VM_SHARED) !== 0) return -EINVAL;
+    }
+    for (const v of as.vmas.overlapping(addr, end)) markLazyFree(as, v, Math.max(v.start, addr), Math.min(v.end, end));
+  }
+  return 0;
+}
+
+/** MADV_FREE: clear the dirty bits and mark the frames lazily freeable. */
+function markLazyFree(as: AddressSpace, _v: Vma, start: number, end: number): void {
+  const { pte, pages, mmu, events } = as.services;
+  const t = as.tables;
+  const found: number[] = [];
+  t.forEachEntry(start, end, (va, pa) => {
+    found.push(va, pa);
+  });
+  for (let i = 0; i < found.length; i += 2) {
+    const va = found[i]!;
+    const pa = found[i + 1]!;
+    const lo = t.read(pa);
+    const hi = t.hi;
+    if (!pte.isPresent(lo, hi)) continue;
+    const pfn = pte.pfnOf(lo, hi);
+    if (pages.mapcount[pfn] !== 1) continue; // shared with another process after fork: keep
+    const clean = pte.withDirty(lo, hi, false);
+    t.write(pa, clean, pte.hi);
+    pages.set(pfn, PG_LAZYFREE);
+    events.pglazyfree++;
+    mmu.invalidatePage(va, as.asid);
+  }
+}
+
+/**
+ * mincore(addr, length): residency of each page of the range, one byte per page (bit 0 set when
+ * resident), or -errno (-ENOMEM for an unmapped page, -EINVAL for a bad address).
+ */
+export function doMincore(as: AddressSpace, addr: number, len: number): Uint8Array | number {
+  const page = as.pageBytes;
+  if (!Number.isSafeInteger(addr) || addr % page !== 0 || !Number.isSafeInteger(len) || len < 0) return -EINVAL;
+  const end = addr + pageUp(len, page);
+  if (end > as.layout.taskSize) return -ENOMEM;
+  if (!coversRange(as, addr, end)) return -ENOMEM;
+  const out = new Uint8Array((end - addr) / page);
+  const { pte } = as.services;
+  as.tables.forEachEntry(addr, end, (va, _pa, lo, hi) => {
+    if (pte.isPresent(lo, hi)) out[(va - addr) / page] = 1;
+  });
+  return out;
+}

@@ -1,0 +1,37 @@
+/**
+ * System-wide event counters, named as Linux's /proc/vmstat names them. They are plain number
+ * fields, incremented where the event happens, and always on.
+ */
+export class VmEvents {
+  pgfault = 0;
+  pgmajfault = 0;
+  pgalloc_normal = 0;
+  pgfree = 0;
+  pswpin = 0;
+  pswpout = 0;
+  pgpgin = 0;
+  pgpgout = 0;
+  pgscan_kswapd = 0;
+  pgscan_direct = 0;
+  pgsteal_kswapd = 0;
+  pgsteal_direct = 0;
+  allocstall_normal = 0;
+  pgactivate = 0;
+  pgdeactivate = 0;
+  pglazyfree = 0;
+  pglazyfreed = 0;
+  pgreuse = 0;
+  oom_kill = 0;
+  workingset_refault_anon = 0;
+  workingset_refault_file = 0;
+  workingset_activate_anon = 0;
+  workingset_activate_file = 0;
+  /** Copy-on-write faults that copied a page (no Linux name; shown in summaries). */
+  cow_fault = 0;
+  /** Stack-growth faults. */
+  stack_grow = 0;
+  /** Context switches. */
+  context_switches = 0;
+  nr_tlb_local_flush_all = 0;
+  nr_tlb_local_flush_one = 0;
+}
