@@ -9,7 +9,12 @@ import { Mmu } from '../hw/mmu.ts';
 import type { PagingFormat } from '../hw/paging/format.ts';
 import { PhysicalMemory } from '../hw/physmem.ts';
 import type { TlbReplacement } from '../hw/tlb.ts';
+import { BuddyAllocator, type PoisonMode } from '../mm/buddy.ts';
+import { Kmalloc } from '../mm/kmalloc.ts';
 import { PageFrames } from '../mm/page.ts';
+import { SlabAllocator } from '../mm/slab.ts';
+import { Kernel, type KernelTunables } from '../proc/kernel.ts';
+import type { ProgramLoader } from '../proc/uapi.ts';
 import { InputError } from './configfile.ts';
 import { resolveFormat } from './formatfile.ts';
 
@@ -110,4 +115,30 @@ export function describeMachine(m: Machine): string[] {
     `ARG tlb ${c.tlbEntries} entries, ${c.tlbWays}-way, ${c.tlbReplacement}, ${c.tlbManagement}-managed${c.splitTlb ? ', split I/D' : ''}`,
     `ARG asid bits ${c.asidBits}`,
   ];
+}
+
+export interface BootOptions {
+  loader: ProgramLoader;
+  tunables?: Partial<KernelTunables>;
+  /** Page poisoning in the allocators (costs host memory: every freed frame is written). */
+  poison?: PoisonMode;
+}
+
+export interface BootedMachine extends Machine {
+  buddy: BuddyAllocator;
+  slab: SlabAllocator;
+  kmalloc: Kmalloc;
+  kernel: Kernel;
+}
+
+/** Boot the kernel on a machine: buddy allocator, slab and kmalloc caches, kernel caches, the scheduler. */
+export function bootKernel(m: Machine, options: BootOptions): BootedMachine {
+  const buddy = new BuddyAllocator({ memory: m.mem, pages: m.frames, poison: options.poison ?? 'off' });
+  const slab = new SlabAllocator({ buddy });
+  const kmalloc = new Kmalloc(slab);
+  const kernel = new Kernel(
+    { mem: m.mem, format: m.format, pages: m.frames, clock: m.clock, mmu: m.mmu, buddy, slab },
+    { loader: options.loader, seed: m.config.seed, tunables: options.tunables },
+  );
+  return { ...m, buddy, slab, kmalloc, kernel };
 }

@@ -113,7 +113,13 @@ function growStack(as: AddressSpace, stack: Vma, va: number): boolean {
 }
 
 /** First touch of an anonymous page: map a fresh zeroed frame. */
-function doAnonymousFault(as: AddressSpace, vma: Vma, va: number, fault: Readonly<MmuFault>, mem: FaultMemory): FaultResult {
+function doAnonymousFault(
+  as: AddressSpace,
+  vma: Vma,
+  va: number,
+  fault: Readonly<MmuFault>,
+  mem: FaultMemory,
+): FaultResult {
   const pfn = mem.allocUserFrame(as.ownerPid);
   if (pfn < 0) return FAULT_OOM;
   const page = as.pageBytes;
@@ -129,7 +135,13 @@ function doAnonymousFault(as: AddressSpace, vma: Vma, va: number, fault: Readonl
 }
 
 /** First touch of a page of a shared anonymous object: map the object's page, creating it if new. */
-function doSharedAnonFault(as: AddressSpace, vma: Vma, va: number, fault: Readonly<MmuFault>, mem: FaultMemory): FaultResult {
+function doSharedAnonFault(
+  as: AddressSpace,
+  vma: Vma,
+  va: number,
+  fault: Readonly<MmuFault>,
+  mem: FaultMemory,
+): FaultResult {
   if (vma.backing.kind !== 'shmem') return FAULT_SIGBUS;
   const obj = vma.backing.object;
   const index = vma.pgoff + (va - vma.start) / as.pageBytes;
@@ -143,7 +155,12 @@ function doSharedAnonFault(as: AddressSpace, vma: Vma, va: number, fault: Readon
     obj.pages.set(index, pfn); // the object keeps the allocation's reference
   }
   pages.refcount[pfn]!++; // the mapping's reference
-  if (!as.installPage(vma, va, pfn, { writable: (vma.flags & VM_WRITE) !== 0, dirty: fault.access === ACCESS_WRITE })) {
+  if (
+    !as.installPage(vma, va, pfn, {
+      writable: (vma.flags & VM_WRITE) !== 0,
+      dirty: fault.access === ACCESS_WRITE,
+    })
+  ) {
     putPage(as.services, pfn);
     return FAULT_OOM;
   }
@@ -156,7 +173,14 @@ function doSharedAnonFault(as: AddressSpace, vma: Vma, va: number, fault: Readon
  * reused (made writable); otherwise it is copied into a fresh frame and the old one loses a
  * reference.
  */
-function doCowFault(as: AddressSpace, vma: Vma, va: number, pa: number, oldPfn: number, mem: FaultMemory): FaultResult {
+function doCowFault(
+  as: AddressSpace,
+  vma: Vma,
+  va: number,
+  pa: number,
+  oldPfn: number,
+  mem: FaultMemory,
+): FaultResult {
   const { pages } = as.services;
   if (pages.refcount[oldPfn] === 1 && pages.mapcount[oldPfn] === 1) {
     as.makeWritable(pa, va);

@@ -20,17 +20,17 @@ import { panic } from '../lib/panic.ts';
 import type { Prng } from '../lib/prng.ts';
 import type { VmEvents } from '../observe/vmevents.ts';
 import type { BuddyAllocator } from './buddy.ts';
-import { PG_ANON, PG_PAGETABLE, PG_SHMEM, type PageFrames } from './page.ts';
+import { type PageFrames, PG_ANON, PG_PAGETABLE, PG_SHMEM } from './page.ts';
 import { PageTables } from './pagetable.ts';
 import { NP_PROTNONE, NP_SWAP, PTE_EXEC, PTE_READ, PTE_WRITE, type PteCodec } from './pte.ts';
 import {
   type AnonFamily,
+  type SharedAnonObject,
   VM_EXEC,
   VM_GROWSDOWN,
   VM_READ,
   VM_SHARED,
   VM_WRITE,
-  type SharedAnonObject,
   type Vma,
   type VmaObjectPool,
   VmaSet,
@@ -90,8 +90,11 @@ export function layoutFor(fmt: PagingFormat, tunables: MmTunables, prng: Prng | 
   }
   const small = fmt.vaBits < 32;
   const stackTop = taskSize - rand(small ? 0 : 4096);
-  const stackGap = small ? Math.floor(taskSize / 4 / page) * page : Math.max(tunables.stackLimitBytes, 128 * 1024 * 1024);
-  const mmapBase = stackTop - Math.min(stackGap, Math.floor(taskSize / 2 / page) * page) - rand(small ? 0 : 65536);
+  const stackGap = small
+    ? Math.floor(taskSize / 4 / page) * page
+    : Math.max(tunables.stackLimitBytes, 128 * 1024 * 1024);
+  const mmapBase =
+    stackTop - Math.min(stackGap, Math.floor(taskSize / 2 / page) * page) - rand(small ? 0 : 65536);
   return {
     taskSize,
     mmapMinAddr: small ? page : 65536,
@@ -201,7 +204,8 @@ export class AddressSpace {
 
   /** The `[heap]` VMA: the one holding the brk range. */
   heapVma(): Vma | undefined {
-    for (const v of this.vmas.all()) if (v.start <= this.brk && v.end >= this.startBrk && v.name === '[heap]') return v;
+    for (const v of this.vmas.all())
+      if (v.start <= this.brk && v.end >= this.startBrk && v.name === '[heap]') return v;
     return undefined;
   }
 
@@ -216,7 +220,10 @@ export class AddressSpace {
     const pa = this.tables.entryAddress(va, 'create');
     if (pa < 0) return false;
     const pte = this.services.pte;
-    const lo = pte.leaf(pfn, pteFlagsFor(vma.flags, options.writable), { dirty: options.dirty, accessed: true });
+    const lo = pte.leaf(pfn, pteFlagsFor(vma.flags, options.writable), {
+      dirty: options.dirty,
+      accessed: true,
+    });
     this.tables.write(pa, lo, pte.hi);
     this.services.pages.mapcount[pfn]!++;
     this.countMapped(pfn, 1);
@@ -418,9 +425,12 @@ export class AddressSpace {
       if (v === undefined) panic(`mmCheck: entry for 0x${va.toString(16)} lies outside every VMA`);
       if (pte.isPresent(lo, hi) || pte.nonPresentTag(lo, hi) === NP_PROTNONE) {
         const pfn = pte.isPresent(lo, hi) ? pte.pfnOf(lo, hi) : pte.nonPresentPayload(lo, hi);
-        if (!pages.has(pfn, PG_ANON)) panic(`mmCheck: 0x${va.toString(16)} maps frame ${pfn}, which is not a user page`);
+        if (!pages.has(pfn, PG_ANON))
+          panic(`mmCheck: 0x${va.toString(16)} maps frame ${pfn}, which is not a user page`);
         if (pages.mapcount[pfn]! < 1 || pages.refcount[pfn]! < pages.mapcount[pfn]!) {
-          panic(`mmCheck: frame ${pfn} has refcount ${pages.refcount[pfn]} and mapcount ${pages.mapcount[pfn]}`);
+          panic(
+            `mmCheck: frame ${pfn} has refcount ${pages.refcount[pfn]} and mapcount ${pages.mapcount[pfn]}`,
+          );
         }
         if (pte.isPresent(lo, hi) && pte.isWritable(lo, hi) && (v.flags & VM_WRITE) === 0) {
           panic(`mmCheck: 0x${va.toString(16)} is writable in a VMA without VM_WRITE`);
@@ -450,7 +460,8 @@ export function putPage(services: MmServices, pfn: number): void {
   const left = --pages.refcount[pfn]!;
   if (left < 0) panic(`putPage: frame ${pfn} reference count went negative`);
   if (left === 0) {
-    if (pages.mapcount[pfn] !== 0) panic(`putPage: frame ${pfn} freed while mapped ${pages.mapcount[pfn]} times`);
+    if (pages.mapcount[pfn] !== 0)
+      panic(`putPage: frame ${pfn} freed while mapped ${pages.mapcount[pfn]} times`);
     services.buddy.free(pfn, 0);
     services.events.pgfree++;
   }
@@ -461,7 +472,11 @@ function tableOrder(fmt: PagingFormat, bytes: number): number {
 }
 
 function allocTableFrames(buddy: BuddyAllocator, fmt: PagingFormat, bytes: number): number {
-  return buddy.alloc(tableOrder(fmt, bytes), { owner: PG_PAGETABLE, contents: 'zeroed', watermark: 'min-half' });
+  return buddy.alloc(tableOrder(fmt, bytes), {
+    owner: PG_PAGETABLE,
+    contents: 'zeroed',
+    watermark: 'min-half',
+  });
 }
 
-export { VM_GROWSDOWN, type AnonFamily };
+export { type AnonFamily, VM_GROWSDOWN };

@@ -39,7 +39,14 @@ export const MAP_POPULATE = 0x8000;
 export const MAP_STACK = 0x20000;
 export const MAP_FIXED_NOREPLACE = 0x100000;
 const MAP_KNOWN =
-  MAP_TYPE | MAP_FIXED | MAP_ANONYMOUS | MAP_GROWSDOWN | MAP_NORESERVE | MAP_POPULATE | MAP_STACK | MAP_FIXED_NOREPLACE;
+  MAP_TYPE |
+  MAP_FIXED |
+  MAP_ANONYMOUS |
+  MAP_GROWSDOWN |
+  MAP_NORESERVE |
+  MAP_POPULATE |
+  MAP_STACK |
+  MAP_FIXED_NOREPLACE;
 
 export const MADV_NORMAL = 0;
 export const MADV_RANDOM = 1;
@@ -95,7 +102,13 @@ export function doBrk(as: AddressSpace, addr: number): number {
     heap.end = newEnd;
   } else {
     const flags = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | VM_ACCOUNT;
-    const v = as.vmas.create({ start: oldEnd, end: newEnd, flags, backing: { kind: 'anon' }, name: '[heap]' });
+    const v = as.vmas.create({
+      start: oldEnd,
+      end: newEnd,
+      flags,
+      backing: { kind: 'anon' },
+      name: '[heap]',
+    });
     if (v === undefined) return as.brk;
   }
   as.brk = addr;
@@ -144,7 +157,9 @@ export function doMmap(
   if (flags & MAP_NORESERVE) vmFlags |= VM_NORESERVE;
   else if (type === MAP_PRIVATE && (prot & PROT_WRITE) !== 0) vmFlags |= VM_ACCOUNT;
   const shared = (vmFlags & VM_SHARED) !== 0;
-  const backing = shared ? { kind: 'shmem' as const, object: as.services.newShmem() } : { kind: 'anon' as const };
+  const backing = shared
+    ? { kind: 'shmem' as const, object: as.services.newShmem() }
+    : { kind: 'anon' as const };
   const vma = as.vmas.create({ start, end: start + length, flags: vmFlags, backing });
   if (vma === undefined) {
     if (backing.kind === 'shmem') as.services.putShmem(backing.object);
@@ -180,7 +195,8 @@ function placeMapping(as: AddressSpace, hint: number, length: number): number {
 /** munmap(addr, length): 0 or -errno. Unmapping a range with holes (or nothing) is fine. */
 export function doMunmap(as: AddressSpace, addr: number, len: number): number {
   const page = as.pageBytes;
-  if (!Number.isSafeInteger(addr) || addr % page !== 0 || !Number.isSafeInteger(len) || len <= 0) return -EINVAL;
+  if (!Number.isSafeInteger(addr) || addr % page !== 0 || !Number.isSafeInteger(len) || len <= 0)
+    return -EINVAL;
   const length = pageUp(len, page);
   if (addr + length > as.layout.taskSize) return -EINVAL;
   const end = addr + length;
@@ -235,8 +251,11 @@ function coversRange(as: AddressSpace, start: number, end: number): boolean {
  */
 export function doMadvise(as: AddressSpace, addr: number, len: number, advice: number): number {
   const page = as.pageBytes;
-  if (!Number.isSafeInteger(addr) || addr % page !== 0 || !Number.isSafeInteger(len) || len < 0) return -EINVAL;
-  if (![MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_DONTNEED, MADV_FREE].includes(advice)) {
+  if (!Number.isSafeInteger(addr) || addr % page !== 0 || !Number.isSafeInteger(len) || len < 0)
+    return -EINVAL;
+  if (
+    ![MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_DONTNEED, MADV_FREE].includes(advice)
+  ) {
     return -EINVAL;
   }
   if (len === 0) return 0;
@@ -244,12 +263,14 @@ export function doMadvise(as: AddressSpace, addr: number, len: number, advice: n
   if (end > as.layout.taskSize) return -EINVAL;
   if (!coversRange(as, addr, end)) return -ENOMEM;
   if (advice === MADV_DONTNEED) {
-    for (const v of as.vmas.overlapping(addr, end)) as.zapRange(Math.max(v.start, addr), Math.min(v.end, end));
+    for (const v of as.vmas.overlapping(addr, end))
+      as.zapRange(Math.max(v.start, addr), Math.min(v.end, end));
   } else if (advice === MADV_FREE) {
     for (const v of as.vmas.overlapping(addr, end)) {
       if (v.backing.kind !== 'anon' || (v.flags & VM_SHARED) !== 0) return -EINVAL;
     }
-    for (const v of as.vmas.overlapping(addr, end)) markLazyFree(as, v, Math.max(v.start, addr), Math.min(v.end, end));
+    for (const v of as.vmas.overlapping(addr, end))
+      markLazyFree(as, v, Math.max(v.start, addr), Math.min(v.end, end));
   }
   return 0;
 }
@@ -284,7 +305,8 @@ function markLazyFree(as: AddressSpace, _v: Vma, start: number, end: number): vo
  */
 export function doMincore(as: AddressSpace, addr: number, len: number): Uint8Array | number {
   const page = as.pageBytes;
-  if (!Number.isSafeInteger(addr) || addr % page !== 0 || !Number.isSafeInteger(len) || len < 0) return -EINVAL;
+  if (!Number.isSafeInteger(addr) || addr % page !== 0 || !Number.isSafeInteger(len) || len < 0)
+    return -EINVAL;
   const end = addr + pageUp(len, page);
   if (end > as.layout.taskSize) return -ENOMEM;
   if (!coversRange(as, addr, end)) return -ENOMEM;

@@ -3,8 +3,9 @@
  * arrays indexed by frame number (no object per frame).
  *
  * Ownership: every frame has exactly one owner flag among PG_OWNER_MASK at any time
- * (buddy, slab, page table, anonymous, file, swap cache, reserved), or none while a caller
- * holds a freshly allocated frame it has not yet typed (PG_ALLOCATED marks those).
+ * (buddy, per-CPU free list, slab, page table, anonymous, file, reserved, or PG_ALLOCATED for
+ * kernel data a caller has not typed further), except the frames behind the head of a free
+ * buddy block, which carry no flags and belong to that block (see buddy.ts).
  *
  * Lists: `next`/`prev` link a frame into one list at a time (a buddy free list, a slab list,
  * an LRU list). NIL (-1) ends a list.
@@ -28,10 +29,14 @@ export const PG_WRITEBACK = 1 << 13; // being written back
 export const PG_UPTODATE = 1 << 14; // contents valid
 export const PG_HEAD = 1 << 15; // first frame of a multi-frame allocation (order in `order`)
 export const PG_TAIL = 1 << 16; // non-first frame of a multi-frame allocation
+export const PG_LARGE_KMALLOC = 1 << 17; // head of a kmalloc block too big for a size class
+export const PG_PCP = 1 << 18; // free, parked on a zone's per-CPU page list (order 0; not in a buddy list)
+export const PG_LAZYFREE = 1 << 24; // anonymous page given MADV_FREE: reclaim may drop it while clean
+export const PG_SHMEM = 1 << 25; // page of a shared anonymous object (RssShmem; with PG_ANON)
 
 /** The flags that name a frame's owner. */
 export const PG_OWNER_MASK =
-  PG_BUDDY | PG_SLAB | PG_PAGETABLE | PG_ANON | PG_FILE | PG_RESERVED | PG_ALLOCATED;
+  PG_BUDDY | PG_PCP | PG_SLAB | PG_PAGETABLE | PG_ANON | PG_FILE | PG_RESERVED | PG_ALLOCATED;
 
 export const NIL = -1;
 
@@ -53,6 +58,8 @@ const FLAG_NAMES: ReadonlyArray<[number, string]> = [
   [PG_UPTODATE, 'uptodate'],
   [PG_HEAD, 'head'],
   [PG_TAIL, 'tail'],
+  [PG_LARGE_KMALLOC, 'large_kmalloc'],
+  [PG_PCP, 'pcp'],
 ];
 
 /** Names of the flags set in `flags`, in a fixed order (for /proc/kpageflags-like dumps). */
@@ -83,6 +90,12 @@ export class PageFrames {
   readonly priv: Float64Array;
   /** Objects in use in a slab (head frame of the slab). */
   readonly inuse: Int32Array;
+  /**
+   * Head frame of the multi-frame block a PG_TAIL frame belongs to (`compound_head`):
+   *   flags[pfn] & PG_TAIL  =>  compoundHead[pfn] = h  with  h < pfn < h + 2^order[h]
+   * NIL on every frame that is not a tail.
+   */
+  readonly compoundHead: Int32Array;
 
   constructor(count: number) {
     this.count = count;
@@ -96,6 +109,7 @@ export class PageFrames {
     this.index = new Float64Array(count);
     this.priv = new Float64Array(count);
     this.inuse = new Int32Array(count);
+    this.compoundHead = new Int32Array(count).fill(NIL);
   }
 
   has(pfn: number, flag: number): boolean {
@@ -127,5 +141,6 @@ export class PageFrames {
     this.index[pfn] = 0;
     this.priv[pfn] = 0;
     this.inuse[pfn] = 0;
+    this.compoundHead[pfn] = NIL;
   }
 }

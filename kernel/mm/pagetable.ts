@@ -104,7 +104,11 @@ export class PageTables {
    * Call `visit(va, entryPa, lo, hi)` for every leaf entry that is not none in [start, end),
    * in address order. Missing tables are skipped whole.
    */
-  forEachEntry(start: number, end: number, visit: (va: number, pa: number, lo: number, hi: number) => void): void {
+  forEachEntry(
+    start: number,
+    end: number,
+    visit: (va: number, pa: number, lo: number, hi: number) => void,
+  ): void {
     this.walkRange(this.root, 0, 0, start, end, visit);
   }
 
@@ -127,7 +131,8 @@ export class PageTables {
   /** Count and check the tables: every pointer names a table frame; returns the table count. */
   countTables(isTableFrame: (pfn: number) => boolean): number {
     const count = (table: number, level: number): number => {
-      if (!isTableFrame(table)) panic(`pageTablesCheck: frame ${table} at level ${level} is not a page-table frame`);
+      if (!isTableFrame(table))
+        panic(`pageTablesCheck: frame ${table} at level ${level} is not a page-table frame`);
       if (level === this.fmt.levels - 1) return 1;
       let n = 1;
       const entries = 2 ** this.fmt.levelBits[level]!;

@@ -105,10 +105,21 @@ export class PteCodec {
     if (f.permissionScope === 'leaf-only') {
       const lo = this.leaf(pfn, 0);
       // strip every permission: only valid + frame number
-      const strip = (mask: FlagMask, l: number, h: number): [number, number] => [(l & ~mask.lo) >>> 0, (h & ~mask.hi) >>> 0];
+      const strip = (mask: FlagMask, l: number, h: number): [number, number] => [
+        (l & ~mask.lo) >>> 0,
+        (h & ~mask.hi) >>> 0,
+      ];
       let l = lo;
       let h = this.hi;
-      for (const flag of ['readable', 'writable', 'execute', 'user', 'global', 'accessed', 'dirty'] as const) {
+      for (const flag of [
+        'readable',
+        'writable',
+        'execute',
+        'user',
+        'global',
+        'accessed',
+        'dirty',
+      ] as const) {
         [l, h] = strip(this.m[flag], l, h);
       }
       this.hi = h;

@@ -133,7 +133,10 @@ export const kernelMachine = setup({
     },
     running: {
       on: {
-        NOTHING_READY: [{ guard: 'noLiveTasks', target: 'halted' }, { target: 'idle', actions: 'countIdle' }],
+        NOTHING_READY: [
+          { guard: 'noLiveTasks', target: 'halted' },
+          { target: 'idle', actions: 'countIdle' },
+        ],
         PANIC: { target: 'panic', actions: 'recordPanic' },
       },
     },

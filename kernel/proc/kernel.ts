@@ -1,0 +1,885 @@
+/**
+ * The kernel: boot (allocators, kernel caches), processes (spawn, fork, execve, exit, wait,
+ * kill), the scheduler's run loop, and the page-fault entry. The kernel's own state is its
+ * xstate actor (kernelMachine); each process's state is its task's actor.
+ *
+ * The run loop: fire due clock events; take the next ready task; switch to it (context-switch
+ * cycles, address-space switch: ASID or TLB flush); run its program generator until its
+ * quantum is spent, it blocks, yields, exits or is killed. Nothing is ready and tasks are
+ * alive: the kernel idles and the clock jumps to the next event. No task is alive: halted.
+ *
+ * Nothing a workload does can crash the kernel: a user program's bad access is a signal for that
+ * process, a user program's own exception kills that process with SIGABRT, and a failed
+ * allocation is an error number or the OOM killer. A KernelPanic (a broken invariant) stops the
+ * machine in the 'panic' state.
+ */
+import { createActor } from 'xstate';
+import type { Clock } from '../hw/clock.ts';
+import type { Mmu } from '../hw/mmu.ts';
+import { ACCESS_NAMES, ACCESS_WRITE, type MmuFault, MODE_KERNEL, MODE_USER } from '../hw/mmu.ts';
+import type { PagingFormat } from '../hw/paging/format.ts';
+import type { PhysicalMemory } from '../hw/physmem.ts';
+import { ECHILD, EFAULT, EINVAL, ENOENT, ENOMEM, ESRCH } from '../lib/errno.ts';
+import { KernelPanic, panic } from '../lib/panic.ts';
+import { Prng } from '../lib/prng.ts';
+import {
+  describeStatus,
+  exitStatus,
+  SIGABRT,
+  SIGBUS,
+  SIGKILL,
+  SIGSEGV,
+  signaledStatus,
+  signalIsIgnoredByDefault,
+  signalName,
+} from '../lib/signals.ts';
+import type { BuddyAllocator } from '../mm/buddy.ts';
+import { type FaultResult, handleFault } from '../mm/fault.ts';
+import { createKernelCaches, type KernelCaches } from '../mm/kobjects.ts';
+import {
+  AddressSpace,
+  DEFAULT_MM_TUNABLES,
+  layoutFor,
+  type MmServices,
+  type MmTunables,
+  putPage,
+} from '../mm/mm.ts';
+import { doBrk, doMadvise, doMincore, doMmap, doMprotect, doMunmap } from '../mm/mmap.ts';
+import { type PageFrames, PG_ANON } from '../mm/page.ts';
+import { NP_SWAP, PteCodec } from '../mm/pte.ts';
+import type { SlabAllocator } from '../mm/slab.ts';
+import {
+  type SharedAnonObject,
+  VM_ACCOUNT,
+  VM_EXEC,
+  VM_GROWSDOWN,
+  VM_MAYEXEC,
+  VM_MAYREAD,
+  VM_MAYWRITE,
+  VM_READ,
+  VM_WRITE,
+} from '../mm/vma.ts';
+import { VmEvents } from '../observe/vmevents.ts';
+import { kernelMachine } from './machines.ts';
+import { Task } from './task.ts';
+import {
+  type PageInfo,
+  type ProgramImage,
+  type ProgramLoader,
+  type Syscalls,
+  type UserCpu,
+  type UserMain,
+  WNOHANG,
+} from './uapi.ts';
+
+/** Thrown through a program's generator to end it: exit() or a fatal signal. */
+export class ProcessEnd extends Error {
+  constructor(readonly waitStatus: number) {
+    super('process end');
+  }
+}
+
+/** Thrown through a program's generator when execve replaced it. */
+class ExecReplaced extends Error {}
+
+/** Thrown out of a kernel-mode access of bad user memory: the syscall returns -EFAULT. */
+class UserFault extends Error {}
+
+export interface KernelTunables extends MmTunables {
+  /** Scheduler quantum. */
+  quantumCycles: number;
+  /** Pid of the first process. */
+  firstPid: number;
+}
+
+export const DEFAULT_KERNEL_TUNABLES: Readonly<KernelTunables> = {
+  ...DEFAULT_MM_TUNABLES,
+  quantumCycles: 1_000_000,
+  firstPid: 2,
+};
+
+export interface KernelHardware {
+  mem: PhysicalMemory;
+  format: PagingFormat;
+  pages: PageFrames;
+  clock: Clock;
+  mmu: Mmu;
+  buddy: BuddyAllocator;
+  slab: SlabAllocator;
+}
+
+/** One line of the kernel log (dmesg). */
+export interface KernelLogLine {
+  time: number;
+  text: string;
+}
+
+export class Kernel {
+  readonly hw: KernelHardware;
+  readonly tunables: KernelTunables;
+  readonly caches: KernelCaches;
+  readonly events = new VmEvents();
+  readonly actor = createActor(kernelMachine);
+  readonly pte: PteCodec;
+  readonly services: MmServices;
+  readonly log: KernelLogLine[] = [];
+  /** Every task ever created, by pid (zombies and reaped ones included, for summaries). */
+  readonly tasks = new Map<number, Task>();
+  readonly runQueue: Task[] = [];
+  current: Task | null = null;
+  private readonly loader: ProgramLoader;
+  private readonly prng: Prng;
+  private nextPid: number;
+  private nextAsid = 1;
+  private nextAnonId = 1;
+  private nextShmemId = 1;
+  private lastRun: Task | null = null;
+  private readonly syscallCost: number;
+
+  constructor(
+    hw: KernelHardware,
+    options: { loader: ProgramLoader; seed: number; tunables?: Partial<KernelTunables> },
+  ) {
+    this.hw = hw;
+    this.tunables = { ...DEFAULT_KERNEL_TUNABLES, ...options.tunables };
+    this.loader = options.loader;
+    this.prng = new Prng(options.seed);
+    this.nextPid = this.tunables.firstPid;
+    this.pte = new PteCodec(hw.format);
+    this.syscallCost = hw.mmu.cost.syscallCycles;
+    this.actor.start();
+    const scale = Math.min(1, hw.format.pageBytes / 4096);
+    const objectBytes =
+      scale < 1
+        ? { task: Math.max(64, Math.floor(7744 * scale)), mm: Math.max(64, Math.floor(1088 * scale)) }
+        : undefined;
+    this.caches = createKernelCaches(hw.slab, { objectBytes });
+    const vmaCache = this.caches.vma;
+    const mmCache = this.caches.mm;
+    this.services = {
+      mem: hw.mem,
+      fmt: hw.format,
+      pte: this.pte,
+      pages: hw.pages,
+      buddy: hw.buddy,
+      mmu: hw.mmu,
+      events: this.events,
+      vmaPool: { alloc: () => vmaCache.alloc(), free: (a) => vmaCache.free(a) },
+      mmPool: { alloc: () => mmCache.alloc({ contents: 'zeroed' }), free: (a) => mmCache.free(a) },
+      tunables: this.tunables,
+      swapFree: () => panic('swapFree: no swap area'),
+      swapDup: () => panic('swapDup: no swap area'),
+      nextAnonFamilyId: () => this.nextAnonId++,
+      newShmem: () => ({ id: this.nextShmemId++, pages: new Map(), users: 1 }),
+      putShmem: (obj) => this.putShmem(obj),
+    };
+    hw.mmu.setFaultHandler((fault) => this.pageFault(fault));
+    this.actor.send({ type: 'BOOTED' });
+  }
+
+  /** The kernel machine's state: 'booting', 'running', 'idle', 'halted' or 'panic'. */
+  get state(): string {
+    return String(this.actor.getSnapshot().value);
+  }
+
+  printk(text: string): void {
+    this.log.push({ time: this.hw.clock.now, text });
+  }
+
+  // ---- processes ----
+
+  /**
+   * Start a program as a new process (a child of init). Returns the task, or an errno (negative)
+   * when the program does not exist or memory is short.
+   */
+  spawn(path: string, argv: string[], options: { oomScoreAdj?: number } = {}): Task | number {
+    const image = this.loader(path);
+    if (image === undefined) return -ENOENT;
+    const task = Task.create(this.caches, this.nextPid, 1, baseName(path));
+    if (task === null) return -ENOMEM;
+    this.nextPid++;
+    task.oomScoreAdj = options.oomScoreAdj ?? 0;
+    task.startTime = this.hw.clock.now;
+    this.tasks.set(task.pid, task);
+    const err = this.loadImage(task, image, argv);
+    if (err < 0) {
+      this.tasks.delete(task.pid);
+      task.destroy();
+      return err;
+    }
+    this.admit(task);
+    return task;
+  }
+
+  /** Tasks that are neither zombies nor reaped. */
+  liveTasks(): Task[] {
+    return [...this.tasks.values()].filter((t) => t.isAlive());
+  }
+
+  /**
+   * Run until every process has exited, or until emulated time `untilCycles`. Returns the
+   * kernel state ('halted', 'idle'/'running' when stopped by time, 'panic').
+   */
+  run(options: { untilCycles?: number } = {}): string {
+    const until = options.untilCycles ?? Number.POSITIVE_INFINITY;
+    const clock = this.hw.clock;
+    try {
+      while (this.state !== 'halted' && this.state !== 'panic') {
+        if (clock.now >= until) break;
+        clock.fireDue();
+        const task = this.runQueue.shift();
+        if (task === undefined) {
+          const live = this.liveTasks().length;
+          this.actor.send({ type: 'NOTHING_READY', liveTasks: live });
+          if (live === 0) break;
+          if (clock.nextEventTime() === Number.POSITIVE_INFINITY) {
+            panic(`schedule: ${live} tasks alive, none ready and no event pending (deadlock)`);
+          }
+          clock.runUntil(Math.min(clock.nextEventTime(), until));
+          continue;
+        }
+        this.dispatch(task, until);
+      }
+    } catch (err) {
+      if (err instanceof KernelPanic) {
+        this.printk(`Kernel panic - not syncing: ${err.message}`);
+        this.actor.send({ type: 'PANIC', message: err.message });
+        return this.state;
+      }
+      throw err;
+    }
+    return this.state;
+  }
+
+  /** Check every allocator and address space (tests call this after each step). */
+  checkInvariants(): void {
+    this.hw.buddy.checkInvariants();
+    this.hw.slab.checkInvariants();
+    let anonMapped = 0;
+    for (const t of this.tasks.values()) {
+      if (t.mm !== null) {
+        t.mm.checkInvariants();
+        anonMapped += t.mm.rss();
+      }
+    }
+    const pages = this.hw.pages;
+    let mapcountSum = 0;
+    for (let pfn = 0; pfn < pages.count; pfn++)
+      if (pages.has(pfn, PG_ANON)) mapcountSum += pages.mapcount[pfn]!;
+    if (mapcountSum !== anonMapped)
+      panic(`kernelCheck: ${mapcountSum} user mappings counted by frames, ${anonMapped} by address spaces`);
+  }
+
+  // ---- the scheduler ----
+
+  private admit(task: Task): void {
+    task.send({ type: 'ADMIT' });
+    this.makeReady(task);
+  }
+
+  private makeReady(task: Task): void {
+    this.runQueue.push(task);
+    if (this.state === 'idle') this.actor.send({ type: 'TASK_READY' });
+  }
+
+  /** Switch to `task` and run its program for one quantum (or less). */
+  private dispatch(task: Task, until: number): void {
+    const { clock, mmu } = this.hw;
+    if (!task.send({ type: 'DISPATCH' })) panic(`dispatch: pid ${task.pid} is ${task.state}, not ready`);
+    if (this.lastRun !== task) {
+      clock.now += mmu.cost.contextSwitchCycles;
+      this.events.context_switches++;
+      this.lastRun = task;
+    }
+    const mm = task.mm!;
+    mmu.switchAddressSpace(mm.tables.root, mm.asid);
+    mmu.setMode(MODE_USER);
+    this.current = task;
+    const sliceStart = clock.now;
+    const sliceEnd = Math.min(clock.now + this.tunables.quantumCycles, until);
+    try {
+      this.runSlice(task, sliceEnd);
+    } finally {
+      task.cpuCycles += clock.now - sliceStart;
+      this.current = null;
+    }
+  }
+
+  private runSlice(task: Task, sliceEnd: number): void {
+    const clock = this.hw.clock;
+    for (;;) {
+      let step: IteratorResult<void, number | undefined>;
+      try {
+        step = task.program!.next();
+      } catch (err) {
+        if (err instanceof ExecReplaced) continue;
+        if (err instanceof ProcessEnd) {
+          this.terminate(task, task.pendingEnd ?? err.waitStatus);
+          return;
+        }
+        if (err instanceof KernelPanic) throw err;
+        this.printk(`${task.comm}[${task.pid}]: program error: ${(err as Error).message ?? String(err)}`);
+        this.terminate(task, signaledStatus(SIGABRT));
+        return;
+      }
+      if (task.pendingEnd !== null) {
+        this.terminate(task, task.pendingEnd);
+        return;
+      }
+      if (step.done) {
+        this.terminate(task, exitStatus(step.value ?? 0));
+        return;
+      }
+      if (task.blockOn !== null) {
+        this.block(task);
+        return;
+      }
+      if (task.yieldRequested) {
+        task.yieldRequested = false;
+        task.send({ type: 'YIELD' });
+        this.makeReady(task);
+        return;
+      }
+      if (clock.now >= sliceEnd) {
+        task.send({ type: 'PREEMPT' });
+        this.makeReady(task);
+        return;
+      }
+    }
+  }
+
+  private block(task: Task): void {
+    const reason = task.blockOn!;
+    task.blockOn = null;
+    task.send({ type: reason === 'io' ? 'BLOCK_IO' : reason === 'wait' ? 'BLOCK_WAIT' : 'BLOCK_SLEEP' });
+    if (reason === 'io') {
+      this.hw.clock.schedule(task.ioDoneAt, `io done pid ${task.pid}`, () => this.wake(task));
+    }
+  }
+
+  /** Make a blocked task ready again (no-op for any other state). */
+  wake(task: Task): void {
+    if (task.state.startsWith('blocked') && task.send({ type: 'WAKE' })) this.makeReady(task);
+  }
+
+  // ---- exit, wait, signals ----
+
+  /**
+   * End a task with `waitStatus`: free its address space, make it a zombie, hand its children
+   * to init, and notify its parent (init reaps at once).
+   */
+  private terminate(task: Task, waitStatus: number): void {
+    const sig = waitStatus & 0x7f;
+    const ok =
+      sig !== 0
+        ? task.send({ type: 'KILL', signal: sig })
+        : task.send({ type: 'EXIT', code: (waitStatus >> 8) & 0xff });
+    if (!ok) panic(`terminate: pid ${task.pid} cannot end from state ${task.state}`);
+    task.waitStatus = waitStatus;
+    task.endTime = this.hw.clock.now;
+    const qi = this.runQueue.indexOf(task);
+    if (qi >= 0) this.runQueue.splice(qi, 1);
+    if (task !== this.current && task.program !== null) {
+      try {
+        task.program.return(undefined);
+      } catch {
+        // a program's finally block misbehaving cannot stop its death
+      }
+    }
+    task.program = null;
+    if (task.mm !== null) {
+      task.peakRssPages = Math.max(task.peakRssPages, task.mm.hiwaterRss);
+      task.mm.destroy();
+      task.mm = null;
+    }
+    for (const child of task.children) {
+      child.ppid = 1;
+      if (child.state === 'zombie') this.reap(child);
+    }
+    task.children = [];
+    const parent = this.tasks.get(task.ppid);
+    if (parent === undefined || !parent.isAlive()) {
+      this.reap(task);
+    } else if (parent.state === 'blocked.wait') {
+      this.wake(parent);
+    }
+    if (this.lastRun === task) this.lastRun = null;
+  }
+
+  /** Reap a zombie: REAP, free the task_struct, add its fault counts to the parent's. */
+  private reap(task: Task): void {
+    if (!task.send({ type: 'REAP' })) panic(`reap: pid ${task.pid} is ${task.state}, not a zombie`);
+    const parent = this.tasks.get(task.ppid);
+    if (parent !== undefined) {
+      parent.cminFlt += task.minFlt + task.cminFlt;
+      parent.cmajFlt += task.majFlt + task.cmajFlt;
+      parent.children = parent.children.filter((c) => c !== task);
+    }
+    task.destroy();
+  }
+
+  /** Send signal `sig` to `target`. Default actions only: terminate, or ignore. */
+  private signal(target: Task, sig: number): void {
+    if (signalIsIgnoredByDefault(sig) || !target.isAlive()) return;
+    if (target === this.current) this.endCurrent(signaledStatus(sig));
+    this.terminate(target, signaledStatus(sig));
+  }
+
+  // ---- page faults ----
+
+  /** The MMU's page-fault trap. Returns to retry the access; throws to abandon it. */
+  private pageFault(fault: Readonly<MmuFault>): void {
+    const task = this.current;
+    if (task === null || task.mm === null)
+      panic(`pageFault: ${fault.kind} fault at 0x${fault.va.toString(16)} with no current process`);
+    if (fault.kind === 'reserved' || fault.kind === 'bus') {
+      panic(
+        `pageFault: ${fault.kind} fault at 0x${fault.va.toString(16)} level ${fault.level}: corrupt page table`,
+      );
+    }
+    const result: FaultResult =
+      fault.kind === 'address-size' || fault.kind === 'tlb-miss'
+        ? { kind: 'sigsegv', code: 1 }
+        : handleFault(task.mm, fault, this);
+    switch (result.kind) {
+      case 'handled':
+        this.events.pgfault++;
+        if (result.major) {
+          this.events.pgmajfault++;
+          task.majFlt++;
+        } else {
+          task.minFlt++;
+        }
+        return;
+      case 'oom':
+        this.outOfMemory(task, fault);
+        return;
+      case 'sigsegv':
+      case 'sigbus': {
+        if (fault.mode === MODE_KERNEL) throw new UserFault();
+        const sig = result.kind === 'sigsegv' ? SIGSEGV : SIGBUS;
+        this.logSegfault(task, fault, sig);
+        this.endCurrent(signaledStatus(sig));
+      }
+    }
+  }
+
+  /** End the running task: record the status and unwind its program. */
+  private endCurrent(waitStatus: number): never {
+    const task = this.current;
+    if (task === null) panic('endCurrent: no current task');
+    if (task.pendingEnd === null) task.pendingEnd = waitStatus;
+    throw new ProcessEnd(task.pendingEnd);
+  }
+
+  /** Linux's "segfault at" line. vmlab has no instruction pointer: the text start stands in for ip. */
+  private logSegfault(task: Task, fault: Readonly<MmuFault>, sig: number): void {
+    const mm = task.mm!;
+    let error = 0;
+    if (fault.kind === 'protection') error |= 1;
+    if (fault.access === ACCESS_WRITE) error |= 2;
+    if (fault.mode === MODE_USER) error |= 4;
+    if (ACCESS_NAMES[fault.access] === 'execute') error |= 16;
+    const hex16 = (n: number): string => n.toString(16).padStart(16, '0');
+    const what = sig === SIGSEGV ? 'segfault' : 'bus error';
+    this.printk(
+      `${task.comm}[${task.pid}]: ${what} at ${fault.va.toString(16)} ip ${hex16(mm.startCode)} sp ${hex16(mm.startStack)} ` +
+        `error ${error} in ${task.comm}[${mm.startCode.toString(16)}+${(mm.endCode - mm.startCode).toString(16)}]`,
+    );
+  }
+
+  /** No memory for a fault: the OOM killer picks a victim; the access retries if it was not us. */
+  private outOfMemory(task: Task, fault: Readonly<MmuFault>): void {
+    const victim = this.oomVictim();
+    if (victim === undefined) {
+      this.printk(
+        `Out of memory and no killable process: killing ${task.comm}[${task.pid}] (faulting at 0x${fault.va.toString(16)})`,
+      );
+      this.endCurrent(signaledStatus(SIGKILL));
+    }
+    this.oomKill(victim);
+    if (victim === task) this.endCurrent(signaledStatus(SIGKILL));
+  }
+
+  /** Linux's badness: rss + swap entries + page-table pages, adjusted by oom_score_adj. */
+  oomBadness(task: Task): number {
+    if (task.mm === null || task.oomScoreAdj === -1000) return Number.NEGATIVE_INFINITY;
+    const totalPages = this.hw.buddy.managedPages();
+    const points = task.mm.rss() + task.mm.swapEntries + task.mm.tables.tablePages;
+    return points + (task.oomScoreAdj * totalPages) / 1000;
+  }
+
+  private oomVictim(): Task | undefined {
+    let best: Task | undefined;
+    let bestScore = Number.NEGATIVE_INFINITY;
+    for (const t of this.liveTasks()) {
+      const s = this.oomBadness(t);
+      if (s > bestScore) {
+        best = t;
+        bestScore = s;
+      }
+    }
+    return best;
+  }
+
+  private oomKill(victim: Task): void {
+    const mm = victim.mm!;
+    const kb = this.hw.format.pageBytes / 1024;
+    this.printk(
+      `Out of memory: Killed process ${victim.pid} (${victim.comm}) total-vm:${mm.totalVm() / 1024}kB, ` +
+        `anon-rss:${(mm.rssAnon * kb).toFixed(0)}kB, file-rss:${(mm.rssFile * kb).toFixed(0)}kB, ` +
+        `shmem-rss:${(mm.rssShmem * kb).toFixed(0)}kB, UID:0 pgtables:${(mm.tables.tablePages * kb).toFixed(0)}kB oom_score_adj:${victim.oomScoreAdj}`,
+    );
+    this.events.oom_kill++;
+    if (victim !== this.current) this.terminate(victim, signaledStatus(SIGKILL));
+  }
+
+  /** A zeroed user frame for `pid`, or -1 (FaultMemory). */
+  allocUserFrame(pid: number): number {
+    const pfn = this.hw.buddy.alloc(0, { owner: PG_ANON, contents: 'zeroed' });
+    if (pfn < 0) return -1;
+    this.hw.pages.owner[pfn] = pid;
+    this.events.pgalloc_normal++;
+    return pfn;
+  }
+
+  /** Swap-in (FaultMemory): there is no swap area yet, so a swap entry is a corrupt table. */
+  swapIn(): FaultResult {
+    panic('swapIn: swap entry found but no swap area is configured');
+  }
+
+  private putShmem(obj: SharedAnonObject): void {
+    if (--obj.users > 0) return;
+    for (const pfn of obj.pages.values()) putPage(this.services, pfn);
+    obj.pages.clear();
+  }
+
+  // ---- address spaces and programs ----
+
+  private newAddressSpace(pid: number): AddressSpace | undefined {
+    const layout = layoutFor(this.hw.format, this.tunables, this.prng);
+    const mm = AddressSpace.create(this.services, layout);
+    if (mm === undefined) return undefined;
+    mm.ownerPid = pid;
+    mm.asid = this.hw.mmu.asidBits === 0 ? 0 : this.allocAsid();
+    return mm;
+  }
+
+  private allocAsid(): number {
+    const limit = 2 ** this.hw.mmu.asidBits;
+    const asid = this.nextAsid;
+    this.nextAsid = this.nextAsid + 1 >= limit ? 1 : this.nextAsid + 1;
+    if (this.nextAsid === 1) this.hw.mmu.flushTlb(); // generation roll-over: old tags may be reused
+    this.hw.mmu.invalidateAsid(asid);
+    return asid;
+  }
+
+  /**
+   * Give `task` a fresh address space laid out for `image` (text, data, bss, heap start, stack)
+   * and a fresh program. Returns 0 or -ENOMEM (the task is left as it was).
+   */
+  private loadImage(task: Task, image: ProgramImage, argv: string[]): number {
+    const mm = this.newAddressSpace(task.pid);
+    if (mm === undefined) return -ENOMEM;
+    const page = this.hw.format.pageBytes;
+    const up = (n: number): number => Math.ceil(n / page) * page;
+    const textStart = mm.layout.textStart;
+    const textEnd = textStart + up(Math.max(image.textBytes, 1));
+    const dataEnd = textEnd + up(image.dataBytes);
+    const bssEnd = dataEnd + up(image.bssBytes);
+    const rw = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | VM_ACCOUNT;
+    const segments: Array<{ start: number; end: number; flags: number; name?: string }> = [
+      {
+        start: textStart,
+        end: textEnd,
+        flags: VM_READ | VM_EXEC | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC,
+        name: image.path,
+      },
+      { start: textEnd, end: dataEnd, flags: rw, name: image.path },
+      { start: dataEnd, end: bssEnd, flags: rw },
+    ];
+    const stackTop = mm.layout.stackTop;
+    const stackStart = stackTop - 32 * page > bssEnd ? stackTop - 32 * page : stackTop - page;
+    segments.push({ start: stackStart, end: stackTop, flags: rw | VM_GROWSDOWN, name: '[stack]' });
+    for (const s of segments) {
+      if (s.end <= s.start) continue;
+      if (
+        mm.vmas.create({
+          start: s.start,
+          end: s.end,
+          flags: s.flags,
+          backing: { kind: 'anon' },
+          name: s.name,
+        }) === undefined
+      ) {
+        mm.destroy();
+        return -ENOMEM;
+      }
+    }
+    mm.startCode = textStart;
+    mm.endCode = textEnd;
+    mm.startData = textEnd;
+    mm.endData = dataEnd;
+    mm.startBrk = bssEnd + mm.layout.brkOffset;
+    mm.brk = mm.startBrk;
+    mm.startStack = stackTop - page;
+    mm.updateHiwater();
+    if (task.mm !== null) {
+      task.peakRssPages = Math.max(task.peakRssPages, task.mm.hiwaterRss);
+      task.mm.destroy();
+    }
+    task.mm = mm;
+    task.comm = baseName(image.path).slice(0, 15);
+    this.startProgram(task, image.main, argv);
+    return 0;
+  }
+
+  private startProgram(task: Task, main: UserMain, argv: readonly string[]): void {
+    task.ctx = { cpu: this.userCpu(), sys: this.syscallsFor(task), argv, seed: this.prng.nextU32() };
+    task.program = main(task.ctx);
+  }
+
+  /** The CPU's user-mode memory instructions (the MMU's own methods, bound once). */
+  private userCpuCache: UserCpu | undefined;
+  private userCpu(): UserCpu {
+    if (this.userCpuCache !== undefined) return this.userCpuCache;
+    const mmu = this.hw.mmu;
+    const clock = this.hw.clock;
+    this.userCpuCache = {
+      load8: mmu.load8.bind(mmu),
+      load16: mmu.load16.bind(mmu),
+      load32: mmu.load32.bind(mmu),
+      load64: mmu.load64.bind(mmu),
+      store8: mmu.store8.bind(mmu),
+      store16: mmu.store16.bind(mmu),
+      store32: mmu.store32.bind(mmu),
+      store64: mmu.store64.bind(mmu),
+      loadBytes: mmu.loadBytes.bind(mmu),
+      storeBytes: mmu.storeBytes.bind(mmu),
+      fillBytes: mmu.fillBytes.bind(mmu),
+      fetch8: mmu.fetch8.bind(mmu),
+      compute: (cycles: number) => {
+        if (cycles > 0) clock.now += cycles;
+      },
+    };
+    return this.userCpuCache;
+  }
+
+  // ---- system calls ----
+
+  /** Enter the kernel for a syscall (cost) and run `body` with the MMU in kernel mode. */
+  private enter<T>(body: () => T): T {
+    const mmu = this.hw.mmu;
+    this.hw.clock.now += this.syscallCost;
+    mmu.setMode(MODE_KERNEL);
+    try {
+      return body();
+    } finally {
+      mmu.setMode(MODE_USER);
+    }
+  }
+
+  /** Copy bytes to user memory from the kernel: 0 or -EFAULT. Faults in pages as needed. */
+  private copyToUser(va: number, bytes: Uint8Array): number {
+    try {
+      this.hw.mmu.storeBytes(va, bytes);
+      return 0;
+    } catch (err) {
+      if (err instanceof UserFault) return -EFAULT;
+      throw err;
+    }
+  }
+
+  private copyFromUser(va: number, length: number): Uint8Array | number {
+    const out = new Uint8Array(length);
+    try {
+      this.hw.mmu.loadBytes(va, out);
+      return out;
+    } catch (err) {
+      if (err instanceof UserFault) return -EFAULT;
+      throw err;
+    }
+  }
+
+  private syscallsFor(task: Task): Syscalls {
+    const k = this;
+    const mm = (): AddressSpace => task.mm!;
+    const env = {
+      populate: (va: number, write: boolean): boolean => {
+        try {
+          if (write) k.hw.mmu.store8(va, k.hw.mmu.load8(va));
+          else k.hw.mmu.load8(va);
+          return true;
+        } catch (err) {
+          if (err instanceof UserFault) return false;
+          throw err;
+        }
+      },
+    };
+    return {
+      getpid: () => k.enter(() => task.pid),
+      getppid: () => k.enter(() => task.ppid),
+      brk: (addr) => k.enter(() => doBrk(mm(), addr)),
+      mmap: (addr, length, prot, flags, fd, offset) =>
+        k.enter(() => doMmap(mm(), { addr, length, prot, flags, fd, offset }, env)),
+      munmap: (addr, length) => k.enter(() => doMunmap(mm(), addr, length)),
+      mprotect: (addr, length, prot) => k.enter(() => doMprotect(mm(), addr, length, prot)),
+      madvise: (addr, length, advice) => k.enter(() => doMadvise(mm(), addr, length, advice)),
+      mincore: (addr, length, vecVa) =>
+        k.enter(() => {
+          const vec = doMincore(mm(), addr, length);
+          return typeof vec === 'number' ? vec : k.copyToUser(vecVa, vec);
+        }),
+      fork: (child) => k.enter(() => k.fork(task, child)),
+      execve: (path, argv) =>
+        k.enter(() => {
+          const image = k.loader(path);
+          if (image === undefined) return -ENOENT;
+          const err = k.loadImage(task, image, argv);
+          if (err < 0) return err;
+          k.hw.mmu.switchAddressSpace(task.mm!.tables.root, task.mm!.asid);
+          throw new ExecReplaced();
+        }),
+      exit: (code) => k.endCurrent(exitStatus(code)),
+      wait4: function* (pid, wstatusVa, options) {
+        for (;;) {
+          const r = k.enter(() => k.tryWait(task, pid, wstatusVa, options));
+          if (r !== WOULD_BLOCK) return r;
+          task.blockOn = 'wait';
+          yield;
+        }
+      },
+      kill: (pid, sig) =>
+        k.enter(() => {
+          if (!Number.isInteger(sig) || sig < 0 || sig >= 64) return -EINVAL;
+          const target = k.tasks.get(pid);
+          if (target === undefined || !target.isAlive()) return -ESRCH;
+          if (sig !== 0) k.signal(target, sig);
+          return 0;
+        }),
+      sched_yield: function* () {
+        k.enter(() => 0);
+        task.yieldRequested = true;
+        yield;
+        return 0;
+      },
+      nanosleep: function* (ns) {
+        if (!Number.isFinite(ns) || ns < 0) return -EINVAL;
+        k.enter(() => 0);
+        const cycles = Math.ceil((ns / 1e9) * k.hw.clock.hz);
+        task.blockOn = 'sleep';
+        k.hw.clock.after(cycles, `sleep pid ${task.pid}`, () => k.wake(task));
+        yield;
+        return 0;
+      },
+      write: (fd, va, length) =>
+        k.enter(() => {
+          if (fd !== 1 && fd !== 2) return -9; // EBADF until files exist
+          if (!Number.isSafeInteger(length) || length < 0) return -EINVAL;
+          const bytes = k.copyFromUser(va, length);
+          if (typeof bytes === 'number') return bytes;
+          const text = new TextDecoder().decode(bytes);
+          if (fd === 1) task.stdout += text;
+          else task.stderr += text;
+          return length;
+        }),
+      vmlab_pageinfo: (va) => k.enter(() => k.pageInfo(task, va)),
+    };
+  }
+
+  private fork(parent: Task, childMain: UserMain): number {
+    const child = Task.create(this.caches, this.nextPid, parent.pid, parent.comm);
+    if (child === null) return -ENOMEM;
+    const mm = this.newAddressSpace(child.pid);
+    if (mm === undefined) {
+      child.destroy();
+      return -ENOMEM;
+    }
+    if (!parent.mm!.forkInto(mm)) {
+      mm.destroy();
+      child.destroy();
+      return -ENOMEM;
+    }
+    this.nextPid++;
+    child.mm = mm;
+    child.oomScoreAdj = parent.oomScoreAdj;
+    child.startTime = this.hw.clock.now;
+    this.tasks.set(child.pid, child);
+    parent.children.push(child);
+    this.startProgram(child, childMain, parent.ctx?.argv ?? []);
+    this.admit(child);
+    return child.pid;
+  }
+
+  /** wait4 without blocking: a reaped child's pid, 0 (WNOHANG), -ECHILD, or WOULD_BLOCK. */
+  private tryWait(task: Task, pid: number, wstatusVa: number, options: number): number {
+    if ((options & ~WNOHANG) !== 0) return -EINVAL;
+    const candidates = task.children.filter((c) => pid === -1 || c.pid === pid);
+    if (candidates.length === 0) return -ECHILD;
+    const zombie = candidates.find((c) => c.state === 'zombie');
+    if (zombie === undefined) return (options & WNOHANG) !== 0 ? 0 : WOULD_BLOCK;
+    if (wstatusVa !== 0) {
+      const buf = new Uint8Array(4);
+      new DataView(buf.buffer).setInt32(0, zombie.waitStatus, true);
+      const err = this.copyToUser(wstatusVa, buf);
+      if (err < 0) return err;
+    }
+    this.reap(zombie);
+    return zombie.pid;
+  }
+
+  /** The introspection call behind vmlab_pageinfo. */
+  pageInfo(task: Task, va: number): PageInfo {
+    const mm = task.mm!;
+    const info: PageInfo = {
+      physAddr: -1,
+      present: false,
+      writable: false,
+      dirty: false,
+      accessed: false,
+      shared: false,
+      copyOnWrite: false,
+      swapped: false,
+      mapCount: 0,
+      refCount: 0,
+    };
+    if (!Number.isSafeInteger(va) || va < 0 || va >= 2 ** this.hw.format.vaBits) return info;
+    const pa = mm.tables.entryAddress(va, 'lookup');
+    if (pa < 0) return info;
+    const lo = mm.tables.read(pa);
+    const hi = mm.tables.hi;
+    const pte = this.pte;
+    if (!pte.isPresent(lo, hi)) {
+      info.swapped = !pte.isNone(lo, hi) && pte.nonPresentTag(lo, hi) === NP_SWAP;
+      return info;
+    }
+    const pfn = pte.pfnOf(lo, hi);
+    const pages = this.hw.pages;
+    const page = this.hw.format.pageBytes;
+    info.physAddr = pfn * page + (va % page);
+    info.present = true;
+    info.writable = pte.isWritable(lo, hi);
+    info.dirty = pte.isDirty(lo, hi);
+    info.accessed = pte.isAccessed(lo, hi);
+    info.mapCount = pages.mapcount[pfn]!;
+    info.refCount = pages.refcount[pfn]!;
+    info.shared = info.mapCount > 1;
+    const vma = mm.vmas.find(va);
+    info.copyOnWrite = vma !== undefined && (vma.flags & VM_WRITE) !== 0 && !vma.isShared() && !info.writable;
+    return info;
+  }
+
+  /** A one-line description of how a task ended. */
+  describeEnd(task: Task): string {
+    return task.isAlive() ? task.state : describeStatus(task.waitStatus);
+  }
+}
+
+const WOULD_BLOCK = -100000;
+
+function baseName(path: string): string {
+  const i = path.lastIndexOf('/');
+  return i >= 0 ? path.slice(i + 1) : path;
+}
+
+export { signalName, VM_EXEC };

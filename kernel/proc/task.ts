@@ -1,0 +1,90 @@
+/**
+ * A task (Linux's task_struct): one process. Its lifecycle state lives in its xstate actor
+ * (processMachine), which is the single source of truth: `state` reads it. The fields here are
+ * the rest of the process: its address space, its program, its counters.
+ *
+ * A task exists only while its task_struct slab object does (KernelObject).
+ */
+import { type Actor, createActor } from 'xstate';
+import { type KernelCaches, KernelObject, SlabRef } from '../mm/kobjects.ts';
+import type { AddressSpace } from '../mm/mm.ts';
+import { type ProcessEvent, type ProcessStateName, processMachine } from './machines.ts';
+import type { UserContext } from './uapi.ts';
+
+export type TaskProgram = Generator<void, number | undefined, void>;
+
+export class Task extends KernelObject {
+  readonly pid: number;
+  ppid: number;
+  /** Command name (comm), at most 15 characters as in Linux. */
+  comm: string;
+  mm: AddressSpace | null = null;
+  program: TaskProgram | null = null;
+  ctx: UserContext | null = null;
+  readonly actor: Actor<typeof processMachine>;
+
+  /** Set by a syscall or fault that must sleep: the task blocks at its next yield. */
+  blockOn: 'io' | 'wait' | 'sleep' | null = null;
+  /** Set by sched_yield: the task goes to the back of the run queue at its next yield. */
+  yieldRequested = false;
+  /** Time its pending I/O completes (cycles), when blockOn === 'io'. */
+  ioDoneAt = 0;
+
+  /**
+   * Set when the task has been killed while running (the kill travels as an exception through
+   * its program; a program that catches it still dies at its next instruction boundary).
+   */
+  pendingEnd: number | null = null;
+  /** Exit status as wait() reports it, once the task is a zombie. */
+  waitStatus = 0;
+  children: Task[] = [];
+  oomScoreAdj = 0;
+
+  minFlt = 0;
+  majFlt = 0;
+  cminFlt = 0;
+  cmajFlt = 0;
+  /** CPU cycles spent running. */
+  cpuCycles = 0;
+  startTime = 0;
+  endTime = -1;
+  /** Peak resident set (pages), kept after the address space is gone. */
+  peakRssPages = 0;
+  /** Captured stdout and stderr. */
+  stdout = '';
+  stderr = '';
+
+  private constructor(ref: SlabRef, pid: number, ppid: number, comm: string) {
+    super(ref);
+    this.pid = pid;
+    this.ppid = ppid;
+    this.comm = comm.slice(0, 15);
+    this.actor = createActor(processMachine, { input: { pid } });
+    this.actor.start();
+  }
+
+  /** A new task in state `new`, or null when no task_struct can be allocated. */
+  static create(caches: KernelCaches, pid: number, ppid: number, comm: string): Task | null {
+    const ref = SlabRef.alloc(caches.task, { contents: 'zeroed' });
+    return ref === null ? null : new Task(ref, pid, ppid, comm);
+  }
+
+  /** The lifecycle state, read from the actor. */
+  get state(): ProcessStateName {
+    const v = this.actor.getSnapshot().value;
+    return (typeof v === 'string' ? v : `blocked.${(v as { blocked: string }).blocked}`) as ProcessStateName;
+  }
+
+  /** Send a lifecycle event; panics-free: an event the state does not accept is a kernel bug, reported by the caller. */
+  send(event: ProcessEvent): boolean {
+    const snap = this.actor.getSnapshot();
+    if (!snap.can(event)) return false;
+    this.actor.send(event);
+    return true;
+  }
+
+  isAlive(): boolean {
+    const s = this.state;
+    return s !== 'zombie' && s !== 'reaped';
+  }
+}

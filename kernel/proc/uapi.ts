@@ -1,0 +1,130 @@
+/**
+ * The user-space API: everything a program may know of the kernel. Userland imports this module
+ * (types and constants) and nothing else from kernel/.
+ *
+ * A program is a generator function. Its loads and stores go through `cpu` (the MMU in user
+ * mode); its system calls through `sys`. Each `yield` is an instruction boundary where the
+ * scheduler may preempt it or put it to sleep. Blocking calls are generators used with
+ * `yield*`: `const pid = yield* sys.wait4(-1, statusVa, 0)`.
+ *
+ * Raw system calls return -errno on failure, as Linux's do (libc turns that into errno).
+ */
+export * from '../lib/errno.ts';
+export * from '../lib/signals.ts';
+export {
+  MADV_DONTNEED,
+  MADV_FREE,
+  MADV_NORMAL,
+  MADV_RANDOM,
+  MADV_SEQUENTIAL,
+  MADV_WILLNEED,
+  MAP_ANONYMOUS,
+  MAP_FIXED,
+  MAP_FIXED_NOREPLACE,
+  MAP_GROWSDOWN,
+  MAP_NORESERVE,
+  MAP_POPULATE,
+  MAP_PRIVATE,
+  MAP_SHARED,
+  MAP_SHARED_VALIDATE,
+  MAP_STACK,
+  PROT_EXEC,
+  PROT_NONE,
+  PROT_READ,
+  PROT_WRITE,
+} from '../mm/mmap.ts';
+
+export const WNOHANG = 1;
+
+/** The CPU's memory instructions, in user mode, through the MMU. */
+export interface UserCpu {
+  load8(va: number): number;
+  load16(va: number): number;
+  load32(va: number): number;
+  /** 64-bit load as a number (exact below 2^53). */
+  load64(va: number): number;
+  store8(va: number, value: number): void;
+  store16(va: number, value: number): void;
+  store32(va: number, value: number): void;
+  store64(va: number, value: number): void;
+  /** Copy memory at `va` into `dst` (one translation per page). */
+  loadBytes(va: number, dst: Uint8Array, dstOffset?: number, length?: number): void;
+  storeBytes(va: number, src: Uint8Array): void;
+  fillBytes(va: number, length: number, value: number): void;
+  /** Fetch an instruction byte (an execute access). */
+  fetch8(va: number): number;
+  /** Spend `cycles` of computation (work that touches no memory). */
+  compute(cycles: number): void;
+}
+
+/** What vmlab_pageinfo reports about one virtual page (an introspection call, not Linux's). */
+export interface PageInfo {
+  /** Physical address behind the virtual address, or -1 when the page is not present. */
+  physAddr: number;
+  present: boolean;
+  writable: boolean;
+  dirty: boolean;
+  accessed: boolean;
+  /** Mapped by more than one page-table entry (shared after fork, or shared memory). */
+  shared: boolean;
+  /** Read-only in the page table but writable in the VMA: the next write copies. */
+  copyOnWrite: boolean;
+  swapped: boolean;
+  mapCount: number;
+  refCount: number;
+}
+
+export interface Syscalls {
+  getpid(): number;
+  getppid(): number;
+  /** Raw brk: returns the new break, or the current one when refused. */
+  brk(addr: number): number;
+  mmap(addr: number, length: number, prot: number, flags: number, fd: number, offset: number): number;
+  munmap(addr: number, length: number): number;
+  mprotect(addr: number, length: number, prot: number): number;
+  madvise(addr: number, length: number, advice: number): number;
+  /** Writes one byte per page of [addr, addr+length) to user memory at `vecVa`. */
+  mincore(addr: number, length: number, vecVa: number): number;
+  /**
+   * Fork: the child gets a copy-on-write copy of the address space and starts in `child`
+   * (JavaScript cannot clone a running generator, so the child's code is given here; its
+   * memory is the parent's). Returns the child's pid, or -errno.
+   */
+  fork(child: UserMain): number;
+  /** Replace the program. Does not return on success; returns -errno on failure. */
+  execve(path: string, argv: string[]): number;
+  exit(code: number): never;
+  /** Wait for a child; writes the status to `wstatusVa` when non-zero. */
+  wait4(pid: number, wstatusVa: number, options: number): Generator<void, number, void>;
+  kill(pid: number, sig: number): number;
+  sched_yield(): Generator<void, number, void>;
+  nanosleep(nanoseconds: number): Generator<void, number, void>;
+  /** write(2) on stdout (1) or stderr (2): the bytes at `va` go to the process's output. */
+  write(fd: number, va: number, length: number): number;
+  /** vmlab introspection: what backs the page holding `va` in this process. */
+  vmlab_pageinfo(va: number): PageInfo;
+}
+
+export interface UserContext {
+  cpu: UserCpu;
+  sys: Syscalls;
+  argv: readonly string[];
+  /** Emulated-time seed for programs that want repeatable pseudo-random choices. */
+  seed: number;
+}
+
+/** A program's body: a generator; the return value is the exit code. */
+export type UserMain = (ctx: UserContext) => Generator<void, number | undefined, void>;
+
+/** A program as execve loads it: its segments and its code. */
+export interface ProgramImage {
+  /** Path shown in /proc/PID/maps and comm (e.g. /bin/touch). */
+  path: string;
+  textBytes: number;
+  dataBytes: number;
+  bssBytes: number;
+  main: UserMain;
+}
+
+/** Finds programs for execve: built-ins, or user TypeScript files the boot code loaded. */
+export type ProgramLoader = (path: string) => ProgramImage | undefined;
