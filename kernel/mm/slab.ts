@@ -462,15 +462,14 @@ export class KmemCache {
 
   // ---- private: the in-memory free pointer ----
 
-  private readFreePointer(fp: number, obj: number): number {
+  /** The free pointer at fp (object obj); `fn` names the caller in a corruption panic. */
+  private readFreePointer(fp: number, obj: number, fn: string): number {
     const pfn = fp < TWO_31 ? fp >>> this.pageShift : Math.floor(fp / this.pageBytes);
     const off = fp - pfn * this.pageBytes;
     const lo = this.memory.frameRead32(pfn, off);
     const hi = this.memory.frameRead32(pfn, off + 4);
     if (hi >>> FP_TAG_SHIFT !== FP_TAG) {
-      panic(
-        `kmemCacheAlloc: free list of ${this.name} corrupt at object 0x${obj.toString(16)} (written after free?)`,
-      );
+      panic(`${fn}: free list of ${this.name} corrupt at object 0x${obj.toString(16)} (written after free?)`);
     }
     if (hi === FP_END_HI && lo === FP_END_LO) return -1;
     return (hi & FP_ADDR_HI_MASK) * TWO_32 + lo;
@@ -478,7 +477,7 @@ export class KmemCache {
 
   /** Read the free pointer of an object being handed out and wipe its tag (see looksFree). */
   private takeFreePointer(fp: number, obj: number): number {
-    const next = this.readFreePointer(fp, obj);
+    const next = this.readFreePointer(fp, obj, 'kmemCacheAlloc');
     const pfn = fp < TWO_31 ? fp >>> this.pageShift : Math.floor(fp / this.pageBytes);
     this.memory.frameWrite32(pfn, fp - pfn * this.pageBytes + 4, 0);
     return next;
@@ -504,7 +503,7 @@ export class KmemCache {
   /** Slow path of free(): the pointer slot looks like a free pointer; panic if addr is free. */
   private checkNotFree(head: number, addr: number): void {
     let steps = 0;
-    for (let p = this.priv[head]!; p !== -1; p = this.readFreePointer(p + this.offset, p)) {
+    for (let p = this.priv[head]!; p !== -1; p = this.readFreePointer(p + this.offset, p, 'kmemCacheFree')) {
       if (p === addr) panic(`kmemCacheFree: double free of 0x${addr.toString(16)} in ${this.name}`);
       if (++steps > this.objectsPerSlab) panic(`kmemCacheFree: free list of ${this.name} has a cycle`);
     }
@@ -602,7 +601,7 @@ export class KmemCache {
     const base = slab * this.pageBytes;
     const seen = new Uint8Array(this.objectsPerSlab);
     let count = 0;
-    for (let p = this.priv[slab]!; p !== -1; p = this.readFreePointer(p + this.offset, p)) {
+    for (let p = this.priv[slab]!; p !== -1; p = this.readFreePointer(p + this.offset, p, 'kmemCacheCheck')) {
       const rel = p - base;
       if (
         rel < 0 ||
