@@ -536,10 +536,14 @@ export class Mmu {
       if (table >= mem.frameCount) return this.walkFault('bus', level, va, access, mode);
       const pa = table * fmt.pageBytes + levelIndex(fmt, va, level) * fmt.entryBytes;
       if (pa + fmt.entryBytes > mem.sizeBytes) return this.walkFault('bus', level, va, access, mode);
+      // Entries are read through the frame accessors: pa is within memory (checked above).
       this.walkMemoryRefs++;
       this.clock.now += this.cost.memoryAccessCycles;
-      lo = this.readEntryLo(pa);
-      hi = fmt.entryBytes === 8 ? mem.read32(pa + 4) : 0;
+      const byteOff = levelIndex(fmt, va, level) * fmt.entryBytes;
+      const epfn = table + Math.floor(byteOff / fmt.pageBytes);
+      const eoff = byteOff % fmt.pageBytes;
+      lo = this.readEntryLo(epfn, eoff);
+      hi = fmt.entryBytes === 8 ? mem.frameRead32(epfn, eoff + 4) : 0;
       this.walkEntryPa[level] = pa;
       this.walkEntryLo[level] = lo;
       this.walkEntryHi[level] = hi;
@@ -616,14 +620,14 @@ export class Mmu {
     }
   }
 
-  private readEntryLo(pa: number): number {
+  private readEntryLo(pfn: number, offset: number): number {
     switch (this.format.entryBytes) {
       case 1:
-        return this.mem.read8(pa);
+        return this.mem.frameRead8(pfn, offset);
       case 2:
-        return this.mem.read16(pa);
+        return this.mem.frameRead16(pfn, offset);
       default:
-        return this.mem.read32(pa);
+        return this.mem.frameRead32(pfn, offset);
     }
   }
 

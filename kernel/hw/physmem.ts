@@ -36,6 +36,14 @@ export class PhysicalMemory {
 
   private readonly frames: Uint8Array[];
   private readonly zeroFrame: Uint8Array;
+  /**
+   * Frame buffers ready for reuse: released frames' buffers, and fresh ones carved from
+   * chunk allocations (allocating one small ArrayBuffer per frame costs microseconds; a chunk
+   * of FRAMES_PER_CHUNK costs about the same once). Spares are zero-filled when taken.
+   */
+  private readonly spare: Uint8Array[] = [];
+  /** Never-used buffers from chunk allocations (already zero). */
+  private readonly fresh: Uint8Array[] = [];
 
   constructor(options: { frameCount: number; pageBytes: number }) {
     const { frameCount, pageBytes } = options;
@@ -113,9 +121,11 @@ export class PhysicalMemory {
   /** Make a frame read zeros again and drop its host backing. Real zeroing, at no copy cost. */
   zeroFrameContents(pfn: number): void {
     this.checkFrame(pfn);
-    if (this.frames[pfn] !== this.zeroFrame) {
+    const f = this.frames[pfn]!;
+    if (f !== this.zeroFrame) {
       this.frames[pfn] = this.zeroFrame;
       this.materializedFrames--;
+      this.recycle(f);
     }
   }
 
@@ -236,10 +246,26 @@ export class PhysicalMemory {
   }
 
   private materialize(pfn: number): Uint8Array {
-    const f = new Uint8Array(this.pageBytes);
+    let f = this.spare.pop();
+    if (f !== undefined) f.fill(0);
+    else f = this.fresh.pop() ?? this.carveChunk();
     this.frames[pfn] = f;
     this.materializedFrames++;
     return f;
+  }
+
+  /** Allocate one chunk of frame buffers; keep all but one as fresh spares and return that one. */
+  private carveChunk(): Uint8Array {
+    const n = Math.max(1, Math.min(64, Math.floor(262144 / this.pageBytes)));
+    const chunk = new Uint8Array(n * this.pageBytes);
+    for (let i = n - 1; i > 0; i--)
+      this.fresh.push(chunk.subarray(i * this.pageBytes, (i + 1) * this.pageBytes));
+    return chunk.subarray(0, this.pageBytes);
+  }
+
+  /** Keep a released buffer for reuse (bounded, so a big free returns host memory). */
+  private recycle(f: Uint8Array): void {
+    if (this.spare.length < 4096) this.spare.push(f);
   }
 
   private checkFrame(pfn: number): number {

@@ -59,8 +59,8 @@ export class PageTables {
     const last = fmt.levels - 1;
     for (let level = 0; level < last; level++) {
       const pa = table * fmt.pageBytes + this.index(va, level) * fmt.entryBytes;
-      const lo = this.readLo(pa);
-      const hi = fmt.entryBytes === 8 ? this.mem.read32(pa + 4) : 0;
+      const lo = this.read(pa);
+      const hi = this.hi;
       if (this.pte.isPresent(lo, hi)) {
         table = this.pte.pfnOf(lo, hi);
         continue;
@@ -78,8 +78,23 @@ export class PageTables {
 
   /** Read the entry at `pa`: returns lo, leaves hi in `this.hi`. */
   read(pa: number): number {
-    this.hi = this.fmt.entryBytes === 8 ? this.mem.read32(pa + 4) : 0;
-    return this.readLo(pa);
+    const mem = this.mem;
+    const pfn = pa < 2147483648 ? pa >>> mem.pageShift : Math.floor(pa / mem.pageBytes);
+    const off = pa - pfn * mem.pageBytes;
+    switch (this.fmt.entryBytes) {
+      case 1:
+        this.hi = 0;
+        return mem.frameRead8(pfn, off);
+      case 2:
+        this.hi = 0;
+        return mem.frameRead16(pfn, off);
+      case 4:
+        this.hi = 0;
+        return mem.frameRead32(pfn, off);
+      default:
+        this.hi = mem.frameRead32(pfn, off + 4);
+        return mem.frameRead32(pfn, off);
+    }
   }
 
   /** Write an entry at `pa`. */
@@ -150,20 +165,7 @@ export class PageTables {
   // ---- private ----
 
   private index(va: number, level: number): number {
-    const shift = this.fmt.levelShift[level]!;
-    const q = shift < 31 && va < 2147483648 ? va >>> shift : Math.floor(va / 2 ** shift);
-    return q % 2 ** this.fmt.levelBits[level]!;
-  }
-
-  private readLo(pa: number): number {
-    switch (this.fmt.entryBytes) {
-      case 1:
-        return this.mem.read8(pa);
-      case 2:
-        return this.mem.read16(pa);
-      default:
-        return this.mem.read32(pa);
-    }
+    return Math.floor(va / this.fmt.levelDivisor[level]!) & this.fmt.levelMask[level]!;
   }
 
   /** Bytes of a table at `level`. */

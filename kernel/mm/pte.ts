@@ -83,18 +83,37 @@ export class PteCodec {
       lo = ((pfn % 2 ** loWidth) * 2 ** s) >>> 0;
       hi = Math.floor(pfn / 2 ** loWidth) >>> 0;
     }
-    const set = (mask: FlagMask): void => {
-      lo |= mask.lo;
-      hi |= mask.hi;
-    };
-    set(this.m.present);
-    if (f.has.user) set(this.m.user);
-    if (f.has.readable && (perm & (PTE_READ | PTE_WRITE)) !== 0) set(this.m.readable);
-    if (f.has.writable && (perm & PTE_WRITE) !== 0) set(this.m.writable);
-    if (f.has.execute && (perm & PTE_EXEC) !== 0) set(this.m.execute);
-    if (f.has.noExecute && (perm & PTE_EXEC) === 0) set(this.m.noExecute);
-    if (options?.dirty && f.has.dirty) set(this.m.dirty);
-    if (options?.accessed && f.has.accessed) set(this.m.accessed);
+    const m = this.m;
+    lo |= m.present.lo;
+    hi |= m.present.hi;
+    if (f.has.user) {
+      lo |= m.user.lo;
+      hi |= m.user.hi;
+    }
+    if (f.has.readable && (perm & (PTE_READ | PTE_WRITE)) !== 0) {
+      lo |= m.readable.lo;
+      hi |= m.readable.hi;
+    }
+    if (f.has.writable && (perm & PTE_WRITE) !== 0) {
+      lo |= m.writable.lo;
+      hi |= m.writable.hi;
+    }
+    if (f.has.execute && (perm & PTE_EXEC) !== 0) {
+      lo |= m.execute.lo;
+      hi |= m.execute.hi;
+    }
+    if (f.has.noExecute && (perm & PTE_EXEC) === 0) {
+      lo |= m.noExecute.lo;
+      hi |= m.noExecute.hi;
+    }
+    if (options !== undefined && options.dirty === true && f.has.dirty) {
+      lo |= m.dirty.lo;
+      hi |= m.dirty.hi;
+    }
+    if (options !== undefined && options.accessed === true && f.has.accessed) {
+      lo |= m.accessed.lo;
+      hi |= m.accessed.hi;
+    }
     this.hi = hi >>> 0;
     return lo >>> 0;
   }

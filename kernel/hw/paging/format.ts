@@ -81,6 +81,9 @@ export interface PagingFormat {
   readonly levelBits: readonly number[];
   /** For level L (0 = root): the virtual-address shift of its index. */
   readonly levelShift: readonly number[];
+  /** For level L: 2^levelShift[L] and 2^levelBits[L] - 1 (precomputed for levelIndex). */
+  readonly levelDivisor: Float64Array;
+  readonly levelMask: Int32Array;
   /** Virtual-address width in bits: pageShift + sum(levelBits). */
   readonly vaBits: number;
   /** Number of virtual pages (2^(vaBits - pageShift)). */
@@ -96,6 +99,10 @@ export interface PagingFormat {
   readonly maxPfn: number;
   readonly pfnShift: number;
   readonly pfnWidth: number;
+  /** Precomputed for entryPfn: the PFN's bits in lo (after the shift) and in hi, and 2^(bits in lo). */
+  readonly pfnLoMask: number;
+  readonly pfnHiMask: number;
+  readonly pfnHiScale: number;
 }
 
 /** A mask of `width` low bits (width 0..32), as an unsigned number. */
@@ -144,6 +151,8 @@ export function compileFormat(spec: FormatSpec): PagingFormat {
     levels,
     levelBits: [...spec.levelBits],
     levelShift,
+    levelDivisor: Float64Array.from(levelShift, (sh) => 2 ** sh),
+    levelMask: Int32Array.from(spec.levelBits, (b) => 2 ** b - 1),
     vaBits: shift,
     vpnCount: 2 ** (shift - pageShift),
     entryBytes: spec.entryBytes,
@@ -155,7 +164,17 @@ export function compileFormat(spec: FormatSpec): PagingFormat {
     maxPfn: 2 ** spec.pfn.width - 1,
     pfnShift: spec.pfn.shift,
     pfnWidth: spec.pfn.width,
+    ...pfnMasks(spec.pfn.shift, spec.pfn.width),
   };
+}
+
+function pfnMasks(
+  shift: number,
+  width: number,
+): { pfnLoMask: number; pfnHiMask: number; pfnHiScale: number } {
+  if (shift >= 32) return { pfnLoMask: 0, pfnHiMask: lowMask(width), pfnHiScale: 1 };
+  const loWidth = Math.min(width, 32 - shift);
+  return { pfnLoMask: lowMask(loWidth), pfnHiMask: lowMask(width - loWidth), pfnHiScale: 2 ** loWidth };
 }
 
 export class FormatError extends Error {
@@ -231,20 +250,16 @@ export function testFlag(m: FlagMask, lo: number, hi: number): boolean {
 /** The frame number held in an entry. */
 export function entryPfn(fmt: PagingFormat, lo: number, hi: number): number {
   const s = fmt.pfnShift;
-  const w = fmt.pfnWidth;
-  if (s >= 32) return ((hi >>> (s - 32)) & lowMask(w)) >>> 0;
-  const loWidth = Math.min(w, 32 - s);
-  const loPart = ((lo >>> s) & lowMask(loWidth)) >>> 0;
-  const hiWidth = w - loWidth;
-  if (hiWidth === 0) return loPart;
-  return loPart + ((hi & lowMask(hiWidth)) >>> 0) * 2 ** loWidth;
+  if (s >= 32) return ((hi >>> (s - 32)) & fmt.pfnHiMask) >>> 0;
+  const loPart = ((lo >>> s) & fmt.pfnLoMask) >>> 0;
+  if (fmt.pfnHiMask === 0) return loPart;
+  return loPart + ((hi & fmt.pfnHiMask) >>> 0) * fmt.pfnHiScale;
 }
 
 /** Table index of virtual address `va` at level `level` (0 = root). */
 export function levelIndex(fmt: PagingFormat, va: number, level: number): number {
-  const shift = fmt.levelShift[level]!;
-  const q = shift < 31 && va < 2147483648 ? va >>> shift : Math.floor(va / 2 ** shift);
-  return q % 2 ** fmt.levelBits[level]!;
+  // `&` takes the low 32 bits exactly for any integer below 2^53, and masks are below 2^20.
+  return Math.floor(va / fmt.levelDivisor[level]!) & fmt.levelMask[level]!;
 }
 
 // ---- entry construction (kernel side and tests; off the hot path) ----
