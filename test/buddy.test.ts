@@ -172,6 +172,10 @@ describe('boot', () => {
       ['Normal', 4096, 5120],
     ]);
     expect(lists(big, 1)).toEqual([[10, [4096]]]);
+    expect([big.zoneIndexOf(0), big.zoneIndexOf(4095), big.zoneIndexOf(4096), big.zoneIndexOf(5119)]).toEqual(
+      [0, 0, 1, 1],
+    );
+    expect(panicMessage(() => big.zoneIndexOf(5120))).toBe('zoneIndexOf: frame 5120 out of range');
   });
 
   it('never merges buddies across a zone boundary (64 KiB pages: DMA ends at frame 256)', () => {

@@ -457,6 +457,14 @@ export class BuddyAllocator {
     return n;
   }
 
+  /** The index of the zone frame `pfn` belongs to. Panics on a frame outside memory. */
+  zoneIndexOf(pfn: number): number {
+    if (pfn >>> 0 !== pfn || pfn >= this.frameCount) panic(`zoneIndexOf: frame ${pfn} out of range`);
+    let z = this.zoneCount - 1;
+    while (pfn < this.zoneStart[z]!) z--;
+    return z;
+  }
+
   /** The current watermark state of zone `zoneIndex` (pollable: kswapd, direct reclaim). */
   watermarkState(zoneIndex: number): WatermarkState {
     return STATES[this.zoneState[this.checkZone(zoneIndex)]!]!;
