@@ -4,6 +4,8 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerDemo } from './cmd-demo.ts';
+import { registerDiagram } from './cmd-diagram.ts';
+import { registerReplay } from './cmd-replay.ts';
 import { registerTranslate } from './cmd-translate.ts';
 import { InputError } from './configfile.ts';
 
@@ -13,7 +15,9 @@ const program = new Command('vmlab')
   .exitOverride();
 
 registerDemo(program);
+registerDiagram(program);
 registerTranslate(program);
+registerReplay(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -3,8 +3,13 @@
  * in MachineConfig with its unit in its name and a default in DEFAULT_MACHINE; ranges are
  * checked once, here.
  */
+
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Clock } from '../hw/clock.ts';
 import { type CostModel, resolveCostModel } from '../hw/cost.ts';
+import { BlockDevice, DiskError, type DiskProfileName } from '../hw/disk.ts';
 import { Mmu } from '../hw/mmu.ts';
 import type { PagingFormat } from '../hw/paging/format.ts';
 import { PhysicalMemory } from '../hw/physmem.ts';
@@ -12,7 +17,11 @@ import type { TlbReplacement } from '../hw/tlb.ts';
 import { BuddyAllocator, type PoisonMode } from '../mm/buddy.ts';
 import { Kmalloc } from '../mm/kmalloc.ts';
 import { PageFrames } from '../mm/page.ts';
+import { createPolicy } from '../mm/policy/index.ts';
+import type { ReplacementPolicy } from '../mm/policy/types.ts';
+import type { ReclaimScope } from '../mm/reclaim.ts';
 import { SlabAllocator } from '../mm/slab.ts';
+import { SwapArea } from '../mm/swap.ts';
 import { Kernel, type KernelTunables } from '../proc/kernel.ts';
 import type { ProgramLoader } from '../proc/uapi.ts';
 import { InputError } from './configfile.ts';
@@ -119,6 +128,11 @@ export function describeMachine(m: Machine): string[] {
 
 export interface BootOptions {
   loader: ProgramLoader;
+  /** Replacement policy name (see kernel/mm/policy/index.ts); default lru-2list. */
+  policy?: string;
+  scope?: ReclaimScope;
+  /** A swap area: its size, its host file (default: a scratch file removed at shutdown), its disk. */
+  swap?: { bytes: number; path?: string; profile?: DiskProfileName };
   tunables?: Partial<KernelTunables>;
   /** Page poisoning in the allocators (costs host memory: every freed frame is written). */
   poison?: PoisonMode;
@@ -129,6 +143,10 @@ export interface BootedMachine extends Machine {
   slab: SlabAllocator;
   kmalloc: Kmalloc;
   kernel: Kernel;
+  /** The swap device, if any. */
+  swapDevice: BlockDevice | null;
+  /** Close host files (the swap file). */
+  shutdown(): void;
 }
 
 /** Boot the kernel on a machine: buddy allocator, slab and kmalloc caches, kernel caches, the scheduler. */
@@ -136,9 +154,42 @@ export function bootKernel(m: Machine, options: BootOptions): BootedMachine {
   const buddy = new BuddyAllocator({ memory: m.mem, pages: m.frames, poison: options.poison ?? 'off' });
   const slab = new SlabAllocator({ buddy });
   const kmalloc = new Kmalloc(slab);
+  let policy: ReplacementPolicy;
+  try {
+    policy = createPolicy(options.policy ?? 'lru-2list', { frameCount: m.mem.frameCount });
+  } catch (err) {
+    throw new InputError(`machine.policy: ${(err as Error).message}`);
+  }
+  let swapDevice: BlockDevice | null = null;
+  const swapOpt = options.swap;
+  if (swapOpt !== undefined && swapOpt.bytes > 0) {
+    const bytes = Math.floor(swapOpt.bytes / m.format.pageBytes) * m.format.pageBytes;
+    const path = swapOpt.path ?? join(mkdtempSync(join(tmpdir(), 'vmlab-swap-')), 'swapfile');
+    try {
+      swapDevice = new BlockDevice({
+        path,
+        sizeBytes: bytes,
+        blockBytes: Math.min(512, m.format.pageBytes),
+        profile: swapOpt.profile ?? 'ssd',
+        clock: m.clock,
+        deleteOnClose: swapOpt.path === undefined,
+      });
+    } catch (err) {
+      if (err instanceof DiskError) throw new InputError(`machine.swap: ${err.message}`);
+      throw err;
+    }
+  }
+  const device = swapDevice;
   const kernel = new Kernel(
     { mem: m.mem, format: m.format, pages: m.frames, clock: m.clock, mmu: m.mmu, buddy, slab },
-    { loader: options.loader, seed: m.config.seed, tunables: options.tunables },
+    {
+      loader: options.loader,
+      seed: m.config.seed,
+      tunables: options.tunables,
+      memory: { policy, scope: options.scope ?? 'global' },
+      makeSwap: (caches) =>
+        device === null ? null : new SwapArea({ device, mem: m.mem, chunkCache: caches.swapMapChunk }),
+    },
   );
-  return { ...m, buddy, slab, kmalloc, kernel };
+  return { ...m, buddy, slab, kmalloc, kernel, swapDevice, shutdown: () => device?.close() };
 }

@@ -143,6 +143,11 @@ export class Mmu {
   private readonly hitCycles: number;
   private readonly vaLimit: number;
   private faultHandler: PageFaultHandler | undefined;
+  /**
+   * Called with the frame of every completed access when set (exact-LRU teaching policies).
+   * Real hardware offers no such thing; the access path pays one null check when it is off.
+   */
+  referenceHook: ((pfn: number, access: AccessKind) => void) | null = null;
   private refillHandler: TlbRefillHandler | undefined;
   /** TLB permission bits an access needs, indexed by access kind, for the current mode. */
   private readonly need = new Uint8Array(3);
@@ -409,7 +414,9 @@ export class Mmu {
       const need = this.need[access]!;
       if ((tlb.perm[slot]! & need) === need) {
         tlb.hits++;
-        return tlb.pfn[slot]!;
+        const pfn = tlb.pfn[slot]!;
+        if (this.referenceHook !== null) this.referenceHook(pfn, access);
+        return pfn;
       }
     }
     return this.frameSlow(va, vpn, access);
@@ -422,6 +429,7 @@ export class Mmu {
       this.trapPageFault();
       pfn = this.lookupFrame(va, vpn, access, 'retry');
     }
+    if (this.referenceHook !== null) this.referenceHook(pfn, access);
     return pfn;
   }
 

@@ -15,9 +15,18 @@
 import { ACCESS_EXECUTE, ACCESS_WRITE, type MmuFault } from '../hw/mmu.ts';
 import { SEGV_ACCERR, SEGV_MAPERR } from '../lib/signals.ts';
 import { type AddressSpace, putPage } from './mm.ts';
-import { PG_SHMEM } from './page.ts';
+import { PG_DIRTY, PG_LOCKED, PG_SHMEM, PG_SWAPCACHE } from './page.ts';
 import { NP_PROTNONE, NP_SWAP } from './pte.ts';
-import { VM_EXEC, VM_GROWSDOWN, VM_READ, VM_SHARED, VM_WRITE, type Vma } from './vma.ts';
+import {
+  type AnonFamily,
+  VM_ACCOUNT,
+  VM_EXEC,
+  VM_GROWSDOWN,
+  VM_READ,
+  VM_SHARED,
+  VM_WRITE,
+  type Vma,
+} from './vma.ts';
 
 export type FaultResult =
   | { readonly kind: 'handled'; readonly major: boolean; readonly how: FaultHow }
@@ -44,6 +53,13 @@ export const FAULT_OOM: FaultResult = Object.freeze({ kind: 'oom' });
 export interface FaultMemory {
   /** A zeroed user frame owned by `pid` (PG_ANON, one reference), or -1 when none can be had. */
   allocUserFrame(pid: number): number;
+  /** A private anonymous page became resident in `pfn` (the replacement policy learns of it). */
+  pageLoaded(pfn: number, family: AnonFamily, write: boolean): void;
+  /**
+   * May a swap-cache page mapped only here be reused by a write (nobody else references its
+   * slot)? If so it leaves the swap cache (its slot is freed) and true is returned.
+   */
+  reuseSwapCachePage(pfn: number): boolean;
   /** Bring swap slot `slot` back for `as` at `va` (entry at `pa`); a later subsystem. */
   swapIn(as: AddressSpace, vma: Vma, va: number, pa: number, slot: number): FaultResult;
 }
@@ -107,6 +123,7 @@ function growStack(as: AddressSpace, stack: Vma, va: number): boolean {
   const below = as.vmas.prev(stack);
   if (below !== undefined && newStart < below.end + stackGuardGapPages * page) return false;
   if (newStart < as.layout.mmapMinAddr) return false;
+  if ((stack.flags & VM_ACCOUNT) !== 0 && !as.charge((stack.start - newStart) / page)) return false;
   stack.start = newStart;
   as.updateHiwater();
   return true;
@@ -129,7 +146,8 @@ function doAnonymousFault(
     putPage(as.services, pfn);
     return FAULT_OOM;
   }
-  if (vma.anon === null) vma.anon = { id: as.services.nextAnonFamilyId() };
+  if (vma.anon === null) vma.anon = as.services.newAnonFamily(as);
+  mem.pageLoaded(pfn, vma.anon, write);
   as.updateHiwater();
   return FAULT_DEMAND_ZERO;
 }
@@ -182,14 +200,18 @@ function doCowFault(
   mem: FaultMemory,
 ): FaultResult {
   const { pages } = as.services;
-  if (pages.refcount[oldPfn] === 1 && pages.mapcount[oldPfn] === 1) {
+  const exclusive = pages.refcount[oldPfn] === 1 && pages.mapcount[oldPfn] === 1;
+  if (exclusive && (!pages.has(oldPfn, PG_SWAPCACHE) || mem.reuseSwapCachePage(oldPfn))) {
     as.makeWritable(pa, va);
     as.services.events.pgreuse++;
     return FAULT_COW_REUSE;
   }
+  pages.set(oldPfn, PG_LOCKED); // reclaim must not evict the page being copied
   const newPfn = mem.allocUserFrame(as.ownerPid);
+  pages.clear(oldPfn, PG_LOCKED);
   if (newPfn < 0) return FAULT_OOM;
   as.services.mem.copyFrame(oldPfn, newPfn);
+  pages.set(newPfn, PG_DIRTY); // its contents exist nowhere else
   pages.index[newPfn] = Math.floor(va / as.pageBytes);
   pages.mapcount[oldPfn]!--;
   as.rssAnon--;
@@ -200,6 +222,8 @@ function doCowFault(
     putPage(as.services, newPfn);
     return FAULT_OOM;
   }
+  if (vma.anon === null) vma.anon = as.services.newAnonFamily(as);
+  mem.pageLoaded(newPfn, vma.anon, true);
   as.services.events.cow_fault++;
   return FAULT_COW_COPY;
 }

@@ -121,7 +121,20 @@ export interface MmServices {
   swapFree(slot: number): void;
   /** Take one more reference to a swap slot (fork). */
   swapDup(slot: number): void;
-  nextAnonFamilyId(): number;
+  /** A new anonymous lineage (rmap family) whose first member is `mm`. */
+  newAnonFamily(mm: AddressSpace): AnonFamily;
+  /** Add `mm` to a family (fork). */
+  joinAnonFamily(family: AnonFamily, mm: AddressSpace): void;
+  /** Remove `mm` from every family (its address space is going). */
+  leaveAnonFamilies(mm: AddressSpace): void;
+  /** vm.overcommit_memory: 0 heuristic, 1 always, 2 never beyond CommitLimit. */
+  overcommitMode(): 0 | 1 | 2;
+  /** Commit `pages` more (Committed_AS); false when the overcommit policy refuses. */
+  commit(pages: number): boolean;
+  /** Release a commitment. */
+  uncommit(pages: number): void;
+  /** A user frame's last reference is going: reclaim forgets it (called before it is freed). */
+  pageReleased(pfn: number): void;
   /** A new shared anonymous object (one user). */
   newShmem(): SharedAnonObject;
   /** Drop a VMA's reference to a shared anonymous object; its pages go at the last user. */
@@ -180,6 +193,26 @@ export class AddressSpace {
 
   get pageBytes(): number {
     return this.services.fmt.pageBytes;
+  }
+
+  /** Pages this space has committed (its VM_ACCOUNT VMAs). */
+  committedPages = 0;
+
+  /** Commit `pages` for this space; false (nothing changed) when the overcommit policy refuses. */
+  charge(pages: number): boolean {
+    if (pages <= 0) return true;
+    if (!this.services.commit(pages)) return false;
+    this.committedPages += pages;
+    return true;
+  }
+
+  /** Release `pages` of this space's commitment. */
+  uncharge(pages: number): void {
+    if (pages <= 0) return;
+    if (pages > this.committedPages)
+      panic(`uncharge: ${pages} pages but only ${this.committedPages} committed`);
+    this.committedPages -= pages;
+    this.services.uncommit(pages);
   }
 
   /** Total mapped bytes (VmSize). */
@@ -346,8 +379,9 @@ export class AddressSpace {
     child.startBrk = this.startBrk;
     child.brk = this.brk;
     child.startStack = this.startStack;
+    if (!child.charge(this.committedPages)) return false;
     for (const v of this.vmas.all()) {
-      if (v.isAnonymous() && v.anon === null) v.anon = { id: this.services.nextAnonFamilyId() };
+      if (v.isAnonymous() && v.anon === null) v.anon = this.services.newAnonFamily(this);
       const copy = child.vmas.create({
         start: v.start,
         end: v.end,
@@ -358,6 +392,7 @@ export class AddressSpace {
         name: v.name,
       });
       if (copy === undefined) return false;
+      if (v.anon !== null) this.services.joinAnonFamily(v.anon, child);
       if (v.backing.kind === 'shmem') v.backing.object.users++;
       const entries: number[] = [];
       this.tables.forEachEntry(v.start, v.end, (va, pa) => {
@@ -400,6 +435,8 @@ export class AddressSpace {
 
   /** Unmap everything and free the VMAs, tables and the mm object. */
   destroy(): void {
+    this.services.leaveAnonFamilies(this);
+    this.uncharge(this.committedPages);
     for (const v of [...this.vmas.all()]) {
       this.zapRange(v.start, v.end);
       if (v.backing.kind === 'shmem') this.services.putShmem(v.backing.object);
@@ -462,6 +499,7 @@ export function putPage(services: MmServices, pfn: number): void {
   if (left === 0) {
     if (pages.mapcount[pfn] !== 0)
       panic(`putPage: frame ${pfn} freed while mapped ${pages.mapcount[pfn]} times`);
+    services.pageReleased(pfn);
     services.buddy.free(pfn, 0);
     services.events.pgfree++;
   }

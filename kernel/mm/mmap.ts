@@ -97,6 +97,7 @@ export function doBrk(as: AddressSpace, addr: number): number {
     const limit = as.vmas.gapStart(next, as.services.tunables.stackGuardGapPages * page);
     if (newEnd + page > limit) return as.brk;
   }
+  if (!as.charge((newEnd - oldEnd) / page)) return as.brk;
   const heap = as.heapVma();
   if (heap !== undefined && heap.end === oldEnd) {
     heap.end = newEnd;
@@ -109,7 +110,10 @@ export function doBrk(as: AddressSpace, addr: number): number {
       backing: { kind: 'anon' },
       name: '[heap]',
     });
-    if (v === undefined) return as.brk;
+    if (v === undefined) {
+      as.uncharge((newEnd - oldEnd) / page);
+      return as.brk;
+    }
   }
   as.brk = addr;
   as.updateHiwater();
@@ -136,26 +140,31 @@ export function doMmap(
   const length = pageUp(args.length, page);
   if (length > as.layout.taskSize) return -ENOMEM;
   if ((flags & MAP_ANONYMOUS) === 0) return -ENODEV;
+  let vmFlags = protToVmFlags(prot);
+  if (type !== MAP_PRIVATE) vmFlags |= VM_SHARED | VM_MAYSHARE;
+  if (flags & MAP_GROWSDOWN) vmFlags |= VM_GROWSDOWN;
+  if (flags & MAP_NORESERVE) vmFlags |= VM_NORESERVE;
+  // Private writable memory is committed; overcommit mode 2 ignores MAP_NORESERVE (as Linux).
+  const noReserve = (flags & MAP_NORESERVE) !== 0 && as.services.overcommitMode() !== 2;
+  if (type === MAP_PRIVATE && (prot & PROT_WRITE) !== 0 && !noReserve) vmFlags |= VM_ACCOUNT;
   const fixed = (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) !== 0;
   let start: number;
   if (fixed) {
     if (!Number.isSafeInteger(addr) || addr % page !== 0) return -EINVAL;
     if (addr + length > as.layout.taskSize) return -ENOMEM;
     if (addr < as.layout.mmapMinAddr) return -EPERM;
-    if (as.vmas.overlaps(addr, addr + length)) {
-      if ((flags & MAP_FIXED_NOREPLACE) !== 0) return -EEXIST;
-      if (doMunmap(as, addr, length) < 0) return -ENOMEM;
-    }
+    if (as.vmas.overlaps(addr, addr + length) && (flags & MAP_FIXED_NOREPLACE) !== 0) return -EEXIST;
     start = addr;
   } else {
     start = placeMapping(as, addr, length);
     if (start < 0) return -ENOMEM;
   }
-  let vmFlags = protToVmFlags(prot);
-  if (type !== MAP_PRIVATE) vmFlags |= VM_SHARED | VM_MAYSHARE;
-  if (flags & MAP_GROWSDOWN) vmFlags |= VM_GROWSDOWN;
-  if (flags & MAP_NORESERVE) vmFlags |= VM_NORESERVE;
-  else if (type === MAP_PRIVATE && (prot & PROT_WRITE) !== 0) vmFlags |= VM_ACCOUNT;
+  // Commit first (a refused commit leaves any old mapping in place), then replace.
+  if ((vmFlags & VM_ACCOUNT) !== 0 && !as.charge(length / page)) return -ENOMEM;
+  if (fixed && as.vmas.overlaps(start, start + length) && doMunmap(as, start, length) < 0) {
+    if ((vmFlags & VM_ACCOUNT) !== 0) as.uncharge(length / page);
+    return -ENOMEM;
+  }
   const shared = (vmFlags & VM_SHARED) !== 0;
   const backing = shared
     ? { kind: 'shmem' as const, object: as.services.newShmem() }
@@ -163,6 +172,7 @@ export function doMmap(
   const vma = as.vmas.create({ start, end: start + length, flags: vmFlags, backing });
   if (vma === undefined) {
     if (backing.kind === 'shmem') as.services.putShmem(backing.object);
+    if ((vmFlags & VM_ACCOUNT) !== 0) as.uncharge(length / page);
     return -ENOMEM;
   }
   const merged = shared ? vma : as.vmas.mergeAround(vma);
@@ -202,6 +212,7 @@ export function doMunmap(as: AddressSpace, addr: number, len: number): number {
   const end = addr + length;
   if (!as.vmas.carve(addr, end)) return -ENOMEM;
   for (const v of as.vmas.overlapping(addr, end)) {
+    if ((v.flags & VM_ACCOUNT) !== 0) as.uncharge(v.length / page);
     as.zapRange(v.start, v.end);
     if (v.backing.kind === 'shmem') as.services.putShmem(v.backing.object);
     as.vmas.destroy(v);
@@ -220,13 +231,24 @@ export function doMprotect(as: AddressSpace, addr: number, len: number, prot: nu
   const end = addr + length;
   if (end > as.layout.taskSize) return -ENOMEM;
   if (!coversRange(as, addr, end)) return -ENOMEM;
-  if (!as.vmas.carve(addr, end)) return -ENOMEM;
   const access = protToVmFlags(prot) & (VM_READ | VM_WRITE | VM_EXEC);
+  // Making private memory writable commits it (once: VM_ACCOUNT stays after write is dropped).
+  const commits = (v: Vma): boolean =>
+    (access & VM_WRITE) !== 0 &&
+    (v.flags & (VM_ACCOUNT | VM_SHARED)) === 0 &&
+    ((v.flags & VM_NORESERVE) === 0 || as.services.overcommitMode() === 2);
+  let newlyCommitted = 0;
   for (const v of as.vmas.overlapping(addr, end)) {
+    if (commits(v)) newlyCommitted += (Math.min(v.end, end) - Math.max(v.start, addr)) / page;
+  }
+  if (newlyCommitted > 0 && !as.charge(newlyCommitted)) return -ENOMEM;
+  if (!as.vmas.carve(addr, end)) {
+    as.uncharge(newlyCommitted);
+    return -ENOMEM;
+  }
+  for (const v of as.vmas.overlapping(addr, end)) {
+    if (commits(v)) v.flags |= VM_ACCOUNT;
     v.flags = (v.flags & ~(VM_READ | VM_WRITE | VM_EXEC)) | access;
-    if ((v.flags & VM_WRITE) !== 0 && (v.flags & VM_SHARED) === 0 && (v.flags & VM_NORESERVE) === 0) {
-      v.flags |= VM_ACCOUNT;
-    }
     as.changeProtection(v.start, v.end, v.flags);
   }
   as.vmas.mergeRange(addr, end);

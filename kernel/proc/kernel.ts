@@ -34,7 +34,13 @@ import {
   signalName,
 } from '../lib/signals.ts';
 import type { BuddyAllocator } from '../mm/buddy.ts';
-import { type FaultResult, handleFault } from '../mm/fault.ts';
+import {
+  FAULT_OOM,
+  FAULT_SWAP_IN_MAJOR,
+  FAULT_SWAP_IN_MINOR,
+  type FaultResult,
+  handleFault,
+} from '../mm/fault.ts';
 import { createKernelCaches, type KernelCaches } from '../mm/kobjects.ts';
 import {
   AddressSpace,
@@ -46,9 +52,14 @@ import {
 } from '../mm/mm.ts';
 import { doBrk, doMadvise, doMincore, doMmap, doMprotect, doMunmap } from '../mm/mmap.ts';
 import { type PageFrames, PG_ANON } from '../mm/page.ts';
+import { createPolicy } from '../mm/policy/index.ts';
+import type { ReplacementPolicy } from '../mm/policy/types.ts';
 import { NP_SWAP, PteCodec } from '../mm/pte.ts';
+import { type MemoryGroup, Reclaimer, type ReclaimScope } from '../mm/reclaim.ts';
 import type { SlabAllocator } from '../mm/slab.ts';
+import type { SwapArea } from '../mm/swap.ts';
 import {
+  type AnonFamily,
   type SharedAnonObject,
   VM_ACCOUNT,
   VM_EXEC,
@@ -58,6 +69,7 @@ import {
   VM_MAYWRITE,
   VM_READ,
   VM_WRITE,
+  type Vma,
 } from '../mm/vma.ts';
 import { VmEvents } from '../observe/vmevents.ts';
 import { kernelMachine } from './machines.ts';
@@ -88,6 +100,14 @@ class UserFault extends Error {}
 export interface KernelTunables extends MmTunables {
   /** Scheduler quantum. */
   quantumCycles: number;
+  /** Pages one reclaim pass frees at most (Linux's SWAP_CLUSTER_MAX). */
+  reclaimBatchPages: number;
+  /** Run kswapd (background reclaim between the low and high watermarks). */
+  kswapd: boolean;
+  /** vm.overcommit_memory: 0 heuristic, 1 always, 2 never beyond CommitLimit. */
+  overcommitMemory: 0 | 1 | 2;
+  /** vm.overcommit_ratio: percent of RAM in CommitLimit (mode 2). */
+  overcommitRatio: number;
   /** Pid of the first process. */
   firstPid: number;
 }
@@ -95,6 +115,10 @@ export interface KernelTunables extends MmTunables {
 export const DEFAULT_KERNEL_TUNABLES: Readonly<KernelTunables> = {
   ...DEFAULT_MM_TUNABLES,
   quantumCycles: 1_000_000,
+  reclaimBatchPages: 32,
+  kswapd: true,
+  overcommitMemory: 0,
+  overcommitRatio: 50,
   firstPid: 2,
 };
 
@@ -106,6 +130,14 @@ export interface KernelHardware {
   mmu: Mmu;
   buddy: BuddyAllocator;
   slab: SlabAllocator;
+}
+
+/** Memory management choices made at boot. */
+export interface KernelMemory {
+  policy: ReplacementPolicy;
+  swap: SwapArea | null;
+  /** 'global': victims from any process; 'local': from the faulting process only. */
+  scope: ReclaimScope;
 }
 
 /** One line of the kernel log (dmesg). */
@@ -127,18 +159,32 @@ export class Kernel {
   readonly tasks = new Map<number, Task>();
   readonly runQueue: Task[] = [];
   current: Task | null = null;
+  /** Cycles the CPU spent idle (nothing ready: waiting for the disk or timers). */
+  idleCycles = 0;
   private readonly loader: ProgramLoader;
   private readonly prng: Prng;
   private nextPid: number;
   private nextAsid = 1;
-  private nextAnonId = 1;
   private nextShmemId = 1;
   private lastRun: Task | null = null;
   private readonly syscallCost: number;
 
+  readonly reclaimer: Reclaimer;
+  readonly swap: SwapArea | null;
+  readonly scope: ReclaimScope;
+  readonly groups = new Map<string, MemoryGroup>();
+  kswapdTask: Task | null = null;
+
   constructor(
     hw: KernelHardware,
-    options: { loader: ProgramLoader; seed: number; tunables?: Partial<KernelTunables> },
+    options: {
+      loader: ProgramLoader;
+      seed: number;
+      tunables?: Partial<KernelTunables>;
+      memory?: Partial<Omit<KernelMemory, 'swap'>>;
+      /** Make the swap area once the kernel caches exist (its slot map uses one). */
+      makeSwap?: (caches: KernelCaches) => SwapArea | null;
+    },
   ) {
     this.hw = hw;
     this.tunables = { ...DEFAULT_KERNEL_TUNABLES, ...options.tunables };
@@ -167,14 +213,106 @@ export class Kernel {
       vmaPool: { alloc: () => vmaCache.alloc(), free: (a) => vmaCache.free(a) },
       mmPool: { alloc: () => mmCache.alloc({ contents: 'zeroed' }), free: (a) => mmCache.free(a) },
       tunables: this.tunables,
-      swapFree: () => panic('swapFree: no swap area'),
-      swapDup: () => panic('swapDup: no swap area'),
-      nextAnonFamilyId: () => this.nextAnonId++,
+      swapFree: (slot) => this.swapArea().put(slot),
+      swapDup: (slot) => this.swapArea().dup(slot),
+      newAnonFamily: (mm) => this.reclaimer.newFamily(mm),
+      joinAnonFamily: (family, mm) => this.reclaimer.joinFamily(family, mm),
+      leaveAnonFamilies: (mm) => this.reclaimer.leaveFamilies(mm),
+      pageReleased: (pfn) => this.reclaimer.released(pfn),
+      overcommitMode: () => this.tunables.overcommitMemory,
+      commit: (pages) => this.vmEnoughMemory(pages),
+      uncommit: (pages) => {
+        this.committedAs -= pages;
+      },
       newShmem: () => ({ id: this.nextShmemId++, pages: new Map(), users: 1 }),
       putShmem: (obj) => this.putShmem(obj),
     };
+    this.swap = options.makeSwap?.(this.caches) ?? null;
+    this.scope = options.memory?.scope ?? 'global';
+    const policy = options.memory?.policy ?? createPolicy('lru-2list', { frameCount: hw.pages.count });
+    this.reclaimer = new Reclaimer(this.services, policy, {
+      swap: this.swap,
+      random: (b) => this.prng.below(b),
+    });
+    if (policy.wantsEveryReference) {
+      const reclaimer = this.reclaimer;
+      hw.mmu.referenceHook = (pfn, access) => reclaimer.referencedBy(pfn, access === ACCESS_WRITE);
+    }
+    if (policy.tickCycles > 0) this.scheduleTick(policy.tickCycles);
     hw.mmu.setFaultHandler((fault) => this.pageFault(fault));
+    if (this.tunables.kswapd) this.startKswapd();
     this.actor.send({ type: 'BOOTED' });
+  }
+
+  /** Committed_AS in pages: what every address space has committed. */
+  committedAs = 0;
+
+  /** CommitLimit in pages: swap + RAM x overcommit_ratio (the mode-2 ceiling). */
+  commitLimit(): number {
+    const ram = this.hw.buddy.managedPages();
+    const swap = this.swap?.usableSlots ?? 0;
+    return Math.floor((ram * this.tunables.overcommitRatio) / 100) + swap;
+  }
+
+  /** Linux's __vm_enough_memory: may `pages` more be committed? Commits them when yes. */
+  private vmEnoughMemory(pages: number): boolean {
+    const mode = this.tunables.overcommitMemory;
+    if (mode === 0) {
+      const total = this.hw.buddy.managedPages() + (this.swap?.usableSlots ?? 0);
+      if (pages > total) return false;
+    } else if (mode === 2) {
+      if (this.committedAs + pages > this.commitLimit()) return false;
+    }
+    this.committedAs += pages;
+    return true;
+  }
+
+  private swapArea(): SwapArea {
+    if (this.swap === null) panic('swap: a swap entry exists but no swap area is configured');
+    return this.swap;
+  }
+
+  private scheduleTick(period: number): void {
+    this.hw.clock.after(period, 'policy tick', () => {
+      if (this.liveTasks().length === 0) return;
+      this.reclaimer.policy.onTick(this.reclaimer.view);
+      this.scheduleTick(period);
+    });
+  }
+
+  // ---- kswapd ----
+
+  /** Start kswapd: a kernel thread that reclaims from below the low watermark up to high. */
+  private startKswapd(): void {
+    const task = Task.create(this.caches, this.nextPid++, 1, 'kswapd0');
+    if (task === null) panic('kswapd: no memory for its task');
+    task.kernelThread = true;
+    this.tasks.set(task.pid, task);
+    const k = this;
+    task.program = (function* kswapd(): Generator<void, number | undefined, void> {
+      for (;;) {
+        while (k.belowHighWatermark()) {
+          const freed = k.reclaimer.reclaim(k.tunables.reclaimBatchPages, 'kswapd');
+          if (freed === 0) break;
+          yield;
+        }
+        task.blockOn = 'sleep';
+        yield;
+      }
+    })();
+    task.send({ type: 'ADMIT' });
+    task.send({ type: 'DISPATCH' });
+    task.send({ type: 'BLOCK_SLEEP' });
+    this.kswapdTask = task;
+    this.hw.buddy.onWatermarkCrossing((c) => {
+      if (c.to === 'below-low' || c.to === 'below-min') this.wake(task);
+    });
+  }
+
+  private belowHighWatermark(): boolean {
+    const b = this.hw.buddy;
+    for (let z = 0; z < b.zoneCount; z++) if (b.watermarkState(z) !== 'above-high') return true;
+    return false;
   }
 
   /** The kernel machine's state: 'booting', 'running', 'idle', 'halted' or 'panic'. */
@@ -195,7 +333,12 @@ export class Kernel {
   spawn(path: string, argv: string[], options: { oomScoreAdj?: number } = {}): Task | number {
     const image = this.loader(path);
     if (image === undefined) return -ENOENT;
-    const task = Task.create(this.caches, this.nextPid, 1, baseName(path));
+    return this.spawnImage(image, argv, options);
+  }
+
+  /** Start a program image as a new process (a child of init): the task, or -errno. */
+  spawnImage(image: ProgramImage, argv: string[], options: { oomScoreAdj?: number } = {}): Task | number {
+    const task = Task.create(this.caches, this.nextPid, 1, baseName(image.path));
     if (task === null) return -ENOMEM;
     this.nextPid++;
     task.oomScoreAdj = options.oomScoreAdj ?? 0;
@@ -211,9 +354,27 @@ export class Kernel {
     return task;
   }
 
+  /**
+   * Map [start, end) anonymous read-write memory into `task` directly (host-side tools such as
+   * trace replay, which place memory where a trace says). Returns 0 or -errno.
+   */
+  mapAnonymous(task: Task, start: number, end: number): number {
+    const mm = task.mm;
+    if (mm === null) return -EINVAL;
+    const page = this.hw.format.pageBytes;
+    if (start % page !== 0 || end % page !== 0 || start >= end || end > 2 ** this.hw.format.vaBits)
+      return -EINVAL;
+    if (mm.vmas.overlaps(start, end)) return -EINVAL;
+    const flags = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | VM_ACCOUNT;
+    const v = mm.vmas.create({ start, end, flags, backing: { kind: 'anon' } });
+    if (v === undefined) return -ENOMEM;
+    mm.vmas.mergeAround(v);
+    return 0;
+  }
+
   /** Tasks that are neither zombies nor reaped. */
   liveTasks(): Task[] {
-    return [...this.tasks.values()].filter((t) => t.isAlive());
+    return [...this.tasks.values()].filter((t) => t.isAlive() && !t.kernelThread);
   }
 
   /**
@@ -227,6 +388,10 @@ export class Kernel {
       while (this.state !== 'halted' && this.state !== 'panic') {
         if (clock.now >= until) break;
         clock.fireDue();
+        if (this.liveTasks().length === 0) {
+          this.actor.send({ type: 'NOTHING_READY', liveTasks: 0 });
+          break;
+        }
         const task = this.runQueue.shift();
         if (task === undefined) {
           const live = this.liveTasks().length;
@@ -235,7 +400,9 @@ export class Kernel {
           if (clock.nextEventTime() === Number.POSITIVE_INFINITY) {
             panic(`schedule: ${live} tasks alive, none ready and no event pending (deadlock)`);
           }
+          const idleFrom = clock.now;
           clock.runUntil(Math.min(clock.nextEventTime(), until));
+          this.idleCycles += clock.now - idleFrom;
           continue;
         }
         this.dispatch(task, until);
@@ -291,9 +458,12 @@ export class Kernel {
       this.events.context_switches++;
       this.lastRun = task;
     }
-    const mm = task.mm!;
-    mmu.switchAddressSpace(mm.tables.root, mm.asid);
-    mmu.setMode(MODE_USER);
+    if (task.mm !== null) {
+      mmu.switchAddressSpace(task.mm.tables.root, task.mm.asid);
+      mmu.setMode(MODE_USER);
+    } else {
+      mmu.setMode(MODE_KERNEL); // a kernel thread borrows the last address space
+    }
     this.current = task;
     const sliceStart = clock.now;
     const sliceEnd = Math.min(clock.now + this.tunables.quantumCycles, until);
@@ -536,16 +706,100 @@ export class Kernel {
 
   /** A zeroed user frame for `pid`, or -1 (FaultMemory). */
   allocUserFrame(pid: number): number {
-    const pfn = this.hw.buddy.alloc(0, { owner: PG_ANON, contents: 'zeroed' });
+    const task = this.tasks.get(pid);
+    const mm = task?.mm ?? null;
+    if (mm !== null && task !== undefined) {
+      const limit = task.residentLimitPages;
+      if (limit > 0 && mm.rssAnon >= limit) {
+        this.reclaimer.reclaim(mm.rssAnon - limit + 1, 'direct', { mm });
+      }
+      const group = task.group;
+      if (group !== null && this.groupRss(group) >= group.limitPages) {
+        this.reclaimer.reclaim(this.groupRss(group) - group.limitPages + 1, 'direct', { group });
+      }
+    }
+    let pfn = this.hw.buddy.alloc(0, { owner: PG_ANON, contents: 'zeroed' });
+    if (pfn < 0) {
+      this.events.allocstall_normal++;
+      const local = this.scope === 'local' && mm !== null;
+      this.reclaimer.reclaim(this.tunables.reclaimBatchPages, 'direct', local ? { mm } : {});
+      pfn = this.hw.buddy.alloc(0, { owner: PG_ANON, contents: 'zeroed' });
+      if (pfn < 0 && local) {
+        this.reclaimer.reclaim(this.tunables.reclaimBatchPages, 'direct');
+        pfn = this.hw.buddy.alloc(0, { owner: PG_ANON, contents: 'zeroed' });
+      }
+    }
     if (pfn < 0) return -1;
+
     this.hw.pages.owner[pfn] = pid;
     this.events.pgalloc_normal++;
     return pfn;
   }
 
-  /** Swap-in (FaultMemory): there is no swap area yet, so a swap entry is a corrupt table. */
-  swapIn(): FaultResult {
-    panic('swapIn: swap entry found but no swap area is configured');
+  /** Resident pages of a group's members. */
+  groupRss(group: MemoryGroup): number {
+    let n = 0;
+    for (const mm of group.members) n += mm.rss();
+    return n;
+  }
+
+  /** FaultMemory: a private anonymous page became resident. */
+  pageLoaded(pfn: number, family: AnonFamily, write: boolean): void {
+    this.reclaimer.loaded(pfn, family, write);
+  }
+
+  /** FaultMemory: may a swap-cache page be written in place? */
+  reuseSwapCachePage(pfn: number): boolean {
+    return this.reclaimer.reuseSwapCachePage(pfn);
+  }
+
+  /**
+   * FaultMemory: bring swap slot `slot` back for `as` at `va` (entry at `pa`). A page still in
+   * the swap cache (another process brought it in) is a minor fault; otherwise the page is read
+   * from the disk (a major fault: the process sleeps at its next yield until the read is done).
+   */
+  swapIn(as: AddressSpace, vma: Vma, va: number, pa: number, slot: number): FaultResult {
+    const swap = this.swapArea();
+    const pages = this.hw.pages;
+    const cached = swap.cachePfn[slot]!;
+    if (cached >= 0) {
+      as.tables.write(pa, 0, 0);
+      pages.refcount[cached]!++;
+      if (!as.installPage(vma, va, cached, { writable: false, dirty: false })) {
+        panic('swapIn: the page table vanished under a swap entry');
+      }
+      as.swapEntries--;
+      swap.put(slot);
+      return FAULT_SWAP_IN_MINOR;
+    }
+    const pfn = this.allocUserFrame(as.ownerPid);
+    if (pfn < 0) return FAULT_OOM;
+    const done = swap.readIn(slot, pfn);
+    const task = this.current;
+    if (task !== null) {
+      task.blockOn = 'io';
+      task.ioDoneAt = Math.max(task.ioDoneAt, done);
+    }
+    swap.dup(slot);
+    this.reclaimer.attachSwapCache(pfn, slot);
+    pages.index[pfn] = Math.floor(va / as.pageBytes);
+    as.tables.write(pa, 0, 0);
+    as.swapEntries--;
+    swap.put(slot);
+    const exclusive = swap.count[slot] === 1;
+    if (
+      !as.installPage(vma, va, pfn, { writable: exclusive && (vma.flags & VM_WRITE) !== 0, dirty: false })
+    ) {
+      panic('swapIn: the page table vanished under a swap entry');
+    }
+    const shadow = swap.shadow[slot]!;
+    const distance = shadow >= 0 ? this.reclaimer.evictions - shadow : undefined;
+    if (distance !== undefined) this.events.workingset_refault_anon++;
+    if (vma.anon === null) vma.anon = this.reclaimer.newFamily(as);
+    this.reclaimer.loaded(pfn, vma.anon, false, distance);
+    this.events.pswpin++;
+    this.events.pgpgin += this.hw.format.pageBytes / 1024;
+    return FAULT_SWAP_IN_MAJOR;
   }
 
   private putShmem(obj: SharedAnonObject): void {
@@ -601,8 +855,13 @@ export class Kernel {
     const stackTop = mm.layout.stackTop;
     const stackStart = stackTop - 32 * page > bssEnd ? stackTop - 32 * page : stackTop - page;
     segments.push({ start: stackStart, end: stackTop, flags: rw | VM_GROWSDOWN, name: '[stack]' });
+    if (image.bare === true) segments.length = 0;
     for (const s of segments) {
       if (s.end <= s.start) continue;
+      if ((s.flags & VM_ACCOUNT) !== 0 && !mm.charge((s.end - s.start) / page)) {
+        mm.destroy();
+        return -ENOMEM;
+      }
       if (
         mm.vmas.create({
           start: s.start,

@@ -8,6 +8,7 @@
 import { type Actor, createActor } from 'xstate';
 import { type KernelCaches, KernelObject, SlabRef } from '../mm/kobjects.ts';
 import type { AddressSpace } from '../mm/mm.ts';
+import type { MemoryGroup } from '../mm/reclaim.ts';
 import { type ProcessEvent, type ProcessStateName, processMachine } from './machines.ts';
 import type { UserContext } from './uapi.ts';
 
@@ -39,6 +40,12 @@ export class Task extends KernelObject {
   waitStatus = 0;
   children: Task[] = [];
   oomScoreAdj = 0;
+  /** A kernel thread (kswapd): no address space, not counted among live processes. */
+  kernelThread = false;
+  /** Resident limit in pages for local replacement (0: none). */
+  residentLimitPages = 0;
+  /** The memory group (cgroup-like limit) this process belongs to. */
+  group: MemoryGroup | null = null;
 
   minFlt = 0;
   majFlt = 0;

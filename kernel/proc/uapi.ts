@@ -124,6 +124,11 @@ export interface ProgramImage {
   dataBytes: number;
   bssBytes: number;
   main: UserMain;
+  /**
+   * No segments and no stack: an empty address space that the host-side tool driving it maps
+   * itself (trace replays, whose addresses may lie anywhere).
+   */
+  bare?: boolean;
 }
 
 /** Finds programs for execve: built-ins, or user TypeScript files the boot code loaded. */

@@ -1,0 +1,132 @@
+/** `vmlab replay`: replay a memory trace through the full machine. */
+import type { Command } from 'commander';
+import type { DiskProfileName } from '../hw/disk.ts';
+import { InputError } from './configfile.ts';
+import { resolveFormat } from './formatfile.ts';
+import { type ReplayResult, replayTrace } from './replay.ts';
+import { loadTrace, type TraceFormat } from './traces.ts';
+import { parseSize } from './units.ts';
+
+export function registerReplay(program: Command): void {
+  program
+    .command('replay')
+    .description(
+      'replay a memory trace (valgrind lackey, R/W lines, or page numbers) through the MMU, TLB, faults, policy and swap',
+    )
+    .argument('<trace>', 'trace file (lackey, rw or pages format; .gz accepted)')
+    .option('-n, --frames <n>', 'resident limit of the replaying process, in frames (0: none)', '0')
+    .option(
+      '-p, --policy <name>',
+      'replacement policy: fifo, clock, lru, nru, aging, lru-2list, wsclock, opt, random',
+      'lru-2list',
+    )
+    .option('-f, --format <name|file>', 'paging format', 'x86-64')
+    .option('-P, --page-size <size>', 'page size for the pages trace format (must match the format)')
+    .option('--memory <size>', 'emulated RAM', '256M')
+    .option('--tlb-entries <n>', 'TLB entries', '64')
+    .option('--tlb-ways <n>', 'TLB ways', '4')
+    .option('--tlb-policy <name>', 'TLB replacement: lru, fifo, random', 'lru')
+    .option('--trace-format <fmt>', 'auto, lackey, rw or pages', 'auto')
+    .option('--include-instructions', 'replay lackey instruction fetches (I lines) as execute references')
+    .option('--disk <profile>', 'swap disk profile: ram, nvme, ssd, hdd', 'ssd')
+    .option('-s, --seed <n>', 'seed', '0')
+    .option(
+      '-v, --verbose',
+      'print every reference: hit or miss, the victim, the resident set in policy order',
+    )
+    .option('--json', 'print the result as JSON')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  echo 7,0,1,2,0,3,0,4,2,3,0,3,2,1,2,0,1,7,0,1 > ref.txt
+  vmlab replay ref.txt --frames 3 --policy fifo --verbose
+  vmlab replay trace.lackey.gz --frames 1024 --policy clock --json`,
+    )
+    .action((tracePath: string, opts: Record<string, string | boolean | undefined>) => {
+      const result = runReplay(tracePath, opts);
+      if (opts.json) {
+        const { lines: _lines, hostSeconds: _h, ...rest } = result;
+        process.stdout.write(`${JSON.stringify(rest, null, 2)}\n`);
+        return;
+      }
+      process.stdout.write(`${renderReplay(tracePath, result, opts).join('\n')}\n`);
+    });
+}
+
+function intOption(opts: Record<string, unknown>, name: string, min: number): number {
+  const v = Number(opts[name]);
+  if (!Number.isInteger(v) || v < min)
+    throw new InputError(
+      `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: '${opts[name]}' is not a whole number >= ${min}`,
+    );
+  return v;
+}
+
+export function runReplay(
+  tracePath: string,
+  opts: Record<string, string | boolean | undefined>,
+): ReplayResult {
+  const format = resolveFormat(String(opts.format ?? 'x86-64'));
+  if (opts.pageSize !== undefined && parseSize(String(opts.pageSize)) !== format.pageBytes) {
+    throw new InputError(
+      `--page-size: ${opts.pageSize} does not match the ${format.pageBytes}-byte pages of ${format.name}`,
+    );
+  }
+  const memoryBytes = parseSize(String(opts.memory ?? '256M'));
+  if (memoryBytes === undefined) throw new InputError(`--memory: '${opts.memory}' is not a size`);
+  const traceFormat = String(opts.traceFormat ?? 'auto');
+  if (!['auto', 'lackey', 'rw', 'pages'].includes(traceFormat)) {
+    throw new InputError(`--trace-format: '${traceFormat}' is not auto, lackey, rw or pages`);
+  }
+  const disk = String(opts.disk ?? 'ssd');
+  if (!['ram', 'nvme', 'ssd', 'hdd'].includes(disk))
+    throw new InputError(`--disk: '${disk}' is not ram, nvme, ssd or hdd`);
+  const tlbPolicy = String(opts.tlbPolicy ?? 'lru');
+  if (!['lru', 'fifo', 'random'].includes(tlbPolicy))
+    throw new InputError(`--tlb-policy: '${tlbPolicy}' is not lru, fifo or random`);
+  const trace = loadTrace(tracePath, {
+    format: traceFormat as TraceFormat | 'auto',
+    pageBytes: format.pageBytes,
+    vaLimit: Math.min(2 ** format.vaBits, Number.MAX_SAFE_INTEGER),
+    includeInstructions: opts.includeInstructions === true,
+  });
+  return replayTrace({
+    trace,
+    frames: intOption(opts, 'frames', 0),
+    policy: String(opts.policy ?? 'lru-2list'),
+    machine: {
+      format: String(opts.format ?? 'x86-64'),
+      memoryBytes,
+      tlbEntries: intOption(opts, 'tlbEntries', 1),
+      tlbWays: intOption(opts, 'tlbWays', 1),
+      tlbReplacement: tlbPolicy as 'lru' | 'fifo' | 'random',
+      seed: intOption(opts, 'seed', 0),
+    },
+    swapProfile: disk as DiskProfileName,
+    verbose: opts.verbose === true,
+  });
+}
+
+export function renderReplay(tracePath: string, r: ReplayResult, opts: Record<string, unknown>): string[] {
+  const out = [
+    `ARG trace ${tracePath}`,
+    `ARG policy ${r.config.policy}`,
+    `ARG frames ${r.config.frames === 0 ? 'unlimited' : r.config.frames}`,
+    `ARG format ${r.config.format} (${r.config.pageBytes}-byte pages)`,
+    `ARG tlb ${r.config.tlbEntries} entries, ${r.config.tlbWays}-way, ${r.config.tlbReplacement}`,
+    `ARG seed ${opts.seed ?? 0}`,
+    '',
+  ];
+  if (r.lines !== undefined) out.push(...r.lines, '');
+  const hitRate = r.tlbHits + r.tlbMisses > 0 ? (100 * r.tlbHits) / (r.tlbHits + r.tlbMisses) : 0;
+  out.push(
+    `references   ${r.references}`,
+    `faults       ${r.faults} (${r.majorFaults} major)  hit ratio ${(100 * (1 - r.faults / Math.max(1, r.references))).toFixed(2)}%`,
+    `writebacks   ${r.writebacks}`,
+    `tlb          ${r.tlbHits} hits, ${r.tlbMisses} misses (${hitRate.toFixed(2)}% hits)`,
+    `cycles       ${r.cycles}`,
+    `host time    ${r.hostSeconds.toFixed(3)} s (${Math.round(r.references / Math.max(r.hostSeconds, 1e-9)).toLocaleString('en-US')} references/s)`,
+  );
+  return out;
+}

@@ -1,0 +1,368 @@
+/**
+ * Page reclaim: the mechanism that frees frames when memory is short or a process passes its
+ * resident limit. A replacement policy (policy/*.ts) picks the victims; this module evicts
+ * them:
+ *
+ *   clean page with a swap slot (it came from swap)   -> drop; the PTEs point at the slot again
+ *   clean page never written (a demand-zero page)      -> drop; the PTEs become none (reads zero)
+ *   dirty page                                         -> write to a new (or its) slot, then drop
+ *
+ * Reverse mapping (Linux's anon rmap): every anonymous frame records its virtual page number
+ * (PageFrames.index) and its family (frameFamily): the address spaces that share that lineage
+ * of anonymous memory through fork. Unmapping a frame walks the family's address spaces and
+ * rewrites each PTE that maps it.
+ *
+ *   tracked[pfn] == 1  <=>  the policy has pfn in its resident set
+ *   every tracked frame is PG_ANON, not PG_SHMEM, with mapcount >= 1
+ */
+import { panic } from '../lib/panic.ts';
+import type { VmEvents } from '../observe/vmevents.ts';
+import type { AddressSpace, MmServices } from './mm.ts';
+import { NIL, PG_DIRTY, PG_LAZYFREE, PG_LOCKED, PG_SWAPCACHE } from './page.ts';
+import type { LoadInfo, ReplacementPolicy, VictimView } from './policy/types.ts';
+import { NP_SWAP } from './pte.ts';
+import type { SwapArea } from './swap.ts';
+import type { AnonFamily } from './vma.ts';
+
+export type ReclaimScope = 'global' | 'local';
+
+export type ReclaimWho = 'kswapd' | 'direct';
+
+/** A set of processes sharing a resident limit (like a cgroup's memory.max). */
+export interface MemoryGroup {
+  name: string;
+  limitPages: number;
+  members: Set<AddressSpace>;
+}
+
+export class Reclaimer {
+  readonly services: MmServices;
+  readonly events: VmEvents;
+  policy: ReplacementPolicy;
+  swap: SwapArea | null;
+  readonly tracked: Uint8Array;
+  readonly frameFamily: Int32Array;
+  /** Evictions so far (the workingset "clock" that shadow entries remember). */
+  evictions = 0;
+  /** Evictions that wrote the page out (dirty pages). */
+  writebacks = 0;
+  private readonly families = new Map<number, AddressSpace[]>();
+  private nextFamily = 1;
+  /** The address space a local-scope eviction must pick from (null: any). */
+  private scopeMm: AddressSpace | null = null;
+  private scopeGroup: MemoryGroup | null = null;
+  private readonly loadInfo: LoadInfo = { write: false, refaultDistance: undefined };
+  readonly view: VictimView;
+  /** The future of a trace replay, for OPT: next reference position of the page in a frame. */
+  futureOf: ((pfn: number) => number) | null = null;
+  private readonly random: (bound: number) => number;
+
+  constructor(
+    services: MmServices,
+    policy: ReplacementPolicy,
+    options: { swap: SwapArea | null; random: (bound: number) => number },
+  ) {
+    this.services = services;
+    this.events = services.events;
+    this.policy = policy;
+    this.swap = options.swap;
+    this.random = options.random;
+    const n = services.pages.count;
+    this.tracked = new Uint8Array(n);
+    this.frameFamily = new Int32Array(n).fill(NIL);
+    this.view = {
+      eligible: (pfn) => this.eligible(pfn),
+      isReferenced: (pfn) => this.referenced(pfn, 'test'),
+      testAndClearReferenced: (pfn) => this.referenced(pfn, 'clear'),
+      isDirty: (pfn) => this.isDirty(pfn),
+      now: () => services.mmu.clock.now,
+      nextUse: (pfn) => (this.futureOf === null ? undefined : this.futureOf(pfn)),
+      random: (bound) => this.random(bound),
+    };
+  }
+
+  // ---- families (anon rmap) ----
+
+  newFamily(mm: AddressSpace): AnonFamily {
+    const id = this.nextFamily++;
+    this.families.set(id, [mm]);
+    return { id };
+  }
+
+  joinFamily(family: AnonFamily, mm: AddressSpace): void {
+    const members = this.families.get(family.id);
+    if (members === undefined) panic(`joinFamily: family ${family.id} does not exist`);
+    if (!members.includes(mm)) members.push(mm);
+  }
+
+  /** Remove `mm` from every family (its address space is being destroyed). */
+  leaveFamilies(mm: AddressSpace): void {
+    for (const v of mm.vmas.all()) {
+      if (v.anon === null) continue;
+      const members = this.families.get(v.anon.id);
+      if (members === undefined) continue;
+      const i = members.indexOf(mm);
+      if (i >= 0) members.splice(i, 1);
+      if (members.length === 0) this.families.delete(v.anon.id);
+    }
+  }
+
+  // ---- policy bookkeeping ----
+
+  /** A page became resident in `pfn` for `family` (fault, COW copy, swap-in). */
+  loaded(pfn: number, family: AnonFamily, write: boolean, refaultDistance?: number): void {
+    this.frameFamily[pfn] = family.id;
+    if (this.tracked[pfn] === 1) panic(`reclaimLoaded: frame ${pfn} is already resident`);
+    this.tracked[pfn] = 1;
+    this.loadInfo.write = write;
+    this.loadInfo.refaultDistance = refaultDistance;
+    this.policy.onLoad(pfn, this.loadInfo);
+  }
+
+  /** A frame is being freed (its last reference went): forget it, end its swap-cache entry. */
+  released(pfn: number): void {
+    const pages = this.services.pages;
+    if (this.tracked[pfn] === 1) {
+      this.tracked[pfn] = 0;
+      this.policy.onRemove(pfn);
+    }
+    if (pages.has(pfn, PG_SWAPCACHE)) this.dropSwapCache(pfn);
+    pages.clear(pfn, PG_DIRTY | PG_LAZYFREE);
+    this.frameFamily[pfn] = NIL;
+  }
+
+  /** Every reference (exact LRU and teaching policies). */
+  referencedBy(pfn: number, write: boolean): void {
+    if (this.tracked[pfn] === 1) this.policy.onReference(pfn, write);
+  }
+
+  // ---- reclaim ----
+
+  /**
+   * Evict up to `count` pages chosen by the policy among eligible frames (`mm`/`group` limit
+   * the choice for local and group scope). Returns the number of frames freed.
+   */
+  reclaim(count: number, who: ReclaimWho, scope: { mm?: AddressSpace; group?: MemoryGroup } = {}): number {
+    this.scopeMm = scope.mm ?? null;
+    this.scopeGroup = scope.group ?? null;
+    let freed = 0;
+    try {
+      for (let tries = 0; freed < count && tries < count * 4; tries++) {
+        const victim = this.policy.selectVictim(this.view);
+        if (who === 'kswapd') this.events.pgscan_kswapd++;
+        else this.events.pgscan_direct++;
+        if (victim < 0) break;
+        if (!this.tracked[victim] || !this.eligible(victim))
+          panic(`reclaim: policy ${this.policy.name} chose ineligible frame ${victim}`);
+        if (this.evict(victim)) {
+          freed++;
+          if (who === 'kswapd') this.events.pgsteal_kswapd++;
+          else this.events.pgsteal_direct++;
+        }
+      }
+    } finally {
+      this.scopeMm = null;
+      this.scopeGroup = null;
+    }
+    return freed;
+  }
+
+  private eligible(pfn: number): boolean {
+    if (this.tracked[pfn] !== 1) return false;
+    if (this.services.pages.has(pfn, PG_LOCKED)) return false;
+    if (this.scopeMm === null && this.scopeGroup === null) return true;
+    const members = this.families.get(this.frameFamily[pfn]!);
+    if (members === undefined) return false;
+    for (const mm of members) {
+      if (this.scopeMm !== null && mm !== this.scopeMm) continue;
+      if (this.scopeGroup !== null && !this.scopeGroup.members.has(mm)) continue;
+      if (this.mappingOf(mm, pfn) >= 0) return true;
+    }
+    return false;
+  }
+
+  /** Physical address of the PTE in `mm` that maps `pfn`, or -1. */
+  private mappingOf(mm: AddressSpace, pfn: number): number {
+    const va = this.services.pages.index[pfn]! * this.services.fmt.pageBytes;
+    const pa = mm.tables.entryAddress(va, 'lookup');
+    if (pa < 0) return -1;
+    const lo = mm.tables.read(pa);
+    const hi = mm.tables.hi;
+    const pte = this.services.pte;
+    return pte.isPresent(lo, hi) && pte.pfnOf(lo, hi) === pfn ? pa : -1;
+  }
+
+  /** Visit each (mm, entry address) mapping `pfn`. */
+  private forEachMapping(pfn: number, visit: (mm: AddressSpace, pa: number) => void): void {
+    const members = this.families.get(this.frameFamily[pfn]!);
+    if (members === undefined) return;
+    for (const mm of [...members]) {
+      const pa = this.mappingOf(mm, pfn);
+      if (pa >= 0) visit(mm, pa);
+    }
+  }
+
+  private referenced(pfn: number, mode: 'test' | 'clear'): boolean {
+    const pte = this.services.pte;
+    const mmu = this.services.mmu;
+    let any = false;
+    const va = this.services.pages.index[pfn]! * this.services.fmt.pageBytes;
+    this.forEachMapping(pfn, (mm, pa) => {
+      const lo = mm.tables.read(pa);
+      const hi = mm.tables.hi;
+      if (!pte.isAccessed(lo, hi)) return;
+      any = true;
+      if (mode === 'clear') {
+        const nlo = pte.withAccessed(lo, hi, false);
+        mm.tables.write(pa, nlo, pte.hi);
+        mmu.invalidatePage(va, mm.asid);
+      }
+    });
+    return any;
+  }
+
+  private isDirty(pfn: number): boolean {
+    return this.services.pages.has(pfn, PG_DIRTY) || this.ptesDirty(pfn);
+  }
+
+  /**
+   * Evict frame `pfn`: unmap it from every PTE (each becomes a swap entry, or none for a clean
+   * never-written page), write it out if dirty, and free it. False when it cannot be evicted
+   * now (no swap slot for a dirty page).
+   */
+  private evict(pfn: number): boolean {
+    const pages = this.services.pages;
+    const ptesDirty = this.ptesDirty(pfn);
+    const lazy = pages.has(pfn, PG_LAZYFREE) && !ptesDirty;
+    const dirty = !lazy && (ptesDirty || pages.has(pfn, PG_DIRTY));
+    let slot = pages.has(pfn, PG_SWAPCACHE) && !lazy ? pages.priv[pfn]! : -1;
+    if (lazy) {
+      this.events.pglazyfreed++; // MADV_FREE and still clean: discard, the next touch reads zeros
+    } else if (dirty && slot < 0) {
+      if (this.swap === null) return false;
+      slot = this.swap.allocSlot();
+      if (slot < 0) return false;
+      this.attachSwapCache(pfn, slot); // allocSlot's reference becomes the swap cache's
+    }
+    const write = dirty;
+    // Unmap every PTE.
+    const pte = this.services.pte;
+    const va = pages.index[pfn]! * this.services.fmt.pageBytes;
+    this.tracked[pfn] = 0;
+    this.policy.onEvicted(pfn);
+    this.forEachMapping(pfn, (mm, pa) => {
+      if (slot >= 0) {
+        this.swap!.dup(slot);
+        const lo = pte.nonPresent(NP_SWAP, slot);
+        mm.tables.write(pa, lo, pte.hi);
+        mm.swapEntries++;
+      } else {
+        mm.tables.write(pa, 0, 0);
+      }
+      this.services.mmu.invalidatePage(va, mm.asid);
+      pages.mapcount[pfn]!--;
+      mm.countMapped(pfn, -1);
+      pages.refcount[pfn]!--;
+    });
+    if (write) {
+      this.swap!.writeOut(slot, pfn);
+      this.swap!.shadow[slot] = this.evictions;
+      this.events.pswpout++;
+      this.events.pgpgout += this.services.fmt.pageBytes / 1024;
+      this.writebacks++;
+    } else if (slot >= 0) {
+      this.swap!.shadow[slot] = this.evictions;
+    }
+    this.evictions++;
+    if (pages.refcount[pfn] !== 0 || pages.mapcount[pfn] !== 0) {
+      panic(
+        `evict: frame ${pfn} still has refcount ${pages.refcount[pfn]} / mapcount ${pages.mapcount[pfn]} after unmapping`,
+      );
+    }
+    pages.refcount[pfn] = 1;
+    this.releaseAndFree(pfn);
+    return true;
+  }
+
+  /** Dirty bit of any PTE mapping the frame. */
+  private ptesDirty(pfn: number): boolean {
+    const pte = this.services.pte;
+    let dirty = false;
+    this.forEachMapping(pfn, (mm, pa) => {
+      const lo = mm.tables.read(pa);
+      if (pte.isDirty(lo, mm.tables.hi)) dirty = true;
+    });
+    return dirty;
+  }
+
+  private releaseAndFree(pfn: number): void {
+    const pages = this.services.pages;
+    if (pages.has(pfn, PG_SWAPCACHE)) this.dropSwapCache(pfn);
+    pages.clear(pfn, PG_DIRTY | PG_LAZYFREE);
+    this.frameFamily[pfn] = NIL;
+    pages.refcount[pfn] = 0;
+    this.services.buddy.free(pfn, 0);
+    this.events.pgfree++;
+  }
+
+  /**
+   * Associate a frame with its swap slot (the swap cache). The caller hands over one slot
+   * reference, which the cache holds until the frame is freed.
+   */
+  attachSwapCache(pfn: number, slot: number): void {
+    const pages = this.services.pages;
+    const swap = this.swap!;
+    pages.set(pfn, PG_SWAPCACHE);
+    pages.priv[pfn] = slot;
+    swap.cachePfn[slot] = pfn;
+    swap.cachedPages++;
+  }
+
+  /**
+   * A write to a swap-cache page that only one PTE maps: if no swap PTE names its slot any
+   * more, the page leaves the swap cache (the slot is freed; the page is now the only copy,
+   * so it is dirty) and may be written in place. False when others still reference the slot.
+   */
+  reuseSwapCachePage(pfn: number): boolean {
+    const slot = this.services.pages.priv[pfn]!;
+    if (this.swap!.count[slot] !== 1) return false;
+    this.dropSwapCache(pfn);
+    this.services.pages.set(pfn, PG_DIRTY);
+    return true;
+  }
+
+  private dropSwapCache(pfn: number): void {
+    const pages = this.services.pages;
+    const swap = this.swap!;
+    const slot = pages.priv[pfn]!;
+    pages.clear(pfn, PG_SWAPCACHE);
+    pages.priv[pfn] = 0;
+    swap.cachePfn[slot] = -1;
+    swap.cachedPages--;
+    swap.put(slot);
+  }
+
+  /** Count the swap PTEs naming each slot across `spaces` (for invariant checks). */
+  static countSwapPtes(spaces: Iterable<AddressSpace>, slots: number): Uint32Array {
+    const counts = new Uint32Array(slots);
+    for (const mm of spaces) {
+      const pte = mm.services.pte;
+      mm.tables.forEachEntry(0, 2 ** mm.services.fmt.vaBits, (_va, _pa, lo, hi) => {
+        if (!pte.isPresent(lo, hi) && pte.nonPresentTag(lo, hi) === NP_SWAP)
+          counts[pte.nonPresentPayload(lo, hi)]!++;
+      });
+    }
+    return counts;
+  }
+
+  /** Check the policy and the tracked set. */
+  checkInvariants(): void {
+    this.policy.checkInvariants();
+    const order = this.policy.order();
+    let n = 0;
+    for (let p = 0; p < this.tracked.length; p++) if (this.tracked[p] === 1) n++;
+    if (order.length !== n) panic(`reclaimCheck: policy holds ${order.length} frames, ${n} tracked`);
+    for (const p of order)
+      if (this.tracked[p] !== 1) panic(`reclaimCheck: policy holds untracked frame ${p}`);
+  }
+}
