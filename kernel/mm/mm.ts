@@ -235,10 +235,10 @@ export class AddressSpace {
     if (vm > this.hiwaterVm) this.hiwaterVm = vm;
   }
 
-  /** The `[heap]` VMA: the one holding the brk range. */
+  /** The `[heap]` VMA: the one holding the brk range (Linux's rule for /proc/PID/maps). */
   heapVma(): Vma | undefined {
-    for (const v of this.vmas.all())
-      if (v.start <= this.brk && v.end >= this.startBrk && v.name === '[heap]') return v;
+    // Linux's rule: the VMA holding the brk range (it may be bss grown by brk).
+    for (const v of this.vmas.all()) if (v.start <= this.brk && v.end >= this.startBrk) return v;
     return undefined;
   }
 

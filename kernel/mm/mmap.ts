@@ -98,22 +98,25 @@ export function doBrk(as: AddressSpace, addr: number): number {
     if (newEnd + page > limit) return as.brk;
   }
   if (!as.charge((newEnd - oldEnd) / page)) return as.brk;
-  const heap = as.heapVma();
-  if (heap !== undefined && heap.end === oldEnd) {
-    heap.end = newEnd;
+  // Grow the VMA that ends at the old break (bss, or the heap grown so far), as Linux's brk
+  // merges with it; else start a new anonymous VMA there.
+  const below = as.vmas.find(oldEnd - 1);
+  const rwAnon = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | VM_ACCOUNT;
+  if (
+    below !== undefined &&
+    below.end === oldEnd &&
+    below.backing.kind === 'anon' &&
+    below.flags === rwAnon
+  ) {
+    below.end = newEnd;
+    as.vmas.mergeAround(below);
   } else {
-    const flags = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | VM_ACCOUNT;
-    const v = as.vmas.create({
-      start: oldEnd,
-      end: newEnd,
-      flags,
-      backing: { kind: 'anon' },
-      name: '[heap]',
-    });
+    const v = as.vmas.create({ start: oldEnd, end: newEnd, flags: rwAnon, backing: { kind: 'anon' } });
     if (v === undefined) {
       as.uncharge((newEnd - oldEnd) / page);
       return as.brk;
     }
+    as.vmas.mergeAround(v);
   }
   as.brk = addr;
   as.updateHiwater();

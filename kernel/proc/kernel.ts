@@ -676,7 +676,8 @@ export class Kernel {
     if (task.mm === null || task.oomScoreAdj === -1000) return Number.NEGATIVE_INFINITY;
     const totalPages = this.hw.buddy.managedPages();
     const points = task.mm.rss() + task.mm.swapEntries + task.mm.tables.tablePages;
-    return points + (task.oomScoreAdj * totalPages) / 1000;
+    // Linux: adj *= totalpages / 1000 (integer division), points += adj.
+    return points + task.oomScoreAdj * Math.floor(totalPages / 1000);
   }
 
   private oomVictim(): Task | undefined {
@@ -854,7 +855,7 @@ export class Kernel {
     ];
     const stackTop = mm.layout.stackTop;
     const stackStart = stackTop - 32 * page > bssEnd ? stackTop - 32 * page : stackTop - page;
-    segments.push({ start: stackStart, end: stackTop, flags: rw | VM_GROWSDOWN, name: '[stack]' });
+    segments.push({ start: stackStart, end: stackTop, flags: rw | VM_GROWSDOWN });
     if (image.bare === true) segments.length = 0;
     for (const s of segments) {
       if (s.end <= s.start) continue;

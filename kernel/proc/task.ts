@@ -84,10 +84,10 @@ export class Task extends KernelObject {
 
   /** Send a lifecycle event; panics-free: an event the state does not accept is a kernel bug, reported by the caller. */
   send(event: ProcessEvent): boolean {
-    const snap = this.actor.getSnapshot();
-    if (!snap.can(event)) return false;
+    const before = this.actor.getSnapshot();
     this.actor.send(event);
-    return true;
+    // An event the state does not accept leaves the snapshot as it was (xstate ignores it).
+    return this.actor.getSnapshot() !== before;
   }
 
   isAlive(): boolean {
