@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { registerDemo } from './cmd-demo.ts';
 import { registerDiagram } from './cmd-diagram.ts';
 import { registerReplay } from './cmd-replay.ts';
+import { registerRun } from './cmd-run.ts';
 import { registerTranslate } from './cmd-translate.ts';
 import { InputError } from './configfile.ts';
 
@@ -14,6 +15,7 @@ const program = new Command('vmlab')
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride();
 
+registerRun(program);
 registerDemo(program);
 registerDiagram(program);
 registerTranslate(program);

@@ -355,6 +355,14 @@ export class Reclaimer {
     return counts;
   }
 
+  /** Resident pages on the active and inactive lists (Active(anon), Inactive(anon)). */
+  lruCounts(): { active: number; inactive: number } {
+    if (this.policy.listSizes !== undefined) return this.policy.listSizes();
+    let n = 0;
+    for (let p = 0; p < this.tracked.length; p++) n += this.tracked[p]!;
+    return { active: 0, inactive: n };
+  }
+
   /** Check the policy and the tracked set. */
   checkInvariants(): void {
     this.policy.checkInvariants();

@@ -559,6 +559,7 @@ export class Kernel {
     task.program = null;
     if (task.mm !== null) {
       task.peakRssPages = Math.max(task.peakRssPages, task.mm.hiwaterRss);
+      task.swapPagesAtEnd = task.mm.swapEntries;
       task.mm.destroy();
       task.mm = null;
     }

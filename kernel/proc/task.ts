@@ -57,6 +57,8 @@ export class Task extends KernelObject {
   endTime = -1;
   /** Peak resident set (pages), kept after the address space is gone. */
   peakRssPages = 0;
+  /** Swap entries the process held when it ended. */
+  swapPagesAtEnd = 0;
   /** Captured stdout and stderr. */
   stdout = '';
   stderr = '';

@@ -60,6 +60,11 @@ export interface ReplacementPolicy {
   onReference(pfn: number, write: boolean): void;
   onTick(view: VictimView): void;
   selectVictim(view: VictimView): number;
+  /**
+   * Sizes of the active and inactive lists, for policies that keep two (lru-2list); others
+   * leave it out and count every resident page as inactive in /proc/meminfo.
+   */
+  listSizes?(): { active: number; inactive: number };
   /** The resident frames in the policy's order (for traces: FIFO order, LRU -> MRU, clock order). */
   order(): number[];
   /** Panics (message starting with the policy's name) when its structures are inconsistent. */

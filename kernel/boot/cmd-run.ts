@@ -1,0 +1,353 @@
+/**
+ * `vmlab run WORKLOAD.yaml`: boot the workload's machine, start its processes (at their start
+ * times), run to completion or `--until`, and print a summary per process and for the system.
+ */
+import { existsSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import type { Command } from 'commander';
+import { BUILTIN_PROGRAMS, loadBuiltin } from '../../userland/programs/builtins.ts';
+import { renderProcFile } from '../observe/procsys.ts';
+import type { Kernel } from '../proc/kernel.ts';
+import type { ProgramImage, UserMain } from '../proc/uapi.ts';
+import { InputError } from './configfile.ts';
+import { type BootedMachine, bootKernel, buildMachine } from './machine.ts';
+import { scriptProgram } from './script.ts';
+import { formatSize, parseTime } from './units.ts';
+import { cyclesOf, type LoadedWorkload, loadWorkload, resolveIn } from './workload.ts';
+
+export const DEFAULT_WORKLOAD = new URL('../../userland/workloads/default.yaml', import.meta.url).pathname;
+
+export function registerRun(program: Command): void {
+  program
+    .command('run')
+    .description('boot a workload (machine + processes) and run it to completion')
+    .argument('[workload]', 'workload YAML file', DEFAULT_WORKLOAD)
+    .option('-s, --seed <n>', 'seed (overrides the workload)')
+    .option('--until <time>', 'stop at this emulated time (e.g. 50ms or a cycle count)')
+    .option(
+      '--proc <path@time...>',
+      'print a /proc file at an emulated time, e.g. /proc/meminfo@10ms (repeatable)',
+    )
+    .option('--json', 'print the summary as JSON')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  vmlab run                                   # the default workload
+  vmlab run userland/workloads/cow.yaml -s 3
+  vmlab run userland/workloads/thrash.yaml --proc /proc/vmstat@20ms --proc /proc/meminfo@20ms`,
+    )
+    .action(async (path: string, opts: Record<string, string | string[] | boolean | undefined>) => {
+      const w = loadWorkload(path);
+      if (opts.seed !== undefined) {
+        const seed = Number(opts.seed);
+        if (!Number.isInteger(seed) || seed < 0)
+          throw new InputError(`--seed: '${opts.seed}' is not a whole number`);
+        w.workload.seed = seed;
+      }
+      const run = await bootWorkload(w);
+      const hz = run.m.clock.hz;
+      const until = opts.until === undefined ? undefined : parseTime(String(opts.until), hz);
+      if (opts.until !== undefined && until === undefined)
+        throw new InputError(`--until: '${opts.until}' is not a time`);
+      const probes = ((opts.proc as string[] | undefined) ?? []).map((p) => {
+        const at = p.lastIndexOf('@');
+        const t = at < 0 ? undefined : parseTime(p.slice(at + 1), hz);
+        if (at < 0 || t === undefined)
+          throw new InputError(`--proc: '${p}' is not PATH@TIME (e.g. /proc/meminfo@10ms)`);
+        return { path: p.slice(0, at), at: t };
+      });
+      const snapshots: Array<{ path: string; at: number; text: string }> = [];
+      for (const probe of probes) {
+        run.m.clock.schedule(probe.at, `proc ${probe.path}`, () => {
+          const content = renderProcFile(run.m.kernel, probe.path);
+          const text =
+            content === undefined
+              ? `(no such file: ${probe.path})\n`
+              : typeof content === 'string'
+                ? content
+                : `${content.length} bytes\n`;
+          snapshots.push({ path: probe.path, at: probe.at, text });
+        });
+      }
+      run.m.kernel.run({ untilCycles: until });
+      run.m.shutdown();
+      const summary = summarize(run.m, w);
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify({ ...summary, proc: snapshots }, null, 2)}\n`);
+        return;
+      }
+      const lines = [...run.args, '', ...renderSummary(summary)];
+      for (const s of snapshots) lines.push('', `${s.path} at ${s.at} cycles:`, s.text.trimEnd());
+      process.stdout.write(`${lines.join('\n')}\n`);
+    });
+}
+
+export interface WorkloadRun {
+  m: BootedMachine;
+  args: string[];
+}
+
+/** Build the machine, boot the kernel, and schedule every process's start. */
+export async function bootWorkload(w: LoadedWorkload): Promise<WorkloadRun> {
+  const wl = w.workload;
+  const mc = wl.machine;
+  const format = existsSync(resolveIn(w, mc.format)) ? resolveIn(w, mc.format) : mc.format;
+  const machine = buildMachine({
+    memoryBytes: mc.memory,
+    format,
+    cpuHz: mc.cpu,
+    tlbEntries: mc.tlb.entries,
+    tlbWays: mc.tlb.ways,
+    tlbReplacement: mc.tlb.policy,
+    asidBits: mc.tlb.asidBits,
+    splitTlb: mc.tlb.split,
+    tlbManagement: mc.tlb.management,
+    seed: wl.seed,
+  });
+  const programs = new Map<string, ProgramImage>();
+  for (const [i, p] of wl.processes.entries()) {
+    const name = p.name ?? p.program ?? `proc${i}`;
+    if (p.script !== undefined) {
+      const path = `/workload/${name}`;
+      programs.set(path, {
+        path,
+        main: scriptProgram(p.script, mc.cpu),
+        textBytes: 4096,
+        dataBytes: 4096,
+        bssBytes: 4096,
+      });
+    } else if (p.file !== undefined) {
+      const file = resolveIn(w, p.file);
+      programs.set(`/workload/${name}`, await loadProgramFile(file, `/usr/bin/${name}`));
+    } else if (loadBuiltin(p.program!) === undefined) {
+      throw new InputError(
+        `${w.path}: processes[${i}].program: no built-in program '${p.program}' (known: ${Object.keys(
+          BUILTIN_PROGRAMS,
+        )
+          .map((k) => k.slice(5))
+          .join(', ')})`,
+      );
+    }
+  }
+  const loader = (path: string): ProgramImage | undefined => programs.get(path) ?? loadBuiltin(path);
+  const m = bootKernel(machine, {
+    loader,
+    policy: mc.policy,
+    scope: mc.scope,
+    swap:
+      mc.swap === undefined ? undefined : { bytes: mc.swap.size, profile: mc.swap.disk, path: mc.swap.file },
+    tunables: {
+      quantumCycles: cyclesOf(mc.quantum, mc.cpu),
+      overcommitMemory: mc.overcommit,
+      overcommitRatio: mc.overcommitRatio,
+      kswapd: mc.kswapd,
+    },
+  });
+  if (mc.watermarks !== undefined) {
+    m.buddy.tuneWatermarks({
+      ...(mc.watermarks.minFreeKbytes !== undefined ? { minFreeKbytes: mc.watermarks.minFreeKbytes } : {}),
+      ...(mc.watermarks.scaleFactor !== undefined ? { watermarkScaleFactor: mc.watermarks.scaleFactor } : {}),
+    });
+  }
+  const kernel = m.kernel;
+  for (const [name, g] of Object.entries(wl.groups)) {
+    kernel.groups.set(name, {
+      name,
+      limitPages: Math.floor(g.limit / m.format.pageBytes),
+      members: new Set(),
+    });
+  }
+  for (const [i, p] of wl.processes.entries()) {
+    const name = p.name ?? p.program ?? `proc${i}`;
+    const path = p.program !== undefined ? p.program : `/workload/${name}`;
+    const group = p.group === undefined ? null : kernel.groups.get(p.group);
+    if (group === undefined)
+      throw new InputError(`${w.path}: processes[${i}].group: no group '${p.group}' in groups`);
+    const start = (): void => {
+      for (let r = 0; r < p.replicas; r++) {
+        const task = kernel.spawn(path, [name, ...p.args.map(String)], { oomScoreAdj: p.oomScoreAdj });
+        if (typeof task === 'number') {
+          kernel.printk(`workload: cannot start ${name}: errno ${-task}`);
+          continue;
+        }
+        if (p.name !== undefined) task.comm = p.name.slice(0, 15);
+        if (p.residentLimit !== undefined)
+          task.residentLimitPages = Math.max(1, Math.floor(p.residentLimit / m.format.pageBytes));
+        if (group !== null && task.mm !== null) {
+          task.group = group;
+          group.members.add(task.mm);
+        }
+      }
+    };
+    const at = cyclesOf(p.start, mc.cpu);
+    if (at === 0) start();
+    else m.clock.schedule(at, `start ${name}`, start);
+  }
+  const args = [
+    `ARG workload ${w.path}`,
+    `ARG seed ${wl.seed}`,
+    `ARG memory ${formatSize(mc.memory)} (${m.mem.frameCount} frames of ${m.format.pageBytes} bytes)`,
+    `ARG format ${m.format.name}`,
+    `ARG cpu ${mc.cpu} Hz`,
+    `ARG tlb ${mc.tlb.entries} entries, ${mc.tlb.ways}-way, ${mc.tlb.policy}, asid bits ${mc.tlb.asidBits}`,
+    `ARG swap ${mc.swap === undefined ? 'none' : `${formatSize(mc.swap.size)} on ${mc.swap.disk}`}`,
+    `ARG policy ${mc.policy} (${mc.scope})`,
+    `ARG overcommit ${mc.overcommit}`,
+    `ARG quantum ${mc.quantum}`,
+  ];
+  return { m, args };
+}
+
+/** Load a user TypeScript program file: its default export is a UserMain or a ProgramImage. */
+async function loadProgramFile(file: string, path: string): Promise<ProgramImage> {
+  if (!existsSync(file)) throw new InputError(`${file}: no such program file`);
+  let mod: { default?: unknown; main?: unknown };
+  try {
+    mod = (await import(pathToFileURL(file).href)) as { default?: unknown; main?: unknown };
+  } catch (err) {
+    throw new InputError(`${file}: cannot load the program: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const exp = mod.default ?? mod.main;
+  if (typeof exp === 'function')
+    return { path, main: exp as UserMain, textBytes: 8192, dataBytes: 4096, bssBytes: 4096 };
+  if (exp !== null && typeof exp === 'object' && typeof (exp as ProgramImage).main === 'function') {
+    const img = exp as Partial<ProgramImage>;
+    return {
+      path,
+      main: img.main!,
+      textBytes: img.textBytes ?? 8192,
+      dataBytes: img.dataBytes ?? 4096,
+      bssBytes: img.bssBytes ?? 4096,
+    };
+  }
+  throw new InputError(
+    `${file}: the default export must be a program (a generator function) or { main, textBytes?, … }`,
+  );
+}
+
+export interface RunSummary {
+  processes: Array<{
+    pid: number;
+    name: string;
+    status: string;
+    cpuCycles: number;
+    minorFaults: number;
+    majorFaults: number;
+    peakRssBytes: number;
+    swapBytes: number;
+    stdout: string;
+  }>;
+  system: {
+    cycles: number;
+    seconds: number;
+    cpuUtilization: number;
+    tlbHits: number;
+    tlbMisses: number;
+    tlbHitRate: number;
+    pageFaults: number;
+    majorFaults: number;
+    cowFaults: number;
+    swapIns: number;
+    swapOuts: number;
+    oomKills: number;
+    reclaimScansKswapd: number;
+    reclaimScansDirect: number;
+    contextSwitches: number;
+    eatMeasured: number;
+    eatTextbook: number;
+    kernelState: string;
+  };
+  log: string[];
+}
+
+/** The summary of a finished (or stopped) run. */
+export function summarize(m: BootedMachine, _w: LoadedWorkload): RunSummary {
+  const k: Kernel = m.kernel;
+  const page = m.format.pageBytes;
+  const tlbs = m.mmu.itlb === m.mmu.dtlb ? [m.mmu.dtlb] : [m.mmu.dtlb, m.mmu.itlb];
+  const hits = tlbs.reduce((a, t) => a + t.hits, 0);
+  const misses = tlbs.reduce((a, t) => a + t.misses, 0);
+  const h = hits + misses > 0 ? hits / (hits + misses) : 0;
+  const cost = m.mmu.cost;
+  const L = m.format.levels;
+  const eatTextbook =
+    h * (cost.tlbLookupCycles + cost.memoryAccessCycles) +
+    (1 - h) * (cost.tlbLookupCycles + (L + 1) * cost.memoryAccessCycles);
+  const accessCycles =
+    m.mmu.accesses * (cost.tlbLookupCycles + cost.memoryAccessCycles) +
+    m.mmu.walkMemoryRefs * cost.memoryAccessCycles;
+  const tasks = [...k.tasks.values()].filter((t) => !t.kernelThread).sort((a, b) => a.pid - b.pid);
+  return {
+    processes: tasks.map((t) => ({
+      pid: t.pid,
+      name: t.comm,
+      status: k.describeEnd(t),
+      cpuCycles: t.cpuCycles,
+      minorFaults: t.minFlt,
+      majorFaults: t.majFlt,
+      peakRssBytes: Math.max(t.peakRssPages, t.mm?.hiwaterRss ?? 0) * page,
+      swapBytes: (t.mm?.swapEntries ?? t.swapPagesAtEnd) * page,
+      stdout: t.stdout,
+    })),
+    system: {
+      cycles: m.clock.now,
+      seconds: m.clock.now / m.clock.hz,
+      cpuUtilization: m.clock.now > 0 ? 1 - k.idleCycles / m.clock.now : 0,
+      tlbHits: hits,
+      tlbMisses: misses,
+      tlbHitRate: h,
+      pageFaults: k.events.pgfault,
+      majorFaults: k.events.pgmajfault,
+      cowFaults: k.events.cow_fault,
+      swapIns: k.events.pswpin,
+      swapOuts: k.events.pswpout,
+      oomKills: k.events.oom_kill,
+      reclaimScansKswapd: k.events.pgscan_kswapd,
+      reclaimScansDirect: k.events.pgscan_direct,
+      contextSwitches: k.events.context_switches,
+      eatMeasured: m.mmu.accesses > 0 ? accessCycles / m.mmu.accesses : 0,
+      eatTextbook,
+      kernelState: k.state,
+    },
+    log: k.log.map((l) => `[${(l.time / m.clock.hz).toFixed(6).padStart(12)}] ${l.text}`),
+  };
+}
+
+export function renderSummary(s: RunSummary): string[] {
+  const out = [
+    '  PID NAME             STATUS               CPU-CYCLES   MINFLT   MAJFLT  PEAK-RSS      SWAP',
+  ];
+  for (const p of s.processes) {
+    out.push(
+      `${String(p.pid).padStart(5)} ${p.name.padEnd(16)} ${p.status.padEnd(18)} ${String(p.cpuCycles).padStart(12)} ` +
+        `${String(p.minorFaults).padStart(8)} ${String(p.majorFaults).padStart(8)} ${formatSize(p.peakRssBytes).padStart(9)} ${formatSize(p.swapBytes).padStart(9)}`,
+    );
+  }
+  const y = s.system;
+  out.push(
+    '',
+    'system:',
+    `  emulated time      ${y.cycles} cycles (${(y.seconds * 1000).toFixed(3)} ms), CPU utilization ${(100 * y.cpuUtilization).toFixed(1)}%`,
+    `  TLB                ${y.tlbHits} hits, ${y.tlbMisses} misses (hit rate ${(100 * y.tlbHitRate).toFixed(2)}%)`,
+    `  page faults        ${y.pageFaults} (${y.majorFaults} major, ${y.cowFaults} copy-on-write)`,
+    `  swap               ${y.swapIns} pages in, ${y.swapOuts} pages out`,
+    `  reclaim scans      ${y.reclaimScansKswapd} by kswapd, ${y.reclaimScansDirect} direct`,
+    `  OOM kills          ${y.oomKills}`,
+    `  context switches   ${y.contextSwitches}`,
+    `  effective access   ${y.eatMeasured.toFixed(2)} cycles measured; textbook h(t_tlb+t_mem)+(1-h)(t_tlb+(L+1)t_mem) = ${y.eatTextbook.toFixed(2)}`,
+    `  kernel             ${y.kernelState}`,
+  );
+  if (s.log.length > 0) out.push('', 'kernel log:', ...s.log.map((l) => `  ${l}`));
+  const outputs = s.processes.filter((p) => p.stdout !== '');
+  for (const p of outputs)
+    out.push(
+      '',
+      `stdout of ${p.name}[${p.pid}]:`,
+      ...p.stdout
+        .trimEnd()
+        .split('\n')
+        .map((l) => `  ${l}`),
+    );
+  return out;
+}

@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import { bootWorkload, summarize } from '../kernel/boot/cmd-run.ts';
+import { loadWorkload } from '../kernel/boot/workload.ts';
+
+async function runWorkload(name: string) {
+  const w = loadWorkload(`userland/workloads/${name}.yaml`);
+  const run = await bootWorkload(w);
+  run.m.kernel.run();
+  run.m.shutdown();
+  const s = summarize(run.m, w);
+  const byName = (n: string) => s.processes.filter((p) => p.name === n);
+  return { s, byName, kernel: run.m.kernel };
+}
+
+describe('example workloads produce the observations their comments promise', () => {
+  it('default: demand paging, copy-on-write and swapping, every process exits 0', async () => {
+    const { s, byName } = await runWorkload('default');
+    expect(s.system.kernelState).toBe('halted');
+    for (const p of s.processes) expect(p.status).toBe('exited 0');
+    expect(byName('writer')[0]!.minorFaults).toBe(2048);
+    expect(byName('writer')[0]!.majorFaults).toBe(0);
+    expect(s.system.cowFaults).toBeGreaterThan(0);
+    expect(s.system.swapOuts).toBeGreaterThan(0);
+    expect(byName('hog')[0]!.majorFaults).toBeGreaterThan(0);
+    expect(byName('hog')[0]!.stdout).toContain('40 MiB written and verified');
+    expect(s.system.tlbHitRate).toBeGreaterThan(0.8);
+  });
+
+  it('demand-paging: only touched pages fault and count in RSS', async () => {
+    const { byName } = await runWorkload('demand-paging');
+    expect(byName('sparse')[0]).toMatchObject({
+      minorFaults: 1024,
+      majorFaults: 0,
+      peakRssBytes: 4 * 1024 * 1024,
+    });
+    expect(byName('dense')[0]).toMatchObject({ minorFaults: 4096, peakRssBytes: 16 * 1024 * 1024 });
+  });
+
+  it('cow: 256 copy-on-write faults; parent and child see their own data', async () => {
+    const { s } = await runWorkload('cow');
+    expect(s.system.cowFaults).toBe(256);
+    expect(s.processes).toHaveLength(2);
+    for (const p of s.processes) expect(p.status).toBe('exited 0');
+    expect(s.processes[1]!.minorFaults).toBe(256);
+  });
+
+  it('oom: the leaky server is killed, the protected database and the worker finish', async () => {
+    const { s, byName } = await runWorkload('oom');
+    expect(s.system.oomKills).toBe(1);
+    expect(byName('leaky')[0]!.status).toBe('killed by SIGKILL');
+    expect(byName('database')[0]!.status).toBe('exited 0');
+    expect(byName('worker')[0]!.status).toBe('exited 0');
+    expect(
+      s.log.some((l) =>
+        /Out of memory: Killed process \d+ \(leaky\) total-vm:\d+kB, anon-rss:\d+kB, file-rss:\d+kB/.test(l),
+      ),
+    ).toBe(true);
+  });
+
+  it('thrashing: heavy swap traffic and a mostly idle CPU', async () => {
+    const { s } = await runWorkload('thrashing');
+    expect(s.processes).toHaveLength(12);
+    for (const p of s.processes) expect(p.status).toBe('exited 0');
+    expect(s.system.majorFaults).toBeGreaterThan(5000);
+    expect(s.system.cpuUtilization).toBeLessThan(0.2);
+  });
+
+  it('is deterministic: the same workload gives the same summary', async () => {
+    const a = await runWorkload('cow');
+    const b = await runWorkload('cow');
+    expect(a.s).toEqual(b.s);
+  });
+});
