@@ -73,6 +73,7 @@ import {
 } from '../mm/vma.ts';
 import { VmEvents } from '../observe/vmevents.ts';
 import { kernelMachine } from './machines.ts';
+import { RoundRobin, type SchedPolicy } from './sched.ts';
 import { Task } from './task.ts';
 import {
   type PageInfo,
@@ -157,7 +158,8 @@ export class Kernel {
   readonly log: KernelLogLine[] = [];
   /** Every task ever created, by pid (zombies and reaped ones included, for summaries). */
   readonly tasks = new Map<number, Task>();
-  readonly runQueue: Task[] = [];
+  /** The scheduling policy (round-robin by default). */
+  readonly sched: SchedPolicy = new RoundRobin();
   current: Task | null = null;
   /** Cycles the CPU spent idle (nothing ready: waiting for the disk or timers). */
   idleCycles = 0;
@@ -309,10 +311,14 @@ export class Kernel {
     });
   }
 
+  /**
+   * kswapd works while the node is unbalanced: as Linux's pgdat_balanced, the node is balanced
+   * as soon as one zone has free pages above its high watermark.
+   */
   private belowHighWatermark(): boolean {
     const b = this.hw.buddy;
-    for (let z = 0; z < b.zoneCount; z++) if (b.watermarkState(z) !== 'above-high') return true;
-    return false;
+    for (let z = 0; z < b.zoneCount; z++) if (b.watermarkState(z) === 'above-high') return false;
+    return true;
   }
 
   /** The kernel machine's state: 'booting', 'running', 'idle', 'halted' or 'panic'. */
@@ -392,7 +398,7 @@ export class Kernel {
           this.actor.send({ type: 'NOTHING_READY', liveTasks: 0 });
           break;
         }
-        const task = this.runQueue.shift();
+        const task = this.sched.pickNext();
         if (task === undefined) {
           const live = this.liveTasks().length;
           this.actor.send({ type: 'NOTHING_READY', liveTasks: live });
@@ -441,11 +447,11 @@ export class Kernel {
 
   private admit(task: Task): void {
     task.send({ type: 'ADMIT' });
-    this.makeReady(task);
+    this.makeReady(task, 'admit');
   }
 
-  private makeReady(task: Task): void {
-    this.runQueue.push(task);
+  private makeReady(task: Task, reason: 'admit' | 'preempt' | 'yield' | 'wake'): void {
+    this.sched.enqueue(task, reason);
     if (this.state === 'idle') this.actor.send({ type: 'TASK_READY' });
   }
 
@@ -507,12 +513,12 @@ export class Kernel {
       if (task.yieldRequested) {
         task.yieldRequested = false;
         task.send({ type: 'YIELD' });
-        this.makeReady(task);
+        this.makeReady(task, 'yield');
         return;
       }
       if (clock.now >= sliceEnd) {
         task.send({ type: 'PREEMPT' });
-        this.makeReady(task);
+        this.makeReady(task, 'preempt');
         return;
       }
     }
@@ -529,7 +535,7 @@ export class Kernel {
 
   /** Make a blocked task ready again (no-op for any other state). */
   wake(task: Task): void {
-    if (task.state.startsWith('blocked') && task.send({ type: 'WAKE' })) this.makeReady(task);
+    if (task.state.startsWith('blocked') && task.send({ type: 'WAKE' })) this.makeReady(task, 'wake');
   }
 
   // ---- exit, wait, signals ----
@@ -547,8 +553,7 @@ export class Kernel {
     if (!ok) panic(`terminate: pid ${task.pid} cannot end from state ${task.state}`);
     task.waitStatus = waitStatus;
     task.endTime = this.hw.clock.now;
-    const qi = this.runQueue.indexOf(task);
-    if (qi >= 0) this.runQueue.splice(qi, 1);
+    this.sched.remove(task);
     if (task !== this.current && task.program !== null) {
       try {
         task.program.return(undefined);
