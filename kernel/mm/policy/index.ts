@@ -1,33 +1,33 @@
-/** Temporary stand-in until the policy modules land: FIFO only. */
-import type { LoadInfo, PolicyOptions, ReplacementPolicy, VictimView } from './types.ts';
+/** The replacement policies by name. */
+import { AgingPolicy } from './aging.ts';
+import { ClockPolicy } from './clock.ts';
+import { FifoPolicy } from './fifo.ts';
+import { LruPolicy } from './lru.ts';
+import { Lru2ListPolicy } from './lru2list.ts';
+import { NruPolicy } from './nru.ts';
+import { OptPolicy } from './opt.ts';
+import { RandomPolicy } from './random.ts';
+import type { PolicyFactory, PolicyOptions, ReplacementPolicy } from './types.ts';
+import { WsClockPolicy } from './wsclock.ts';
 
-class TempFifo implements ReplacementPolicy {
-  readonly name = 'fifo';
-  readonly wantsEveryReference = false;
-  readonly tickCycles = 0;
-  private q: number[] = [];
-  onLoad(pfn: number, _info: Readonly<LoadInfo>): void {
-    this.q.push(pfn);
-  }
-  onRemove(pfn: number): void {
-    this.q.splice(this.q.indexOf(pfn), 1);
-  }
-  onEvicted(pfn: number): void {
-    this.onRemove(pfn);
-  }
-  onReference(): void {}
-  onTick(): void {}
-  selectVictim(view: VictimView): number {
-    for (const p of this.q) if (view.eligible(p)) return p;
-    return -1;
-  }
-  order(): number[] {
-    return [...this.q];
-  }
-  checkInvariants(): void {}
-}
+const FACTORIES: Readonly<Record<string, PolicyFactory>> = {
+  fifo: (o) => new FifoPolicy(o),
+  clock: (o) => new ClockPolicy(o),
+  lru: (o) => new LruPolicy(o),
+  nru: (o) => new NruPolicy(o),
+  aging: (o) => new AgingPolicy(o),
+  'lru-2list': (o) => new Lru2ListPolicy(o),
+  wsclock: (o) => new WsClockPolicy(o),
+  opt: (o) => new OptPolicy(o),
+  random: (o) => new RandomPolicy(o),
+};
 
-export const POLICY_NAMES = ['fifo'];
-export function createPolicy(_name: string, _options: PolicyOptions): ReplacementPolicy {
-  return new TempFifo();
+export const POLICY_NAMES: readonly string[] = Object.keys(FACTORIES);
+
+/** A new policy called `name`. Throws a RangeError naming the valid policies for any other name. */
+export function createPolicy(name: string, options: PolicyOptions): ReplacementPolicy {
+  const factory = Object.hasOwn(FACTORIES, name) ? FACTORIES[name] : undefined;
+  if (factory === undefined)
+    throw new RangeError(`unknown replacement policy '${name}' (one of ${POLICY_NAMES.join(', ')})`);
+  return factory(options);
 }
