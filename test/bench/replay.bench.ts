@@ -26,6 +26,25 @@ export function run(): BenchFigure[] {
   const randomPages = new Int32Array(2_000_000);
   for (let i = 0; i < randomPages.length; i++) randomPages[i] = prng.below(8192);
   const heavy = syntheticTrace(randomPages.length, (i) => randomPages[i]!, 3);
+  // 5% of references go to a page never seen before (a demand-zero fault), the rest to a hot set.
+  let fresh = 1000;
+  const mixedPages = new Int32Array(4_000_000);
+  for (let i = 0; i < mixedPages.length; i++) mixedPages[i] = prng.below(20) === 0 ? fresh++ : prng.below(64);
+  const mixed = syntheticTrace(mixedPages.length, (i) => mixedPages[i]!, 4);
+  for (const policy of ['fifo', 'clock', 'lru']) {
+    const c = replayTrace({
+      trace: mixed,
+      frames: 0,
+      policy,
+      machine: { memoryBytes: 2048 * 1024 * 1024 },
+      swapProfile: 'ram',
+    });
+    figures.push({
+      name: `replay ${policy}: 4M refs, 5% first touches (minor faults)`,
+      value: c.references / c.hostSeconds,
+      unit: 'refs/s',
+    });
+  }
   for (const policy of ['fifo', 'clock', 'lru']) {
     const a = replayTrace({
       trace: hitting,
