@@ -1,8 +1,8 @@
 /**
  * `vmlab translate`: a page walk shown as a student does it by hand.
  *
- * The walk is the MMU's own: a RecordingMemory watches the physical reads the hardware walk
- * makes, so what is printed is exactly what the MMU did (each level's index, the entry's
+ * The walk is the MMU's own: the MMU's walk observer reports each entry the hardware walk
+ * reads, so what is printed is exactly what the MMU did (each level's index, the entry's
  * physical address and raw value, its decoded fields), followed by the physical address and
  * the byte there, or the fault and its level.
  */
@@ -12,30 +12,6 @@ import { ACCESS_NAMES, type AccessKind, type CpuMode, Mmu, type MmuFault, MODE_N
 import { decodeEntry, ENTRY_FLAGS, entryHex, levelIndex, type PagingFormat } from '../hw/paging/format.ts';
 import { PhysicalMemory } from '../hw/physmem.ts';
 import { InputError } from './configfile.ts';
-
-/** Physical memory that records the reads made through its checked accessors. */
-export class RecordingMemory extends PhysicalMemory {
-  recording = false;
-  readonly reads: Array<{ pa: number; size: number; value: number }> = [];
-
-  override read8(pa: number): number {
-    const v = super.read8(pa);
-    if (this.recording) this.reads.push({ pa, size: 1, value: v });
-    return v;
-  }
-
-  override read16(pa: number): number {
-    const v = super.read16(pa);
-    if (this.recording) this.reads.push({ pa, size: 2, value: v });
-    return v;
-  }
-
-  override read32(pa: number): number {
-    const v = super.read32(pa);
-    if (this.recording) this.reads.push({ pa, size: 4, value: v });
-    return v;
-  }
-}
 
 export interface WalkStep {
   level: number;
@@ -62,8 +38,8 @@ export interface TranslationReport {
 export function makeTranslateMachine(
   format: PagingFormat,
   frameCount: number,
-): { mem: RecordingMemory; mmu: Mmu } {
-  const mem = new RecordingMemory({ frameCount, pageBytes: format.pageBytes });
+): { mem: PhysicalMemory; mmu: Mmu } {
+  const mem = new PhysicalMemory({ frameCount, pageBytes: format.pageBytes });
   const mmu = new Mmu(mem, format, {
     tlb: { entries: 1, ways: 1, replacement: 'lru' },
     cost: resolveCostModel(),
@@ -77,7 +53,7 @@ export function makeTranslateMachine(
  * first so that every address is walked. Throws InputError for an address the format cannot hold.
  */
 export function explainTranslation(
-  mem: RecordingMemory,
+  mem: PhysicalMemory,
   mmu: Mmu,
   va: bigint,
   options: { rootFrame: number; access: AccessKind; mode: CpuMode; label?: string },
@@ -95,16 +71,16 @@ export function explainTranslation(
   const vaNum = Number(va);
   mmu.switchAddressSpace(options.rootFrame, 0);
   mmu.flushTlb();
-  mem.reads.length = 0;
-  mem.recording = true;
+  const entries: Array<{ level: number; pa: number; lo: number; hi: number }> = [];
+  mmu.walkObserver = (level, pa, lo, hi) => entries.push({ level, pa, lo, hi });
   let pa: number;
   try {
     pa = mmu.translate(vaNum, options.access, options.mode);
   } finally {
-    mem.recording = false;
+    mmu.walkObserver = null;
   }
   const indices = fmt.levelBits.map((_, level) => levelIndex(fmt, vaNum, level));
-  const steps = groupSteps(fmt, mem.reads, indices, options.rootFrame);
+  const steps = walkSteps(fmt, entries, indices, options.rootFrame);
   const report: TranslationReport = {
     va: `0x${va.toString(16)}`,
     vaDecimal: va.toString(10),
@@ -123,37 +99,31 @@ export function explainTranslation(
   return report;
 }
 
-/** Turn the walk's recorded reads into one step per level. */
-function groupSteps(
+/** One step per entry the walk read. */
+function walkSteps(
   fmt: PagingFormat,
-  reads: ReadonlyArray<{ pa: number; size: number; value: number }>,
+  entries: ReadonlyArray<{ level: number; pa: number; lo: number; hi: number }>,
   indices: number[],
   rootFrame: number,
 ): WalkStep[] {
-  const steps: WalkStep[] = [];
   let table = rootFrame;
-  let r = 0;
-  for (let level = 0; level < fmt.levels && r < reads.length; level++) {
-    const first = reads[r++]!;
-    const lo = first.value;
-    let hi = 0;
-    if (fmt.entryBytes === 8 && r < reads.length && reads[r]!.pa === first.pa + 4) hi = reads[r++]!.value;
+  return entries.map(({ level, pa, lo, hi }) => {
     const decoded = decodeEntry(fmt, lo >>> 0, hi >>> 0);
     const fields: Record<string, number | boolean> = {};
     for (const f of ENTRY_FLAGS) if (fmt.has[f]) fields[f] = decoded[f];
     fields.pfn = decoded.pfn;
     if (decoded.reserved) fields.reserved = true;
-    steps.push({
+    const step = {
       level,
       index: indices[level]!,
       tableFrame: table,
-      entryAddress: first.pa,
+      entryAddress: pa,
       raw: entryHex(fmt, lo >>> 0, hi >>> 0),
       fields,
-    });
+    };
     table = decoded.pfn;
-  }
-  return steps;
+    return step;
+  });
 }
 
 const hex = (n: number): string => `0x${n.toString(16)}`;

@@ -148,6 +148,8 @@ export class Mmu {
    * Real hardware offers no such thing; the access path pays one null check when it is off.
    */
   referenceHook: ((pfn: number, access: AccessKind) => void) | null = null;
+  /** Called with each entry a hardware walk reads (for tools that show walks); null when unused. */
+  walkObserver: ((level: number, entryPa: number, lo: number, hi: number) => void) | null = null;
   private refillHandler: TlbRefillHandler | undefined;
   /** TLB permission bits an access needs, indexed by access kind, for the current mode. */
   private readonly need = new Uint8Array(3);
@@ -555,6 +557,7 @@ export class Mmu {
       this.walkEntryPa[level] = pa;
       this.walkEntryLo[level] = lo;
       this.walkEntryHi[level] = hi;
+      if (this.walkObserver !== null) this.walkObserver(level, pa, lo, hi);
       if (!testFlag(m.present, lo, hi)) return this.walkFault('not-present', level, va, access, mode);
       if (testFlag(fmt.reserved, lo, hi)) return this.walkFault('reserved', level, va, access, mode);
       if (allLevels) {

@@ -1,0 +1,175 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const CLI = join(process.cwd(), 'kernel/boot/vmlab.mjs');
+const dir = mkdtempSync(join(tmpdir(), 'vmlab-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function vmlab(...args: string[]) {
+  const r = spawnSync('node', [CLI, ...args], { encoding: 'utf8' });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A user mistake: exit status 2, one message naming what is wrong, no stack trace. */
+function expectRefused(r: ReturnType<typeof vmlab>, pattern: RegExp): void {
+  expect(r.status).toBe(2);
+  expect(r.stderr).toMatch(pattern);
+  expect(r.stderr).not.toMatch(/\n\s+at /);
+}
+
+const TINY = ['-f', 'docs/examples/tiny-format.yaml', '-i', 'docs/examples/tiny-image.txt', '-r', '108'];
+
+describe('vmlab translate', () => {
+  it('prints the walk as a student writes it: indices, entry addresses, raw values, fields, result', () => {
+    const r = vmlab('translate', ...TINY, '0x611c', '0x3da8', '0x6124');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('ARG format tiny');
+    expect(r.stdout).toContain('VA 0x611c (decimal 24860) = 0b110000100011100 (15 bits)');
+    expect(r.stdout).toContain('split: L0 index 0x18 (24) | L1 index 0x8 (8) | offset 0x1c (28)');
+    expect(r.stdout).toContain('L0: table frame 0x6c (108), entry 24 at PA 0xd98: 0xa1  present=1 pfn=0x21');
+    expect(r.stdout).toContain('L1: table frame 0x21 (33), entry 8 at PA 0x428: 0xb5  present=1 pfn=0x35');
+    expect(r.stdout).toContain('--> PA 0x6bc (decimal 1724) = frame 0x35 + offset 0x1c, byte there 0x42');
+    expect(r.stdout).toContain('--> FAULT not-present at level 0');
+    expect(r.stdout).toContain('--> FAULT not-present at level 1');
+  });
+
+  it('prints JSON with --json', () => {
+    const r = vmlab('translate', ...TINY, '0x611c', '--json');
+    const j = JSON.parse(r.stdout);
+    expect(j.translations[0]).toMatchObject({
+      va: '0x611c',
+      indices: [24, 8],
+      offset: 28,
+      result: { pa: '0x6bc', byte: 0x42 },
+    });
+    expect(j.translations[0].steps[1]).toMatchObject({
+      level: 1,
+      index: 8,
+      tableFrame: 33,
+      entryAddress: 0x428,
+      raw: '0xb5',
+    });
+  });
+
+  it('walks a raw x86-32 image and reports a protection fault for a write to a read-only page', () => {
+    const image = new Uint8Array(4 * 4096);
+    const dv = new DataView(image.buffer);
+    dv.setUint32(1 * 4096 + 1 * 4, (2 << 12) | 0x5, true); // PDE 1 -> frame 2, present, user
+    dv.setUint32(2 * 4096 + 2 * 4, (3 << 12) | 0x5, true); // PTE 2 -> frame 3, read-only
+    image[3 * 4096 + 0x10] = 0x99;
+    const path = join(dir, 'x86.bin');
+    writeFileSync(path, image);
+    const ok = vmlab('translate', '-f', 'x86-32', '-i', path, '-r', '1', '--frames', '4', '0x402010');
+    expect(ok.stdout).toContain('--> PA 0x3010');
+    expect(ok.stdout).toContain('byte there 0x99');
+    const w = vmlab(
+      'translate',
+      '-f',
+      'x86-32',
+      '-i',
+      path,
+      '-r',
+      '1',
+      '--frames',
+      '4',
+      '0x402010',
+      '--access',
+      'write',
+    );
+    expect(w.stdout).toContain('--> FAULT protection (write-to-read-only) at level 1');
+  });
+
+  it('refuses bad input with the file and field, and exit status 2', () => {
+    expectRefused(
+      vmlab('translate', '-f', 'x86-32', '-i', join(dir, 'missing.bin'), '-r', '1', '0x0'),
+      /missing\.bin: cannot read the memory image/,
+    );
+    expectRefused(
+      vmlab(
+        'translate',
+        '-f',
+        'test/fixtures/bad/overlap-format.yaml',
+        '-i',
+        'docs/examples/tiny-image.txt',
+        '-r',
+        '1',
+        '0x0',
+      ),
+      /overlap-format\.yaml: pfn: bit 3 overlaps flags\.present/,
+    );
+    expectRefused(
+      vmlab(
+        'translate',
+        '-f',
+        'test/fixtures/bad/pagesize-format.yaml',
+        '-i',
+        'docs/examples/tiny-image.txt',
+        '-r',
+        '1',
+        '0x0',
+      ),
+      /pagesize-format\.yaml: pageSize: 48 is not a power of two/,
+    );
+    expectRefused(
+      vmlab(
+        'translate',
+        '-f',
+        'test/fixtures/bad/typo-format.yaml',
+        '-i',
+        'docs/examples/tiny-image.txt',
+        '-r',
+        '1',
+        '0x0',
+      ),
+      /typo-format\.yaml:2:1: levles: unknown key \(did you mean 'levels'\?\)/,
+    );
+    expectRefused(
+      vmlab('translate', ...TINY, '0x8000'),
+      /address 0x8000: wider than the 15-bit virtual addresses of tiny/,
+    );
+    const bad = join(dir, 'bad.txt');
+    writeFileSync(bad, 'page 1: 00 zz\n');
+    expectRefused(
+      vmlab('translate', '-f', 'docs/examples/tiny-format.yaml', '-i', bad, '-r', '1', '0x0'),
+      /bad\.txt:1: byte 1: 'zz' is not a hex byte/,
+    );
+  });
+});
+
+describe('vmlab run', () => {
+  it('refuses a misspelt workload key with the line, column and a suggestion', () => {
+    expectRefused(
+      vmlab('run', 'test/fixtures/bad/typo-workload.yaml'),
+      /typo-workload\.yaml:4:3: machine\.polciy: unknown key \(did you mean 'policy'\?\)/,
+    );
+    expectRefused(
+      vmlab('run', 'test/fixtures/bad/badsize-workload.yaml'),
+      /badsize-workload\.yaml:2:11: machine\.memory: expected a size/,
+    );
+  });
+
+  it('runs a workload and is deterministic', () => {
+    const a = vmlab('run', 'userland/workloads/cow.yaml', '--json');
+    const b = vmlab('run', 'userland/workloads/cow.yaml', '--json');
+    expect(a.status).toBe(0);
+    expect(a.stdout).toBe(b.stdout);
+    expect(JSON.parse(a.stdout).system.cowFaults).toBe(256);
+  });
+
+  it('prints /proc files at an emulated time', () => {
+    const r = vmlab(
+      'run',
+      'userland/workloads/demand-paging.yaml',
+      '--proc',
+      '/proc/meminfo@1ms',
+      '--proc',
+      '/proc/vmstat@1ms',
+    );
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/\/proc\/meminfo at 1000000 cycles:\nMemTotal: {7}\s*\d+ kB/);
+    expect(r.stdout).toMatch(/\npgfault \d+\n/);
+  });
+});
