@@ -90,8 +90,14 @@ export class BlockDevice {
     if (!Number.isInteger(blockBytes) || blockBytes < 1 || (blockBytes & (blockBytes - 1)) !== 0) {
       throw new DiskError(`disk.blockBytes: ${blockBytes} is not a power of two`);
     }
-    if (!Number.isInteger(options.sizeBytes) || options.sizeBytes < 0 || options.sizeBytes % blockBytes !== 0) {
-      throw new DiskError(`disk.sizeBytes: ${options.sizeBytes} is not a whole number of ${blockBytes}-byte blocks`);
+    if (
+      !Number.isInteger(options.sizeBytes) ||
+      options.sizeBytes < 0 ||
+      options.sizeBytes % blockBytes !== 0
+    ) {
+      throw new DiskError(
+        `disk.sizeBytes: ${options.sizeBytes} is not a whole number of ${blockBytes}-byte blocks`,
+      );
     }
     this.path = options.path;
     this.sizeBytes = options.sizeBytes;
@@ -167,7 +173,9 @@ export class BlockDevice {
       throw new DiskError(`${this.path}: ${op} at offset ${offsetBytes} is not block-aligned`);
     }
     if (len % this.blockBytes !== 0 || offsetBytes + len > this.sizeBytes) {
-      throw new DiskError(`${this.path}: ${op} of ${len} bytes at ${offsetBytes} runs past the device or a block`);
+      throw new DiskError(
+        `${this.path}: ${op} of ${len} bytes at ${offsetBytes} runs past the device or a block`,
+      );
     }
     if (op === 'read') {
       let done = 0;
