@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { type BootedMachine, bootKernel, buildMachine } from '../kernel/boot/machine.ts';
-import { Reclaimer } from '../kernel/mm/reclaim.ts';
+import { type MemoryGroup, Reclaimer } from '../kernel/mm/reclaim.ts';
 import {
   MAP_ANONYMOUS,
   MAP_PRIVATE,
@@ -229,5 +229,60 @@ describe('swap', () => {
     lax.kernel.run();
     expect(result).toBeGreaterThan(0);
     lax.shutdown();
+  });
+});
+
+describe('memory limits', () => {
+  it('local replacement: a resident limit keeps the process at its limit while it works', () => {
+    const m = machine({ memoryMiB: 32, swapMiB: 32, programs: { '/bin/p': patternProgram(1024, 9, 2) } });
+    const t = m.kernel.spawn('/bin/p', ['p']);
+    if (typeof t === 'number') throw new Error('spawn failed');
+    t.residentLimitPages = 256;
+    let peak = 0;
+    while (m.kernel.state !== 'halted') {
+      m.kernel.run({ untilCycles: m.clock.now + 1_000_000 });
+      if (t.mm !== null) peak = Math.max(peak, t.mm.rssAnon);
+      checkAll(m);
+    }
+    expect(m.kernel.describeEnd(t)).toBe('exited 0');
+    expect(peak).toBe(256);
+    expect(m.kernel.events.pswpout).toBeGreaterThan(0);
+    m.shutdown();
+  });
+
+  it('a group limit holds the sum of its members, like a cgroup memory.max', () => {
+    // Each member touches 512 pages, slowly (so the two run interleaved), then verifies them.
+    const slow: UserMain = function* ({ cpu, sys }) {
+      const base = sys.mmap(0, 512 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      for (let p = 0; p < 512; p++) {
+        cpu.store32(base + p * PAGE, p ^ 0x5a5a);
+        cpu.compute(10_000);
+        yield;
+      }
+      for (let p = 0; p < 512; p++) {
+        if (cpu.load32(base + p * PAGE) !== (p ^ 0x5a5a)) return 3;
+        yield;
+      }
+      return 0;
+    };
+    const m = machine({ memoryMiB: 32, swapMiB: 32, programs: { '/bin/p': slow } });
+    const group: MemoryGroup = { name: 'batch', limitPages: 600, members: new Set() };
+    const tasks = [m.kernel.spawn('/bin/p', ['p']), m.kernel.spawn('/bin/p', ['p'])];
+    for (const t of tasks) {
+      if (typeof t === 'number' || t.mm === null) throw new Error('spawn failed');
+      t.group = group;
+      group.members.add(t.mm);
+    }
+    let peak = 0;
+    while (m.kernel.state !== 'halted') {
+      m.kernel.run({ untilCycles: m.clock.now + 200_000 });
+      peak = Math.max(peak, m.kernel.groupRss(group));
+      checkAll(m);
+    }
+    for (const t of tasks) if (typeof t !== 'number') expect(m.kernel.describeEnd(t)).toBe('exited 0');
+    expect(peak).toBeLessThanOrEqual(600);
+    expect(peak).toBeGreaterThan(550);
+    expect(m.kernel.events.pswpout).toBeGreaterThan(0);
+    m.shutdown();
   });
 });

@@ -294,6 +294,7 @@ export class Kernel {
     task.program = (function* kswapd(): Generator<void, number | undefined, void> {
       for (;;) {
         while (k.belowHighWatermark()) {
+          k.hw.slab.shrinkSlabs();
           const freed = k.reclaimer.reclaim(k.tunables.reclaimBatchPages, 'kswapd');
           if (freed === 0) break;
           yield;
@@ -728,6 +729,7 @@ export class Kernel {
     let pfn = this.hw.buddy.alloc(0, { owner: PG_ANON, contents: 'zeroed' });
     if (pfn < 0) {
       this.events.allocstall_normal++;
+      this.hw.slab.shrinkSlabs(); // reclaimable slab caches give back their empty slabs first
       const local = this.scope === 'local' && mm !== null;
       this.reclaimer.reclaim(this.tunables.reclaimBatchPages, 'direct', local ? { mm } : {});
       pfn = this.hw.buddy.alloc(0, { owner: PG_ANON, contents: 'zeroed' });
