@@ -276,7 +276,8 @@ export class Kernel {
 
   private scheduleTick(period: number): void {
     this.hw.clock.after(period, 'policy tick', () => {
-      if (this.liveTasks().length === 0) return;
+      // Tick while anything may still run (a live process, or a pending delayed start or I/O).
+      if (this.liveTasks().length === 0 && this.hw.clock.pending() === 0) return;
       this.reclaimer.policy.onTick(this.reclaimer.view);
       this.scheduleTick(period);
     });
@@ -345,6 +346,9 @@ export class Kernel {
 
   /** Start a program image as a new process (a child of init): the task, or -errno. */
   spawnImage(image: ProgramImage, argv: string[], options: { oomScoreAdj?: number } = {}): Task | number {
+    if (this.state === 'halted' || this.state === 'panic') {
+      throw new Error(`spawn: the kernel is ${this.state}; boot a new machine to run more programs`);
+    }
     const task = Task.create(this.caches, this.nextPid, 1, baseName(image.path));
     if (task === null) return -ENOMEM;
     this.nextPid++;
@@ -395,15 +399,12 @@ export class Kernel {
       while (this.state !== 'halted' && this.state !== 'panic') {
         if (clock.now >= until) break;
         clock.fireDue();
-        if (this.liveTasks().length === 0) {
-          this.actor.send({ type: 'NOTHING_READY', liveTasks: 0 });
-          break;
-        }
-        const task = this.sched.pickNext();
+        const live = this.liveTasks().length;
+        const task = live === 0 ? undefined : this.sched.pickNext();
         if (task === undefined) {
-          const live = this.liveTasks().length;
-          this.actor.send({ type: 'NOTHING_READY', liveTasks: live });
-          if (live === 0) break;
+          const pendingEvents = clock.pending();
+          this.actor.send({ type: 'NOTHING_READY', liveTasks: live, pendingEvents });
+          if (live === 0 && pendingEvents === 0) break;
           if (clock.nextEventTime() === Number.POSITIVE_INFINITY) {
             panic(`schedule: ${live} tasks alive, none ready and no event pending (deadlock)`);
           }

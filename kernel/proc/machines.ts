@@ -9,9 +9,9 @@
  *   running --EXIT--> zombie;  new/ready/running/blocked --KILL--> zombie;  zombie --REAP--> reaped
  *
  * Kernel (the scheduler's own state):
- *   booting --BOOTED--> running --NOTHING_READY [liveTasks = 0]--> halted
- *   running --NOTHING_READY [liveTasks > 0]--> idle --TASK_READY--> running
- *   idle --NOTHING_READY [liveTasks = 0]--> halted;  booting/running/idle --PANIC--> panic
+ *   booting --BOOTED--> running --NOTHING_READY [no live task, no pending event]--> halted
+ *   running --NOTHING_READY [otherwise]--> idle --TASK_READY--> running
+ *   idle --NOTHING_READY [no live task, no pending event]--> halted;  booting/running/idle --PANIC--> panic
  */
 import { assign, setup } from 'xstate';
 
@@ -102,7 +102,7 @@ export interface KernelContext {
 
 export type KernelEvent =
   | { type: 'BOOTED' }
-  | { type: 'NOTHING_READY'; liveTasks: number }
+  | { type: 'NOTHING_READY'; liveTasks: number; pendingEvents?: number }
   | { type: 'TASK_READY' }
   | { type: 'PANIC'; message: string };
 
@@ -112,7 +112,9 @@ export const kernelMachine = setup({
     events: {} as KernelEvent,
   },
   guards: {
-    noLiveTasks: ({ event }) => event.type === 'NOTHING_READY' && event.liveTasks === 0,
+    // Nothing will ever run again: no live process and no pending event (a delayed start, I/O).
+    noLiveTasks: ({ event }) =>
+      event.type === 'NOTHING_READY' && event.liveTasks === 0 && (event.pendingEvents ?? 0) === 0,
   },
   actions: {
     countIdle: assign({ idleEntries: ({ context }) => context.idleEntries + 1 }),
