@@ -333,7 +333,7 @@ describe('faults', () => {
     const m = boot();
     let grew = false;
     const ok = m.start(function* ({ sys, cpu }) {
-      const top = (sys.vmlab_pageinfo(0), 0x7ffffffff000);
+      const top = 0x7ffffffff000; // the top of the user half: the stack's end
       cpu.store8(top - 1024 * 1024, 1); // 1 MiB below the top: within RLIMIT_STACK
       grew = sys.vmlab_pageinfo(top - 1024 * 1024).present;
       yield;
@@ -471,6 +471,7 @@ describe('fork and copy-on-write', () => {
         childValue = c.cpu.load32(a);
         return 0;
       });
+      yield;
       return 0;
     });
     m.kernel.run();
