@@ -137,6 +137,11 @@ function doAnonymousFault(
   fault: Readonly<MmuFault>,
   mem: FaultMemory,
 ): FaultResult {
+  if (vma.anon === null) {
+    const family = as.services.newAnonFamily(as);
+    if (family === undefined) return FAULT_OOM;
+    vma.anon = family;
+  }
   const pfn = mem.allocUserFrame(as.ownerPid);
   if (pfn < 0) return FAULT_OOM;
   const page = as.pageBytes;
@@ -146,7 +151,6 @@ function doAnonymousFault(
     putPage(as.services, pfn);
     return FAULT_OOM;
   }
-  if (vma.anon === null) vma.anon = as.services.newAnonFamily(as);
   mem.pageLoaded(pfn, vma.anon, write);
   as.updateHiwater();
   return FAULT_DEMAND_ZERO;
@@ -206,6 +210,11 @@ function doCowFault(
     as.services.events.pgreuse++;
     return FAULT_COW_REUSE;
   }
+  if (vma.anon === null) {
+    const family = as.services.newAnonFamily(as);
+    if (family === undefined) return FAULT_OOM;
+    vma.anon = family;
+  }
   pages.set(oldPfn, PG_LOCKED); // reclaim must not evict the page being copied
   const newPfn = mem.allocUserFrame(as.ownerPid);
   pages.clear(oldPfn, PG_LOCKED);
@@ -222,7 +231,6 @@ function doCowFault(
     putPage(as.services, newPfn);
     return FAULT_OOM;
   }
-  if (vma.anon === null) vma.anon = as.services.newAnonFamily(as);
   mem.pageLoaded(newPfn, vma.anon, true);
   as.services.events.cow_fault++;
   return FAULT_COW_COPY;

@@ -122,9 +122,9 @@ export interface MmServices {
   /** Take one more reference to a swap slot (fork). */
   swapDup(slot: number): void;
   /** A new anonymous lineage (rmap family) whose first member is `mm`. */
-  newAnonFamily(mm: AddressSpace): AnonFamily;
-  /** Add `mm` to a family (fork). */
-  joinAnonFamily(family: AnonFamily, mm: AddressSpace): void;
+  newAnonFamily(mm: AddressSpace): AnonFamily | undefined;
+  /** Add `mm` to a family (fork); false when kernel memory is short. */
+  joinAnonFamily(family: AnonFamily, mm: AddressSpace): boolean;
   /** Remove `mm` from every family (its address space is going). */
   leaveAnonFamilies(mm: AddressSpace): void;
   /** vm.overcommit_memory: 0 heuristic, 1 always, 2 never beyond CommitLimit. */
@@ -381,7 +381,11 @@ export class AddressSpace {
     child.startStack = this.startStack;
     if (!child.charge(this.committedPages)) return false;
     for (const v of this.vmas.all()) {
-      if (v.isAnonymous() && v.anon === null) v.anon = this.services.newAnonFamily(this);
+      if (v.isAnonymous() && v.anon === null) {
+        const family = this.services.newAnonFamily(this);
+        if (family === undefined) return false;
+        v.anon = family;
+      }
       const copy = child.vmas.create({
         start: v.start,
         end: v.end,
@@ -392,7 +396,7 @@ export class AddressSpace {
         name: v.name,
       });
       if (copy === undefined) return false;
-      if (v.anon !== null) this.services.joinAnonFamily(v.anon, child);
+      if (v.anon !== null && !this.services.joinAnonFamily(v.anon, child)) return false;
       if (v.backing.kind === 'shmem') v.backing.object.users++;
       const entries: number[] = [];
       this.tables.forEachEntry(v.start, v.end, (va, pa) => {

@@ -22,7 +22,7 @@ import { NIL, PG_DIRTY, PG_LAZYFREE, PG_LOCKED, PG_SWAPCACHE } from './page.ts';
 import type { LoadInfo, ReplacementPolicy, VictimView } from './policy/types.ts';
 import { NP_SWAP } from './pte.ts';
 import type { SwapArea } from './swap.ts';
-import type { AnonFamily } from './vma.ts';
+import type { AnonFamily, VmaObjectPool } from './vma.ts';
 
 export type ReclaimScope = 'global' | 'local';
 
@@ -46,7 +46,11 @@ export class Reclaimer {
   evictions = 0;
   /** Evictions that wrote the page out (dirty pages). */
   writebacks = 0;
-  private readonly families = new Map<number, AddressSpace[]>();
+  /** Families by id: the members (address spaces) and the kernel objects that stand for them. */
+  private readonly families = new Map<number, { members: AddressSpace[]; kobj: number; chains: number[] }>();
+  private readonly pools: { anonVma: VmaObjectPool; anonVmaChain: VmaObjectPool };
+  /** The families each address space belongs to (its anon_vma_chain links). */
+  private readonly memberships = new Map<AddressSpace, number[]>();
   private nextFamily = 1;
   /** The address space a local-scope eviction must pick from (null: any). */
   private scopeMm: AddressSpace | null = null;
@@ -60,8 +64,14 @@ export class Reclaimer {
   constructor(
     services: MmServices,
     policy: ReplacementPolicy,
-    options: { swap: SwapArea | null; random: (bound: number) => number },
+    options: {
+      swap: SwapArea | null;
+      random: (bound: number) => number;
+      /** anon_vma and anon_vma_chain slab caches: families are real kernel objects. */
+      pools: { anonVma: VmaObjectPool; anonVmaChain: VmaObjectPool };
+    },
   ) {
+    this.pools = options.pools;
     this.services = services;
     this.events = services.events;
     this.policy = policy;
@@ -83,28 +93,60 @@ export class Reclaimer {
 
   // ---- families (anon rmap) ----
 
-  newFamily(mm: AddressSpace): AnonFamily {
+  /**
+   * A new anonymous lineage whose first member is `mm`: one anon_vma object and one
+   * anon_vma_chain object (the membership). Undefined when kernel memory is short.
+   */
+  newFamily(mm: AddressSpace): AnonFamily | undefined {
+    const kobj = this.pools.anonVma.alloc();
+    if (kobj < 0) return undefined;
+    const chain = this.pools.anonVmaChain.alloc();
+    if (chain < 0) {
+      this.pools.anonVma.free(kobj);
+      return undefined;
+    }
     const id = this.nextFamily++;
-    this.families.set(id, [mm]);
+    this.families.set(id, { members: [mm], kobj, chains: [chain] });
+    this.memberOf(mm).push(id);
     return { id };
   }
 
-  joinFamily(family: AnonFamily, mm: AddressSpace): void {
-    const members = this.families.get(family.id);
-    if (members === undefined) panic(`joinFamily: family ${family.id} does not exist`);
-    if (!members.includes(mm)) members.push(mm);
+  /** Add `mm` to a family (fork): false when no anon_vma_chain object can be had. */
+  joinFamily(family: AnonFamily, mm: AddressSpace): boolean {
+    const f = this.families.get(family.id);
+    if (f === undefined) panic(`joinFamily: family ${family.id} does not exist`);
+    if (f.members.includes(mm)) return true;
+    const chain = this.pools.anonVmaChain.alloc();
+    if (chain < 0) return false;
+    f.members.push(mm);
+    f.chains.push(chain);
+    this.memberOf(mm).push(family.id);
+    return true;
   }
 
-  /** Remove `mm` from every family (its address space is being destroyed). */
-  leaveFamilies(mm: AddressSpace): void {
-    for (const v of mm.vmas.all()) {
-      if (v.anon === null) continue;
-      const members = this.families.get(v.anon.id);
-      if (members === undefined) continue;
-      const i = members.indexOf(mm);
-      if (i >= 0) members.splice(i, 1);
-      if (members.length === 0) this.families.delete(v.anon.id);
+  private memberOf(mm: AddressSpace): number[] {
+    let ids = this.memberships.get(mm);
+    if (ids === undefined) {
+      ids = [];
+      this.memberships.set(mm, ids);
     }
+    return ids;
+  }
+
+  /** Remove `mm` from every family it joined (its address space is being destroyed). */
+  leaveFamilies(mm: AddressSpace): void {
+    for (const id of this.memberships.get(mm) ?? []) {
+      const f = this.families.get(id);
+      if (f === undefined) panic(`leaveFamilies: family ${id} is gone while a member remains`);
+      const i = f.members.indexOf(mm);
+      f.members.splice(i, 1);
+      this.pools.anonVmaChain.free(f.chains.splice(i, 1)[0]!);
+      if (f.members.length === 0) {
+        this.pools.anonVma.free(f.kobj);
+        this.families.delete(id);
+      }
+    }
+    this.memberships.delete(mm);
   }
 
   // ---- policy bookkeeping ----
@@ -171,7 +213,7 @@ export class Reclaimer {
     if (this.tracked[pfn] !== 1) return false;
     if (this.services.pages.has(pfn, PG_LOCKED)) return false;
     if (this.scopeMm === null && this.scopeGroup === null) return true;
-    const members = this.families.get(this.frameFamily[pfn]!);
+    const members = this.families.get(this.frameFamily[pfn]!)?.members;
     if (members === undefined) return false;
     for (const mm of members) {
       if (this.scopeMm !== null && mm !== this.scopeMm) continue;
@@ -194,7 +236,7 @@ export class Reclaimer {
 
   /** Visit each (mm, entry address) mapping `pfn`. */
   private forEachMapping(pfn: number, visit: (mm: AddressSpace, pa: number) => void): void {
-    const members = this.families.get(this.frameFamily[pfn]!);
+    const members = this.families.get(this.frameFamily[pfn]!)?.members;
     if (members === undefined) return;
     for (const mm of [...members]) {
       const pa = this.mappingOf(mm, pfn);

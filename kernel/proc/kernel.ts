@@ -232,9 +232,15 @@ export class Kernel {
     this.swap = options.makeSwap?.(this.caches) ?? null;
     this.scope = options.memory?.scope ?? 'global';
     const policy = options.memory?.policy ?? createPolicy('lru-2list', { frameCount: hw.pages.count });
+    const anonVma = this.caches.anonVma;
+    const anonVmaChain = this.caches.anonVmaChain;
     this.reclaimer = new Reclaimer(this.services, policy, {
       swap: this.swap,
       random: (b) => this.prng.below(b),
+      pools: {
+        anonVma: { alloc: () => anonVma.alloc(), free: (a) => anonVma.free(a) },
+        anonVmaChain: { alloc: () => anonVmaChain.alloc(), free: (a) => anonVmaChain.free(a) },
+      },
     });
     if (policy.wantsEveryReference) {
       const reclaimer = this.reclaimer;
@@ -782,6 +788,11 @@ export class Kernel {
       swap.put(slot);
       return FAULT_SWAP_IN_MINOR;
     }
+    if (vma.anon === null) {
+      const family = this.reclaimer.newFamily(as);
+      if (family === undefined) return FAULT_OOM;
+      vma.anon = family;
+    }
     const pfn = this.allocUserFrame(as.ownerPid);
     if (pfn < 0) return FAULT_OOM;
     const done = swap.readIn(slot, pfn);
@@ -805,7 +816,6 @@ export class Kernel {
     const shadow = swap.shadow[slot]!;
     const distance = shadow >= 0 ? this.reclaimer.evictions - shadow : undefined;
     if (distance !== undefined) this.events.workingset_refault_anon++;
-    if (vma.anon === null) vma.anon = this.reclaimer.newFamily(as);
     this.reclaimer.loaded(pfn, vma.anon, false, distance);
     this.events.pswpin++;
     this.events.pgpgin += this.hw.format.pageBytes / 1024;
