@@ -4,8 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
+import { withPageSize } from '../kernel/boot/formatfile.ts';
 import { replayTrace } from '../kernel/boot/replay.ts';
 import { parseTrace, REF_FETCH, REF_READ, REF_WRITE } from '../kernel/boot/traces.ts';
+import { PRESET_FORMATS } from '../kernel/hw/paging/presets.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'vmlab-replay-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -59,6 +61,21 @@ describe('replay through the full machine: textbook counts', () => {
     expect(w.faults).toBe(12);
     expect(w.majorFaults).toBe(12 - 6); // 6 distinct pages: their first touch is demand-zero
     expect(w.writebacks).toBe(12 - 3); // every eviction is of a dirty page; 3 stay resident
+  });
+
+  it('takes another page size by giving the format more or fewer levels', () => {
+    const fmt = withPageSize(PRESET_FORMATS['x86-64']!, 16384);
+    expect(fmt.pageBytes).toBe(16384);
+    expect(fmt.levelBits).toEqual([1, 11, 11, 11]); // 48 - 14 = 34 bits: 11 per level, 1 at the root
+    const trace = parseTrace('inline', CLASSIC, { pageBytes: 16384, vaLimit: 2 ** 48, format: 'pages' });
+    const r = replayTrace({
+      trace,
+      frames: 3,
+      policy: 'lru',
+      machine: { format: fmt, memoryBytes: 32 * 1024 * 1024 },
+    });
+    expect(r.faults).toBe(12);
+    expect(r.config.pageBytes).toBe(16384);
   });
 
   it('is deterministic: the same trace and seed give the same counts and cycles', () => {

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import type { DiskProfileName } from '../hw/disk.ts';
 import { InputError } from './configfile.ts';
-import { resolveFormat } from './formatfile.ts';
+import { resolveFormat, withPageSize } from './formatfile.ts';
 import { type ReplayResult, replayTrace } from './replay.ts';
 import { loadTrace, type TraceFormat } from './traces.ts';
 import { parseSize } from './units.ts';
@@ -21,7 +21,10 @@ export function registerReplay(program: Command): void {
       'lru-2list',
     )
     .option('-f, --format <name|file>', 'paging format', 'x86-64')
-    .option('-P, --page-size <size>', 'page size for the pages trace format (must match the format)')
+    .option(
+      '-P, --page-size <size>',
+      "page size (the format's own by default; another one changes the format's levels)",
+    )
     .option('--memory <size>', 'emulated RAM', '256M')
     .option('--tlb-entries <n>', 'TLB entries', '64')
     .option('--tlb-ways <n>', 'TLB ways', '4')
@@ -67,11 +70,11 @@ export function runReplay(
   tracePath: string,
   opts: Record<string, string | boolean | undefined>,
 ): ReplayResult {
-  const format = resolveFormat(String(opts.format ?? 'x86-64'));
-  if (opts.pageSize !== undefined && parseSize(String(opts.pageSize)) !== format.pageBytes) {
-    throw new InputError(
-      `--page-size: ${opts.pageSize} does not match the ${format.pageBytes}-byte pages of ${format.name}`,
-    );
+  let format = resolveFormat(String(opts.format ?? 'x86-64'));
+  if (opts.pageSize !== undefined) {
+    const pageBytes = parseSize(String(opts.pageSize));
+    if (pageBytes === undefined) throw new InputError(`--page-size: '${opts.pageSize}' is not a size`);
+    format = withPageSize(format, pageBytes);
   }
   const memoryBytes = parseSize(String(opts.memory ?? '256M'));
   if (memoryBytes === undefined) throw new InputError(`--memory: '${opts.memory}' is not a size`);
@@ -96,7 +99,7 @@ export function runReplay(
     frames: intOption(opts, 'frames', 0),
     policy: String(opts.policy ?? 'lru-2list'),
     machine: {
-      format: String(opts.format ?? 'x86-64'),
+      format,
       memoryBytes,
       tlbEntries: intOption(opts, 'tlbEntries', 1),
       tlbWays: intOption(opts, 'tlbWays', 1),

@@ -102,3 +102,31 @@ export function loadFormatFile(path: string): PagingFormat {
 function fieldAlias(field: string): string {
   return field.replace(/^pageBytes/, 'pageSize').replace(/^levelBits/, 'levels');
 }
+
+/**
+ * `base` with a different page size (for `vmlab replay --page-size`): the same entry layout,
+ * with one-page tables of (pageBytes / entryBytes) entries and as many levels as cover the
+ * base's virtual-address width (the root level takes what is left over).
+ */
+export function withPageSize(base: PagingFormat, pageBytes: number): PagingFormat {
+  if (pageBytes === base.pageBytes) return base;
+  const pageShift = Math.log2(pageBytes);
+  if (!Number.isInteger(pageShift) || pageBytes < 16 || pageBytes > 65536) {
+    throw new InputError(`--page-size: ${pageBytes} is not a power of two from 16 to 64K`);
+  }
+  const perLevel = pageShift - Math.log2(base.entryBytes);
+  const spanBits = base.vaBits - pageShift;
+  if (perLevel < 1 || spanBits < 1)
+    throw new InputError(`--page-size: ${pageBytes}-byte pages do not fit ${base.name}`);
+  const levels = Math.ceil(spanBits / perLevel);
+  if (levels > 5)
+    throw new InputError(`--page-size: ${pageBytes}-byte pages would need ${levels} levels in ${base.name}`);
+  const levelBits = new Array<number>(levels).fill(perLevel);
+  levelBits[0] = spanBits - perLevel * (levels - 1);
+  try {
+    return compileFormat({ ...base.spec, name: `${base.name}/${pageBytes}`, pageBytes, levelBits });
+  } catch (err) {
+    if (err instanceof FormatError) throw new InputError(`--page-size: ${err.message}`);
+    throw err;
+  }
+}

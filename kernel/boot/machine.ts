@@ -30,8 +30,8 @@ import { resolveFormat } from './formatfile.ts';
 export interface MachineConfig {
   /** Emulated RAM in bytes (a whole number of pages). */
   memoryBytes: number;
-  /** Paging format: a preset name or a format file. */
-  format: string;
+  /** Paging format: a preset name, a format file, or a compiled format. */
+  format: string | PagingFormat;
   cpuHz: number;
   tlbEntries: number;
   tlbWays: number;
@@ -70,7 +70,7 @@ export interface Machine {
 /** Build a machine from `overrides` on DEFAULT_MACHINE. Throws InputError for impossible settings. */
 export function buildMachine(overrides: Partial<MachineConfig> = {}): Machine {
   const config: MachineConfig = { ...DEFAULT_MACHINE, ...overrides };
-  const format = resolveFormat(config.format);
+  const format = typeof config.format === 'string' ? resolveFormat(config.format) : config.format;
   if (config.memoryBytes % format.pageBytes !== 0 || config.memoryBytes < format.pageBytes) {
     throw new InputError(
       `machine.memory: ${config.memoryBytes} bytes is not a whole number of ${format.pageBytes}-byte pages`,

@@ -95,6 +95,11 @@ export function renderMeminfo(kernel: Kernel): string {
 /** /proc/vmstat: Linux's key names in Linux's order, one `name value` per line. */
 export function renderVmstat(kernel: Kernel): string {
   const e = kernel.events;
+  const act = kernel.reclaimer.policy.activity?.() ?? {
+    activations: 0,
+    deactivations: 0,
+    refaultActivations: 0,
+  };
   const frames = countFrames(kernel);
   const lists = kernel.reclaimer.lruCounts();
   const { buddy } = kernel.hw;
@@ -117,7 +122,7 @@ export function renderVmstat(kernel: Kernel): string {
     ['nr_slab_unreclaimable', kernel.hw.slab.slabPages('unreclaimable')],
     ['workingset_refault_anon', e.workingset_refault_anon],
     ['workingset_refault_file', e.workingset_refault_file],
-    ['workingset_activate_anon', e.workingset_activate_anon],
+    ['workingset_activate_anon', e.workingset_activate_anon + act.refaultActivations],
     ['workingset_activate_file', e.workingset_activate_file],
     ['nr_anon_pages', frames.anon],
     ['nr_mapped', 0],
@@ -134,8 +139,8 @@ export function renderVmstat(kernel: Kernel): string {
     ['pgalloc_normal', e.pgalloc_normal],
     ['allocstall_normal', e.allocstall_normal],
     ['pgfree', e.pgfree],
-    ['pgactivate', e.pgactivate],
-    ['pgdeactivate', e.pgdeactivate],
+    ['pgactivate', e.pgactivate + act.activations],
+    ['pgdeactivate', e.pgdeactivate + act.deactivations],
     ['pglazyfree', e.pglazyfree],
     ['pgfault', e.pgfault],
     ['pgmajfault', e.pgmajfault],

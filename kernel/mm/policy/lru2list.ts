@@ -105,6 +105,14 @@ export class Lru2ListPolicy implements ReplacementPolicy {
     }
   }
 
+  activity(): { activations: number; deactivations: number; refaultActivations: number } {
+    return {
+      activations: this.activations,
+      deactivations: this.deactivations,
+      refaultActivations: this.refaultActivations,
+    };
+  }
+
   listSizes(): { active: number; inactive: number } {
     return { active: this.active.size, inactive: this.inactive.size };
   }
