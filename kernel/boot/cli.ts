@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerDemo } from './cmd-demo.ts';
 import { registerDiagram } from './cmd-diagram.ts';
+import { registerMallocReplay } from './cmd-malloc-replay.ts';
 import { registerReplay } from './cmd-replay.ts';
 import { registerRun } from './cmd-run.ts';
 import { registerTranslate } from './cmd-translate.ts';
@@ -20,6 +21,7 @@ registerDemo(program);
 registerDiagram(program);
 registerTranslate(program);
 registerReplay(program);
+registerMallocReplay(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,76 @@
+/** `vmlab malloc-replay`: score allocators on CS:APP malloc-lab traces. */
+import type { Command } from 'commander';
+import { ALLOCATOR_NAMES } from '../../userland/malloc/index.ts';
+import { InputError } from './configfile.ts';
+import { loadMallocTrace, type MallocReplayResult, mallocReplay } from './mallocreplay.ts';
+
+export function registerMallocReplay(program: Command): void {
+  program
+    .command('malloc-replay')
+    .description('replay CS:APP malloc-lab traces with a user-space allocator inside an emulated process')
+    .argument('<trace...>', 'trace files (.rep)')
+    .option(
+      '-a, --allocator <names>',
+      `comma-separated allocators (${ALLOCATOR_NAMES.slice(0, 4).join(', ')}, …)`,
+      'explicit-best-fit',
+    )
+    .option('-s, --seed <n>', 'seed for the payload bytes', '1')
+    .option('--json', 'print the results as JSON')
+    .addHelpText(
+      'after',
+      `
+Allocators: ${ALLOCATOR_NAMES.join(', ')}
+
+Examples:
+  vmlab malloc-replay ../shared/traces/malloclab/amptjp-bal.rep
+  vmlab malloc-replay traces/*.rep -a implicit-first-fit,explicit-best-fit --json`,
+    )
+    .action((traces: string[], opts: Record<string, string | boolean | undefined>) => {
+      const names = String(opts.allocator)
+        .split(',')
+        .map((s) => s.trim())
+        .filter((s) => s !== '');
+      for (const n of names) {
+        if (!ALLOCATOR_NAMES.includes(n))
+          throw new InputError(
+            `--allocator: unknown allocator '${n}' (one of ${ALLOCATOR_NAMES.join(', ')})`,
+          );
+      }
+      const seed = Number(opts.seed);
+      if (!Number.isInteger(seed) || seed < 0)
+        throw new InputError(`--seed: '${opts.seed}' is not a whole number`);
+      const loaded = traces.map((t) => loadMallocTrace(t));
+      const results: MallocReplayResult[] = [];
+      for (const t of loaded) for (const a of names) results.push(mallocReplay(t, a, { seed }));
+      if (opts.json) {
+        process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+        return;
+      }
+      process.stdout.write(`${renderMallocTable(results).join('\n')}\n`);
+      if (results.some((r) => r.outcome !== 'ok')) process.exitCode = 1;
+    });
+}
+
+export function renderMallocTable(results: MallocReplayResult[]): string[] {
+  const out = [
+    `${'trace'.padEnd(22)} ${'allocator'.padEnd(30)} ${'ops'.padStart(7)} ${'util'.padStart(7)} ${'ops/s'.padStart(11)} ${'faults'.padStart(7)}  outcome`,
+  ];
+  for (const r of results) {
+    const name = r.trace.split('/').pop()!;
+    out.push(
+      `${name.padEnd(22)} ${r.allocator.padEnd(30)} ${String(r.operations).padStart(7)} ${`${(100 * r.utilization).toFixed(1)}%`.padStart(7)} ` +
+        `${Math.round(r.opsPerSecond).toLocaleString('en-US').padStart(11)} ${String(r.minorFaults + r.majorFaults).padStart(7)}  ${r.outcome}`,
+    );
+  }
+  const byAlloc = new Map<string, number[]>();
+  for (const r of results)
+    if (r.outcome === 'ok') byAlloc.set(r.allocator, [...(byAlloc.get(r.allocator) ?? []), r.utilization]);
+  if (results.length > 1) {
+    out.push('');
+    for (const [a, u] of byAlloc)
+      out.push(
+        `average utilization ${a}: ${((100 * u.reduce((x, y) => x + y, 0)) / u.length).toFixed(1)}% over ${u.length} traces`,
+      );
+  }
+  return out;
+}

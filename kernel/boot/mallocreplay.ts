@@ -1,0 +1,268 @@
+/**
+ * `vmlab malloc-replay`: CS:APP malloc-lab traces replayed by an allocator inside an emulated
+ * process, checked as the lab's driver checks them (16-byte alignment, no overlapping live
+ * blocks, payload bytes preserved across realloc: every block is filled with seeded bytes and
+ * verified), with utilization = peak live payload / heap high-water mark.
+ *
+ * Trace format: four header numbers (the classic set: heap size hint, ids, ops, weight; the
+ * 2016 set: weight, ids, ops, peak payload), then `a id bytes`, `r id bytes`, `f id`.
+ */
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { Libc } from '../../userland/libc/libc.ts';
+import { MALLOC_ALIGNMENT, MallocAbort } from '../../userland/malloc/allocator.ts';
+import { ALLOCATOR_NAMES, createAllocator } from '../../userland/malloc/index.ts';
+import type { UserMain } from '../proc/uapi.ts';
+import { InputError } from './configfile.ts';
+import { bootKernel, buildMachine } from './machine.ts';
+
+export const OP_ALLOC = 0;
+export const OP_REALLOC = 1;
+export const OP_FREE = 2;
+
+export interface MallocTrace {
+  path: string;
+  header: [number, number, number, number];
+  ids: number;
+  ops: Array<{ op: number; id: number; bytes: number; line: number }>;
+}
+
+/** Parse a malloc-lab trace; InputError with file, line and reason on any inconsistency. */
+export function parseMallocTrace(path: string, text: string): MallocTrace {
+  const tokens: Array<{ t: string; line: number }> = [];
+  text.split('\n').forEach((l, i) => {
+    for (const t of l.trim().split(/\s+/)) if (t !== '') tokens.push({ t, line: i + 1 });
+  });
+  const num = (k: number, what: string): number => {
+    const tok = tokens[k];
+    if (tok === undefined) throw new InputError(`${path}: header: missing ${what}`);
+    const v = Number(tok.t);
+    if (!Number.isSafeInteger(v))
+      throw new InputError(`${path}:${tok.line}: header: ${what} '${tok.t}' is not a whole number`);
+    return v;
+  };
+  const header: [number, number, number, number] = [
+    num(0, 'first number'),
+    num(1, 'id count'),
+    num(2, 'op count'),
+    num(3, 'fourth number'),
+  ];
+  const ids = header[1];
+  const live = new Uint8Array(Math.max(0, ids));
+  const ops: MallocTrace['ops'] = [];
+  let k = 4;
+  while (k < tokens.length) {
+    const { t, line } = tokens[k]!;
+    const where = `${path}:${line}`;
+    const id = Number(tokens[k + 1]?.t);
+    if (!Number.isInteger(id) || id < 0 || id >= ids)
+      throw new InputError(`${where}: id '${tokens[k + 1]?.t}' is not in 0..${ids - 1}`);
+    if (t === 'a' || t === 'r') {
+      const bytes = Number(tokens[k + 2]?.t);
+      if (!Number.isSafeInteger(bytes) || bytes < 0)
+        throw new InputError(`${where}: size '${tokens[k + 2]?.t}' is not a byte count`);
+      if (t === 'a' && live[id]) throw new InputError(`${where}: block ${id} allocated twice`);
+      if (t === 'r' && !live[id])
+        throw new InputError(`${where}: block ${id} reallocated before it was allocated`);
+      live[id] = 1;
+      ops.push({ op: t === 'a' ? OP_ALLOC : OP_REALLOC, id, bytes, line });
+      k += 3;
+    } else if (t === 'f') {
+      if (!live[id]) throw new InputError(`${where}: block ${id} freed before allocation or after free`);
+      live[id] = 0;
+      ops.push({ op: OP_FREE, id, bytes: 0, line });
+      k += 2;
+    } else {
+      throw new InputError(`${where}: unknown operation '${t}' (expected a, r or f)`);
+    }
+  }
+  if (ops.length !== header[2])
+    throw new InputError(`${path}: header: says ${header[2]} operations, the file has ${ops.length}`);
+  return { path, header, ids, ops };
+}
+
+export function loadMallocTrace(path: string): MallocTrace {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new InputError(
+      `${path}: cannot read the trace: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
+  }
+  return parseMallocTrace(path, text);
+}
+
+export interface MallocReplayResult {
+  trace: string;
+  allocator: string;
+  operations: number;
+  /** 'ok', or what went wrong: a correctness failure, ENOMEM, an abort. */
+  outcome: string;
+  peakPayloadBytes: number;
+  heapHighWaterBytes: number;
+  utilization: number;
+  opsPerSecond: number;
+  minorFaults: number;
+  majorFaults: number;
+  tlbMisses: number;
+}
+
+/** Replay `trace` with allocator `name` in a fresh machine. */
+export function mallocReplay(
+  trace: MallocTrace,
+  allocatorName: string,
+  options: { memoryBytes?: number; seed?: number } = {},
+): MallocReplayResult {
+  if (!ALLOCATOR_NAMES.includes(allocatorName)) {
+    throw new InputError(
+      `--allocator: unknown allocator '${allocatorName}' (one of ${ALLOCATOR_NAMES.join(', ')})`,
+    );
+  }
+  let outcome = 'ok';
+  let peakPayload = 0;
+  let heapHwm = 0;
+  let hostSeconds = 0;
+  const seed = options.seed ?? 1;
+  const main: UserMain = function* (ctx) {
+    const libc = new Libc(ctx);
+    const alloc = createAllocator(allocatorName, libc);
+    const ptr = new Float64Array(trace.ids);
+    const size = new Float64Array(trace.ids);
+    const live: number[] = []; // sorted block starts, for overlap checks
+    const ends = new Map<number, { end: number; id: number }>();
+    const got = new Uint8Array(4096);
+    let payload = 0;
+    // As the lab's driver does, each block is filled with one byte of its own (here seeded)
+    // and a realloc must keep the old payload's bytes.
+    const fill = (id: number, p: number, n: number): void => {
+      ctx.cpu.fillBytes(p, n, byteFor(seed, id));
+    };
+    const verify = (id: number, p: number, n: number): boolean => {
+      const want = byteFor(seed, id);
+      for (let off = 0; off < n; off += got.length) {
+        const len = Math.min(got.length, n - off);
+        ctx.cpu.loadBytes(p + off, got, 0, len);
+        for (let i = 0; i < len; i++) if (got[i] !== want) return false;
+      }
+      return true;
+    };
+    const t0 = performance.now();
+    try {
+      for (const [i, o] of trace.ops.entries()) {
+        if (o.op === OP_FREE) {
+          const p = ptr[o.id]!;
+          removeLive(live, p);
+          ends.delete(p);
+          alloc.free(p);
+          payload -= size[o.id]!;
+        } else {
+          const old = ptr[o.id]!;
+          const oldSize = size[o.id]!;
+          if (o.op === OP_REALLOC) {
+            removeLive(live, old);
+            ends.delete(old);
+          }
+          const p = o.op === OP_ALLOC ? alloc.malloc(o.bytes) : alloc.realloc(old, o.bytes);
+          if (p === 0 && o.bytes > 0) {
+            outcome = `${trace.path}:${o.line}: ${o.op === OP_ALLOC ? 'malloc' : 'realloc'}(${o.bytes}) returned NULL (ENOMEM)`;
+            break;
+          }
+          if (p % MALLOC_ALIGNMENT !== 0) {
+            outcome = `${trace.path}:${o.line}: block ${o.id} at 0x${p.toString(16)} is not ${MALLOC_ALIGNMENT}-byte aligned`;
+            break;
+          }
+          const clash = insertLive(live, ends, p, o.bytes, o.id);
+          if (clash !== undefined) {
+            outcome = `${trace.path}:${o.line}: block ${o.id} [0x${p.toString(16)}, +${o.bytes}) overlaps ${clash}`;
+            break;
+          }
+          if (o.op === OP_REALLOC && !verify(o.id, p, Math.min(oldSize, o.bytes))) {
+            outcome = `${trace.path}:${o.line}: realloc of block ${o.id} lost its payload`;
+            break;
+          }
+          ptr[o.id] = p;
+          size[o.id] = o.bytes;
+          payload += o.bytes - (o.op === OP_REALLOC ? oldSize : 0);
+          fill(o.id, p, o.bytes);
+        }
+        if (payload > peakPayload) peakPayload = payload;
+        const heap = alloc.stats().heapBytes;
+        if (heap > heapHwm) heapHwm = heap;
+        if ((i & 15) === 15) yield;
+      }
+    } catch (err) {
+      if (!(err instanceof MallocAbort)) throw err;
+      outcome = `abort: ${err.message}`;
+    }
+    hostSeconds = (performance.now() - t0) / 1000;
+    return 0;
+  };
+  const m = bootKernel(buildMachine({ memoryBytes: options.memoryBytes ?? 256 * 1024 * 1024, seed }), {
+    loader: (path) => ({ path, main, textBytes: 65536, dataBytes: 8192, bssBytes: 8192 }),
+    tunables: { overcommitMemory: 1 },
+  });
+  const task = m.kernel.spawn('/usr/bin/mdriver', ['mdriver']);
+  if (typeof task === 'number') throw new Error(`malloc-replay: cannot start the driver (errno ${-task})`);
+  m.kernel.run();
+  m.shutdown();
+  if (task.waitStatus !== 0 && outcome === 'ok')
+    outcome = `the driver process ended: ${m.kernel.describeEnd(task)} ${m.kernel.log.at(-1)?.text ?? ''}`;
+  const tlb = m.mmu.dtlb;
+  return {
+    trace: trace.path,
+    allocator: allocatorName,
+    operations: trace.ops.length,
+    outcome,
+    peakPayloadBytes: peakPayload,
+    heapHighWaterBytes: heapHwm,
+    utilization: heapHwm > 0 ? peakPayload / heapHwm : 0,
+    opsPerSecond: hostSeconds > 0 ? trace.ops.length / hostSeconds : 0,
+    minorFaults: task.minFlt,
+    majorFaults: task.majFlt,
+    tlbMisses: tlb.misses,
+  };
+}
+
+/** The seeded fill byte of block `id`. */
+function byteFor(seed: number, id: number): number {
+  const x = (Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(id + 1, 0x85ebca6b)) >>> 0;
+  return (x ^ (x >>> 15) ^ (x >>> 7)) & 0xff;
+}
+
+/** Insert block [p, p+n) among the live blocks; a description of the block it overlaps, if any. */
+function insertLive(
+  live: number[],
+  ends: Map<number, { end: number; id: number }>,
+  p: number,
+  n: number,
+  id: number,
+): string | undefined {
+  let lo = 0;
+  let hi = live.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (live[mid]! < p) lo = mid + 1;
+    else hi = mid;
+  }
+  const end = p + Math.max(1, n);
+  const prev = lo > 0 ? live[lo - 1]! : undefined;
+  if (prev !== undefined && ends.get(prev)!.end > p)
+    return `block ${ends.get(prev)!.id} at 0x${prev.toString(16)}`;
+  const next = lo < live.length ? live[lo]! : undefined;
+  if (next !== undefined && next < end) return `block ${ends.get(next)!.id} at 0x${next.toString(16)}`;
+  live.splice(lo, 0, p);
+  ends.set(p, { end, id });
+  return undefined;
+}
+
+function removeLive(live: number[], p: number): void {
+  let lo = 0;
+  let hi = live.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (live[mid]! < p) lo = mid + 1;
+    else hi = mid;
+  }
+  if (live[lo] === p) live.splice(lo, 1);
+}

@@ -1,0 +1,155 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { bootKernel, buildMachine } from '../kernel/boot/machine.ts';
+import { type MallocTrace, mallocReplay, parseMallocTrace } from '../kernel/boot/mallocreplay.ts';
+import { ENOMEM, SIGABRT, type UserMain, WTERMSIG } from '../kernel/proc/uapi.ts';
+import { Libc } from '../userland/libc/libc.ts';
+import { ALLOCATOR_NAMES, createAllocator } from '../userland/malloc/index.ts';
+
+/** A consistent random trace in the malloc-lab format, built from fast-check choices. */
+function traceText(steps: Array<{ kind: number; id: number; size: number }>, ids: number): string {
+  const live = new Set<number>();
+  const lines: string[] = [];
+  for (const s of steps) {
+    const id = s.id % ids;
+    if (!live.has(id)) {
+      lines.push(`a ${id} ${s.size}`);
+      live.add(id);
+    } else if (s.kind === 0) {
+      lines.push(`f ${id}`);
+      live.delete(id);
+    } else {
+      lines.push(`r ${id} ${s.size}`);
+    }
+  }
+  for (const id of live) lines.push(`f ${id}`);
+  return `1\n${ids}\n${lines.length}\n1\n${lines.join('\n')}\n`;
+}
+
+const step = fc.record({
+  kind: fc.nat({ max: 2 }),
+  id: fc.nat({ max: 40 }),
+  size: fc.integer({ min: 1, max: 5000 }),
+});
+
+describe('allocators on generated traces', () => {
+  it('never return overlapping or misaligned blocks and keep payloads across realloc', () => {
+    fc.assert(
+      fc.property(
+        fc.array(step, { minLength: 1, maxLength: 120 }),
+        fc.constantFrom(...ALLOCATOR_NAMES),
+        (steps, name) => {
+          const trace = parseMallocTrace('gen.rep', traceText(steps, 12));
+          const r = mallocReplay(trace, name, { memoryBytes: 32 * 1024 * 1024 });
+          expect(r.outcome).toBe('ok');
+          expect(r.heapHighWaterBytes).toBeGreaterThanOrEqual(r.peakPayloadBytes);
+          expect(r.utilization).toBeLessThanOrEqual(1);
+        },
+      ),
+      { seed: 17, numRuns: 40 },
+    );
+  });
+
+  it('best fit does no worse than worst fit on a fragmenting trace', () => {
+    const lines: string[] = [];
+    for (let i = 0; i < 40; i++) lines.push(`a ${i} ${i % 2 === 0 ? 64 : 512}`);
+    for (let i = 0; i < 40; i += 2) lines.push(`f ${i}`);
+    for (let i = 40; i < 60; i++) lines.push(`a ${i} 48`);
+    for (let i = 1; i < 40; i += 2) lines.push(`f ${i}`);
+    for (let i = 40; i < 60; i++) lines.push(`f ${i}`);
+    const trace: MallocTrace = parseMallocTrace(
+      'frag.rep',
+      `1\n60\n${lines.length}\n1\n${lines.join('\n')}\n`,
+    );
+    const best = mallocReplay(trace, 'explicit-best-fit');
+    const worst = mallocReplay(trace, 'explicit-worst-fit');
+    expect(best.outcome).toBe('ok');
+    expect(best.utilization).toBeGreaterThanOrEqual(worst.utilization);
+  });
+});
+
+describe('malloc-lab trace parsing', () => {
+  it('refuses a malformed trace with the file, line and reason', () => {
+    expect(() => parseMallocTrace('t.rep', '1\n2\n1\n')).toThrow(/t\.rep: header: missing fourth number/);
+    expect(() => parseMallocTrace('t.rep', '1\n2\n1\n1\nx 0 5\n')).toThrow(/t\.rep:5: unknown operation 'x'/);
+    expect(() => parseMallocTrace('t.rep', '1\n2\n1\n1\nf 1\n')).toThrow(
+      /t\.rep:5: block 1 freed before allocation/,
+    );
+    expect(() => parseMallocTrace('t.rep', '1\n2\n2\n1\na 0 8\na 0 8\n')).toThrow(
+      /t\.rep:6: block 0 allocated twice/,
+    );
+    expect(() => parseMallocTrace('t.rep', '1\n2\n3\n1\na 0 8\nf 0\n')).toThrow(
+      /says 3 operations, the file has 2/,
+    );
+    expect(() => parseMallocTrace('t.rep', '1\n2\n1\n1\na 5 8\n')).toThrow(/id '5' is not in 0\.\.1/);
+  });
+});
+
+describe('heap checking and hostile sizes', () => {
+  function runProgram(main: UserMain) {
+    const m = bootKernel(buildMachine({ memoryBytes: 32 * 1024 * 1024 }), {
+      loader: (path) => ({ path, main, textBytes: 4096, dataBytes: 4096, bssBytes: 4096 }),
+    });
+    const t = m.kernel.spawn('/bin/m', ['m']);
+    if (typeof t === 'number') throw new Error('spawn');
+    m.kernel.run();
+    return { t, kernel: m.kernel };
+  }
+
+  it('a double free ends the process with SIGABRT and says where', () => {
+    const { t, kernel } = runProgram(function* (ctx) {
+      const a = createAllocator('explicit-first-fit', new Libc(ctx));
+      const p = a.malloc(100);
+      a.free(p);
+      yield;
+      a.free(p);
+      return 0;
+    });
+    expect(WTERMSIG(t.waitStatus)).toBe(SIGABRT);
+    expect(kernel.log.at(-1)!.text).toMatch(/free\(\): double free detected at 0x[0-9a-f]+/);
+  });
+
+  it('an invalid free and a smashed header are caught', () => {
+    const invalid = runProgram(function* (ctx) {
+      const a = createAllocator('implicit-first-fit', new Libc(ctx));
+      const p = a.malloc(64);
+      yield;
+      a.free(p + 16);
+      return 0;
+    });
+    expect(WTERMSIG(invalid.t.waitStatus)).toBe(SIGABRT);
+    expect(invalid.kernel.log.at(-1)!.text).toMatch(/free\(\): invalid pointer/);
+    const smashed = runProgram(function* (ctx) {
+      const a = createAllocator('explicit-best-fit', new Libc(ctx));
+      const p = a.malloc(64);
+      a.malloc(64);
+      ctx.cpu.store64(p - 8, 12345); // overwrite the block's header
+      yield;
+      a.checkHeap();
+      return 0;
+    });
+    expect(WTERMSIG(smashed.t.waitStatus)).toBe(SIGABRT);
+    expect(smashed.kernel.log.at(-1)!.text).toMatch(/corrupted block header|header and footer disagree/);
+  });
+
+  it('malloc(0) is NULL; huge requests and calloc overflow are NULL with ENOMEM, not a crash', () => {
+    const got: number[] = [];
+    const { t } = runProgram(function* (ctx) {
+      const libc = new Libc(ctx);
+      const a = createAllocator('explicit-first-fit', libc);
+      got.push(a.malloc(0));
+      got.push(a.malloc(2 ** 50), libc.errno);
+      libc.errno = 0;
+      got.push(a.calloc(2 ** 40, 2 ** 30), libc.errno);
+      got.push(a.malloc(1 << 30), libc.errno); // more than the machine: sbrk fails
+      const z = a.calloc(10, 10);
+      let nonzero = 0;
+      for (let i = 0; i < 100; i++) nonzero += ctx.cpu.load8(z + i);
+      got.push(nonzero, z % 16);
+      yield;
+      return 0;
+    });
+    expect(t.waitStatus).toBe(0);
+    expect(got).toEqual([0, 0, ENOMEM, 0, ENOMEM, 0, ENOMEM, 0, 0]);
+  });
+});

@@ -1,0 +1,43 @@
+/**
+ * The interface every user-space allocator implements (the malloc family of a process's libc).
+ * Allocators keep all their metadata in the process's emulated memory and reach it through
+ * loads and stores, so their faults, TLB misses and swapping are real.
+ *
+ * Pointers are numbers; 0 is NULL. A failed allocation returns 0 and sets libc's errno to
+ * ENOMEM. A corrupt heap, a double free or a bad pointer throws MallocAbort, which ends the
+ * process with SIGABRT and the message in the kernel log (as glibc's "free(): double free
+ * detected" does).
+ */
+export const MALLOC_ALIGNMENT = 16;
+
+export class MallocAbort extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'MallocAbort';
+  }
+}
+
+export interface MallocStats {
+  /** Bytes obtained from the kernel and held now: the brk extent plus mmapped regions. */
+  heapBytes: number;
+  /** Bytes handed out in blocks now (usable sizes). */
+  inUseBytes: number;
+  /** Blocks handed out now. */
+  inUseBlocks: number;
+}
+
+export interface Allocator {
+  readonly name: string;
+  malloc(size: number): number;
+  free(ptr: number): void;
+  /** realloc(NULL, n) is malloc(n); realloc(p, 0) frees p and returns NULL (glibc). */
+  realloc(ptr: number, size: number): number;
+  /** Zeroed n * size bytes; NULL with ENOMEM when the product overflows. */
+  calloc(n: number, size: number): number;
+  /** A block whose address is a multiple of `alignment` (a power of two). */
+  memalign(alignment: number, size: number): number;
+  usableSize(ptr: number): number;
+  stats(): MallocStats;
+  /** Walk the whole heap checking every tag and link; throws MallocAbort on corruption. */
+  checkHeap(): void;
+}

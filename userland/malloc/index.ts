@@ -1,0 +1,23 @@
+/** The allocators a process can choose, by name. */
+import type { Libc } from '../libc/libc.ts';
+import type { Allocator } from './allocator.ts';
+import { FreeListAllocator, type FreeListKind, type Placement } from './freelist.ts';
+
+const LISTS: FreeListKind[] = ['implicit', 'explicit'];
+const PLACEMENTS: Placement[] = ['first-fit', 'next-fit', 'best-fit', 'worst-fit'];
+
+/** Every allocator name: implicit-first-fit … explicit-worst-fit, each also with -nocoalesce. */
+export const ALLOCATOR_NAMES: readonly string[] = LISTS.flatMap((l) =>
+  PLACEMENTS.flatMap((p) => [`${l}-${p}`, `${l}-${p}-nocoalesce`]),
+);
+
+/** A new allocator of kind `name` over `libc`. Throws RangeError for an unknown name. */
+export function createAllocator(name: string, libc: Libc): Allocator {
+  const m = /^(implicit|explicit)-(first-fit|next-fit|best-fit|worst-fit)(-nocoalesce)?$/.exec(name);
+  if (m === null) throw new RangeError(`unknown allocator '${name}' (one of ${ALLOCATOR_NAMES.join(', ')})`);
+  return new FreeListAllocator(libc, {
+    list: m[1] as FreeListKind,
+    placement: m[2] as Placement,
+    coalesce: m[3] === undefined ? 'on' : 'off',
+  });
+}
