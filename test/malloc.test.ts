@@ -153,3 +153,65 @@ describe('heap checking and hostile sizes', () => {
     expect(got).toEqual([0, 0, ENOMEM, 0, ENOMEM, 0, ENOMEM, 0, 0]);
   });
 });
+
+describe('the malloc family on ptmalloc', () => {
+  it('grows realloc in place at the top, trims the top, and uses mmap above the threshold with the dynamic threshold', async () => {
+    const { Malloc } = await import('../userland/libc/malloc.ts');
+    const { M_MMAP_THRESHOLD, M_TRIM_THRESHOLD } = await import('../userland/malloc/ptmalloc.ts');
+    const seen: Record<string, number> = {};
+    const m = bootKernel(buildMachine({ memoryBytes: 64 * 1024 * 1024 }), {
+      loader: (path) => ({
+        path,
+        textBytes: 4096,
+        dataBytes: 4096,
+        bssBytes: 4096,
+        main: function* (ctx) {
+          const libc = new Libc(ctx);
+          const heap = new Malloc(libc);
+          const a = heap.malloc(1000);
+          const b = heap.realloc(a, 5000); // a is next to the top chunk: grows in place
+          seen.inPlace = a === b ? 1 : 0;
+          const big = heap.malloc(200 * 1024); // above 128 KiB: its own mapping
+          seen.bigMapped = heap.allocator.stats().heapBytes >= 200 * 1024 ? 1 : 0;
+          heap.free(big); // 200 KiB > threshold: the threshold rises to it
+          const again = heap.malloc(150 * 1024); // now below the threshold: from the heap
+          seen.fromHeap = heap.allocator.stats().heapBytes - 150 * 1024 > 0 ? 1 : 0;
+          heap.free(again);
+          // The trim threshold rose with the mmap threshold (to 2 x 200 KiB); lower it, and
+          // a big free at the top gives memory back with a negative sbrk.
+          seen.trimSet = heap.mallopt(M_TRIM_THRESHOLD, 64 * 1024);
+          const top = heap.malloc(120 * 1024);
+          seen.brkAfter = ctx.sys.brk(0);
+          heap.free(top);
+          heap.free(b);
+          seen.brkTrimmed = ctx.sys.brk(0);
+          const out: number[] = [];
+          seen.posix = heap.posixMemalign(out, 4096, 100);
+          seen.aligned = out[0]! % 4096;
+          seen.badAlign = heap.posixMemalign(out, 12, 100);
+          seen.mallopt = heap.mallopt(M_MMAP_THRESHOLD, 64 * 1024);
+          heap.allocator.checkHeap();
+          heap.mallocStats();
+          yield;
+          return 0;
+        },
+      }),
+    });
+    const t = m.kernel.spawn('/bin/m', ['m']);
+    if (typeof t === 'number') throw new Error('spawn');
+    m.kernel.run();
+    expect(t.waitStatus).toBe(0);
+    expect(seen).toMatchObject({
+      inPlace: 1,
+      bigMapped: 1,
+      fromHeap: 1,
+      trimSet: 1,
+      posix: 0,
+      aligned: 0,
+      badAlign: 22,
+      mallopt: 1,
+    });
+    expect(seen.brkTrimmed).toBeLessThan(seen.brkAfter!);
+    expect(t.stderr).toContain('in use bytes     =');
+  });
+});
