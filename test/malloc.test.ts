@@ -215,3 +215,44 @@ describe('the malloc family on ptmalloc', () => {
     expect(t.stderr).toContain('in use bytes     =');
   });
 });
+
+describe('footprint after freeing everything', () => {
+  it('ptmalloc trims the heap back; the size-class allocator gives its arenas back', () => {
+    const result: Record<string, number> = {};
+    const m = bootKernel(buildMachine({ memoryBytes: 64 * 1024 * 1024 }), {
+      loader: (path) => ({
+        path,
+        textBytes: 4096,
+        dataBytes: 4096,
+        bssBytes: 4096,
+        main: function* (ctx) {
+          for (const name of ['ptmalloc', 'sizeclass']) {
+            const libc = new Libc(ctx);
+            const a = createAllocator(name, libc);
+            const first = a.malloc(16);
+            const initial = a.stats().heapBytes;
+            const ptrs: number[] = [];
+            for (let i = 0; i < 3000; i++) ptrs.push(a.malloc(16 + ((i * 97) % 3000)));
+            result[`${name}Peak`] = a.stats().heapBytes;
+            for (const p of ptrs) a.free(p);
+            a.releaseMemory?.();
+            a.checkHeap();
+            result[`${name}Initial`] = initial;
+            result[`${name}After`] = a.stats().heapBytes;
+            a.free(first);
+            yield;
+          }
+          return 0;
+        },
+      }),
+    });
+    const t = m.kernel.spawn('/bin/m', ['m']);
+    if (typeof t === 'number') throw new Error('spawn');
+    m.kernel.run();
+    expect(t.waitStatus).toBe(0);
+    expect(result.ptmallocPeak).toBeGreaterThan(4 * 1024 * 1024);
+    expect(result.ptmallocAfter).toBeLessThanOrEqual(result.ptmallocInitial!);
+    expect(result.sizeclassPeak).toBeGreaterThan(result.sizeclassAfter!);
+    expect(result.sizeclassAfter).toBe(result.sizeclassInitial);
+  });
+});

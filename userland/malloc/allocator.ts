@@ -40,4 +40,9 @@ export interface Allocator {
   stats(): MallocStats;
   /** Walk the whole heap checking every tag and link; throws MallocAbort on corruption. */
   checkHeap(): void;
+  /**
+   * Give free memory back to the kernel (glibc's malloc_trim): consolidate, shrink the heap,
+   * unmap or madvise free spans. Allocators with nothing to give back leave it out.
+   */
+  releaseMemory?(): void;
 }

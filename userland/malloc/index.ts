@@ -3,6 +3,7 @@ import type { Libc } from '../libc/libc.ts';
 import type { Allocator } from './allocator.ts';
 import { FreeListAllocator, type FreeListKind, type Placement } from './freelist.ts';
 import { PtmallocAllocator } from './ptmalloc.ts';
+import { SizeClassAllocator } from './sizeclass.ts';
 
 const LISTS: FreeListKind[] = ['implicit', 'explicit'];
 const PLACEMENTS: Placement[] = ['first-fit', 'next-fit', 'best-fit', 'worst-fit'];
@@ -11,12 +12,14 @@ const PLACEMENTS: Placement[] = ['first-fit', 'next-fit', 'best-fit', 'worst-fit
  * … explicit-worst-fit, each also with -nocoalesce. */
 export const ALLOCATOR_NAMES: readonly string[] = [
   'ptmalloc',
+  'sizeclass',
   ...LISTS.flatMap((l) => PLACEMENTS.flatMap((p) => [`${l}-${p}`, `${l}-${p}-nocoalesce`])),
 ];
 
 /** A new allocator of kind `name` over `libc`. Throws RangeError for an unknown name. */
 export function createAllocator(name: string, libc: Libc): Allocator {
   if (name === 'ptmalloc') return new PtmallocAllocator(libc);
+  if (name === 'sizeclass') return new SizeClassAllocator(libc);
   const m = /^(implicit|explicit)-(first-fit|next-fit|best-fit|worst-fit)(-nocoalesce)?$/.exec(name);
   if (m === null) throw new RangeError(`unknown allocator '${name}' (one of ${ALLOCATOR_NAMES.join(', ')})`);
   return new FreeListAllocator(libc, {

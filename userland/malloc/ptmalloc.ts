@@ -210,6 +210,16 @@ export class PtmallocAllocator implements Allocator {
     return { heapBytes: brk + this.mmappedBytes, inUseBytes: this.inUseBytes, inUseBlocks: this.inUseBlocks };
   }
 
+  /** malloc_trim: consolidate the fast bins and shrink the top chunk to top_pad. */
+  releaseMemory(): void {
+    if (this.arena === 0) return;
+    if (this.haveFast) this.consolidate();
+    const saved = this.tunables.trimThreshold;
+    this.tunables.trimThreshold = 0;
+    this.trim();
+    this.tunables.trimThreshold = saved;
+  }
+
   /** mallinfo2's main figures. */
   mallinfo(): {
     arena: number;

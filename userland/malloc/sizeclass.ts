@@ -1,0 +1,546 @@
+/**
+ * A size-class allocator after tcmalloc and Go's runtime, with all its state in emulated memory.
+ *
+ * - Size classes up to 32 KiB (16-byte steps to 128 bytes, then about 12.5% apart). A span of
+ *   one or more pages holds objects of one class; its free objects form a list threaded through
+ *   the objects themselves.
+ * - A per-thread cache in front (one thread per process today: one cache) holds up to
+ *   CACHE_MAX objects per class; on overflow half goes back to the central lists.
+ * - Central free lists: per class, a list of spans that have free objects.
+ * - The page heap: arenas of ARENA_PAGES pages obtained with mmap; spans carved from them,
+ *   free spans coalesced with free neighbours. Objects over 32 KiB get a span of their own.
+ *   Free pages past RELEASE_THRESHOLD_PAGES are returned to the kernel with
+ *   madvise(MADV_DONTNEED); an arena that becomes wholly free is unmapped.
+ *
+ * Metadata (one mmapped region): the class table, the cache and central heads, the arena table,
+ * the span table and each arena's page map (page -> span), all as 8-byte words.
+ *
+ *   span states: FREE (in the page heap) | SMALL (objects of a class) | LARGE (one object)
+ *   for a SMALL span: allocated + |free list| == objects per span
+ *   every page of an arena belongs to exactly one span
+ */
+import { ENOMEM, MADV_DONTNEED } from '../../kernel/proc/uapi.ts';
+import type { Libc } from '../libc/libc.ts';
+import { type Allocator, MALLOC_ALIGNMENT, MallocAbort, type MallocStats } from './allocator.ts';
+
+const W = 8;
+const PAGE = 4096;
+const MAX_SMALL = 32 * 1024;
+const ARENA_PAGES = 256;
+const MAX_ARENAS = 128;
+const MAX_SPANS = 4096;
+const CACHE_MAX = 64;
+const RELEASE_THRESHOLD_PAGES = 256;
+
+const FREE = 0;
+const SMALL = 1;
+const LARGE = 2;
+
+// Span record: 8 words.
+const S_START = 0;
+const S_PAGES = 1;
+const S_STATE = 2;
+const S_CLASS = 3;
+const S_FREELIST = 4;
+const S_ALLOCATED = 5;
+const S_NEXT = 6; // central list link (class spans with free objects)
+const S_RELEASED = 7; // 1 when its pages were given back with MADV_DONTNEED
+const SPAN_WORDS = 8;
+
+/** The class sizes: 16..128 in 16-byte steps, then ~12.5% apart, to 32 KiB. */
+export function sizeClasses(): number[] {
+  const out: number[] = [];
+  for (let s = 16; s <= 128; s += 16) out.push(s);
+  let s = 128;
+  while (s < MAX_SMALL) {
+    s = Math.min(MAX_SMALL, Math.ceil((s + Math.max(16, s / 8)) / 16) * 16);
+    out.push(s);
+  }
+  return out;
+}
+
+const CLASSES = sizeClasses();
+const NCLASSES = CLASSES.length;
+
+/** Pages per span for a class: the fewest (at least 1) wasting under 1/8 of the span. */
+function spanPagesFor(size: number): number {
+  for (let pages = 1; ; pages++) {
+    const bytes = pages * PAGE;
+    if (bytes >= size && bytes % size <= bytes / 8) return pages;
+  }
+}
+
+export class SizeClassAllocator implements Allocator {
+  readonly name = 'sizeclass';
+  private readonly libc: Libc;
+  private meta = 0;
+  private metaBytes = 0;
+  // Offsets into the metadata region.
+  private readonly oCache: number; // NCLASSES x (head, count)
+  private readonly oCentral: number; // NCLASSES heads (span index + 1; 0 = none)
+  private readonly oArenas: number; // MAX_ARENAS x (base, pages, pagemap offset)
+  private readonly oSpans: number; // MAX_SPANS x SPAN_WORDS
+  private readonly oPagemaps: number; // MAX_ARENAS x ARENA_PAGES words (span index + 1)
+  private arenaCount = 0;
+  private spanCount = 0;
+  private freeSpanSlots: number[] = [];
+  private mappedBytes = 0;
+  private freePages = 0;
+  private inUseBytes = 0;
+  private inUseBlocks = 0;
+
+  constructor(libc: Libc) {
+    this.libc = libc;
+    this.oCache = 0;
+    this.oCentral = this.oCache + NCLASSES * 2 * W;
+    this.oArenas = this.oCentral + NCLASSES * W;
+    this.oSpans = this.oArenas + MAX_ARENAS * 3 * W;
+    this.oPagemaps = this.oSpans + MAX_SPANS * SPAN_WORDS * W;
+    this.metaBytes = Math.ceil((this.oPagemaps + MAX_ARENAS * ARENA_PAGES * W) / PAGE) * PAGE;
+  }
+
+  malloc(size: number): number {
+    if (!Number.isSafeInteger(size) || size < 0 || size > 2 ** 40) return this.nomem();
+    if (size === 0) return 0;
+    if (this.meta === 0 && !this.init()) return this.nomem();
+    if (size > MAX_SMALL) {
+      const pages = Math.ceil(size / PAGE);
+      const span = this.allocSpan(pages);
+      if (span < 0) return this.nomem();
+      this.setSpan(span, S_STATE, LARGE);
+      this.inUseBytes += pages * PAGE;
+      this.inUseBlocks++;
+      return this.span(span, S_START);
+    }
+    const c = classOf(size);
+    let obj = this.cachePop(c);
+    if (obj === 0) {
+      if (!this.refillCache(c)) return this.nomem();
+      obj = this.cachePop(c);
+    }
+    this.inUseBytes += CLASSES[c]!;
+    this.inUseBlocks++;
+    return obj;
+  }
+
+  free(ptr: number): void {
+    if (ptr === 0) return;
+    const span = this.spanOf(ptr, 'free');
+    const state = this.span(span, S_STATE);
+    if (state === LARGE) {
+      if (ptr !== this.span(span, S_START))
+        throw new MallocAbort(`free(): invalid pointer 0x${ptr.toString(16)}`);
+      this.inUseBytes -= this.span(span, S_PAGES) * PAGE;
+      this.inUseBlocks--;
+      this.freeSpan(span);
+      return;
+    }
+    if (state !== SMALL)
+      throw new MallocAbort(`free(): double free or invalid pointer 0x${ptr.toString(16)}`);
+    const c = this.span(span, S_CLASS);
+    const size = CLASSES[c]!;
+    if ((ptr - this.span(span, S_START)) % size !== 0)
+      throw new MallocAbort(`free(): invalid pointer 0x${ptr.toString(16)}`);
+    if (this.cacheContains(c, ptr))
+      throw new MallocAbort(`free(): double free detected in tcache at 0x${ptr.toString(16)}`);
+    this.inUseBytes -= size;
+    this.inUseBlocks--;
+    this.cachePush(c, ptr);
+    if (this.load(this.meta + this.oCache + (c * 2 + 1) * W) > CACHE_MAX) this.flushCache(c, CACHE_MAX / 2);
+  }
+
+  realloc(ptr: number, size: number): number {
+    if (ptr === 0) return this.malloc(size);
+    if (size === 0) {
+      this.free(ptr);
+      return 0;
+    }
+    const old = this.usableSize(ptr);
+    if (size <= old && (size > MAX_SMALL || classOf(size) === classOf(old))) return ptr;
+    const fresh = this.malloc(size);
+    if (fresh === 0) return 0;
+    this.libc.memcpy(fresh, ptr, Math.min(old, size));
+    this.free(ptr);
+    return fresh;
+  }
+
+  calloc(n: number, size: number): number {
+    const total = n * size;
+    if (n < 0 || size < 0 || !Number.isSafeInteger(total) || (n !== 0 && total / n !== size))
+      return this.nomem();
+    const p = this.malloc(total);
+    if (p !== 0) this.libc.memset(p, 0, total);
+    return p;
+  }
+
+  memalign(alignment: number, size: number): number {
+    if (alignment <= MALLOC_ALIGNMENT) return this.malloc(size);
+    if ((alignment & (alignment - 1)) !== 0) return this.nomem();
+    // Class objects of a power-of-two size up to a page are aligned to it; bigger: whole pages.
+    if (alignment <= PAGE) {
+      const want = Math.max(size, alignment);
+      const c = CLASSES.findIndex(
+        (s) => s >= want && s % alignment === 0 && (spanPagesFor(s) * PAGE) % s === 0,
+      );
+      if (c >= 0 && CLASSES[c]! <= MAX_SMALL) return this.malloc(CLASSES[c]!);
+      return this.malloc(Math.max(size, MAX_SMALL + 1));
+    }
+    return this.nomem();
+  }
+
+  usableSize(ptr: number): number {
+    if (ptr === 0) return 0;
+    const span = this.spanOf(ptr, 'malloc_usable_size');
+    return this.span(span, S_STATE) === LARGE
+      ? this.span(span, S_PAGES) * PAGE
+      : CLASSES[this.span(span, S_CLASS)]!;
+  }
+
+  stats(): MallocStats {
+    return {
+      heapBytes: this.mappedBytes + (this.meta === 0 ? 0 : this.metaBytes),
+      inUseBytes: this.inUseBytes,
+      inUseBlocks: this.inUseBlocks,
+    };
+  }
+
+  /** Give every cached object back to its span and every free span's pages back to the kernel. */
+  releaseMemory(): void {
+    if (this.meta === 0) return;
+    for (let c = 0; c < NCLASSES; c++) this.flushCache(c, 0);
+    this.releaseFreePages(0);
+  }
+
+  checkHeap(): void {
+    if (this.meta === 0) return;
+    for (let a = 0; a < this.arenaCount; a++) {
+      const base = this.arena(a, 0);
+      if (base === 0) continue;
+      const pages = this.arena(a, 1);
+      for (let pg = 0; pg < pages; ) {
+        const span = this.pagemap(a, pg) - 1;
+        if (span < 0) throw new MallocAbort(`malloc: page ${pg} of arena ${a} belongs to no span`);
+        const n = this.span(span, S_PAGES);
+        if (this.span(span, S_START) !== base + pg * PAGE)
+          throw new MallocAbort(`malloc: span ${span} does not start where its pages are`);
+        if (this.span(span, S_STATE) === SMALL) {
+          const size = CLASSES[this.span(span, S_CLASS)]!;
+          const objects = Math.floor((n * PAGE) / size);
+          let free = 0;
+          for (let o = this.span(span, S_FREELIST); o !== 0; o = this.load(o)) {
+            if (o < base + pg * PAGE || o >= base + (pg + n) * PAGE)
+              throw new MallocAbort(`malloc: free object 0x${o.toString(16)} outside its span`);
+            if (++free > objects) throw new MallocAbort(`malloc: free list of span ${span} has a cycle`);
+          }
+          if (free + this.span(span, S_ALLOCATED) !== objects) {
+            throw new MallocAbort(
+              `malloc: span ${span}: ${free} free + ${this.span(span, S_ALLOCATED)} allocated != ${objects} objects`,
+            );
+          }
+        }
+        pg += n;
+      }
+    }
+  }
+
+  // ---- private: metadata ----
+
+  private init(): boolean {
+    const m = this.libc.mapAnonymous(this.metaBytes);
+    if (m < 0) return false;
+    this.meta = m;
+    return true;
+  }
+
+  private load(a: number): number {
+    return this.libc.ctx.cpu.load64(a);
+  }
+
+  private store(a: number, v: number): void {
+    this.libc.ctx.cpu.store64(a, v);
+  }
+
+  private span(i: number, field: number): number {
+    return this.load(this.meta + this.oSpans + (i * SPAN_WORDS + field) * W);
+  }
+
+  private setSpan(i: number, field: number, v: number): void {
+    this.store(this.meta + this.oSpans + (i * SPAN_WORDS + field) * W, v);
+  }
+
+  private arena(a: number, field: number): number {
+    return this.load(this.meta + this.oArenas + (a * 3 + field) * W);
+  }
+
+  private pagemap(a: number, page: number): number {
+    return this.load(this.meta + this.oPagemaps + (a * ARENA_PAGES + page) * W);
+  }
+
+  private setPagemap(a: number, page: number, span: number): void {
+    this.store(this.meta + this.oPagemaps + (a * ARENA_PAGES + page) * W, span + 1);
+  }
+
+  // ---- private: the thread cache and the central lists ----
+
+  private cachePop(c: number): number {
+    const slot = this.meta + this.oCache + c * 2 * W;
+    const head = this.load(slot);
+    if (head === 0) return 0;
+    this.store(slot, this.load(head));
+    this.store(slot + W, this.load(slot + W) - 1);
+    return head;
+  }
+
+  private cachePush(c: number, obj: number): void {
+    const slot = this.meta + this.oCache + c * 2 * W;
+    this.store(obj, this.load(slot));
+    this.store(slot, obj);
+    this.store(slot + W, this.load(slot + W) + 1);
+  }
+
+  private cacheContains(c: number, obj: number): boolean {
+    for (let o = this.load(this.meta + this.oCache + c * 2 * W); o !== 0; o = this.load(o))
+      if (o === obj) return true;
+    return false;
+  }
+
+  /** Move a batch of objects of class c from the central lists (or a new span) into the cache. */
+  private refillCache(c: number): boolean {
+    const batch = Math.max(1, Math.min(32, Math.floor(65536 / CLASSES[c]!)));
+    for (let got = 0; got < batch; ) {
+      let span = this.load(this.meta + this.oCentral + c * W) - 1;
+      if (span < 0) {
+        if (got > 0) return true;
+        span = this.newClassSpan(c);
+        if (span < 0) return false;
+      }
+      while (got < batch) {
+        const obj = this.span(span, S_FREELIST);
+        if (obj === 0) break;
+        this.setSpan(span, S_FREELIST, this.load(obj));
+        this.setSpan(span, S_ALLOCATED, this.span(span, S_ALLOCATED) + 1);
+        this.cachePush(c, obj);
+        got++;
+      }
+      if (this.span(span, S_FREELIST) === 0) this.centralRemove(c, span);
+    }
+    return true;
+  }
+
+  /** Return `keep`-beyond objects of class c from the cache to their spans. */
+  private flushCache(c: number, keep: number): void {
+    const slot = this.meta + this.oCache + c * 2 * W;
+    while (this.load(slot + W) > keep) {
+      const obj = this.cachePop(c);
+      const span = this.spanOf(obj, 'free');
+      const wasFull = this.span(span, S_FREELIST) === 0;
+      this.store(obj, this.span(span, S_FREELIST));
+      this.setSpan(span, S_FREELIST, obj);
+      const allocated = this.span(span, S_ALLOCATED) - 1;
+      this.setSpan(span, S_ALLOCATED, allocated);
+      if (allocated === 0) {
+        if (!wasFull) this.centralRemove(c, span);
+        this.freeSpan(span);
+      } else if (wasFull) {
+        this.centralPush(c, span);
+      }
+    }
+  }
+
+  private centralPush(c: number, span: number): void {
+    const slot = this.meta + this.oCentral + c * W;
+    this.setSpan(span, S_NEXT, this.load(slot));
+    this.store(slot, span + 1);
+  }
+
+  private centralRemove(c: number, span: number): void {
+    const slot = this.meta + this.oCentral + c * W;
+    let prev = -1;
+    for (let s = this.load(slot) - 1; s >= 0; s = this.span(s, S_NEXT) - 1) {
+      if (s === span) {
+        const next = this.span(s, S_NEXT);
+        if (prev < 0) this.store(slot, next);
+        else this.setSpan(prev, S_NEXT, next);
+        return;
+      }
+      prev = s;
+    }
+  }
+
+  /** A new span for class c, its objects threaded into its free list, on the central list. */
+  private newClassSpan(c: number): number {
+    const size = CLASSES[c]!;
+    const pages = spanPagesFor(size);
+    const span = this.allocSpan(pages);
+    if (span < 0) return -1;
+    const start = this.span(span, S_START);
+    const objects = Math.floor((pages * PAGE) / size);
+    for (let i = 0; i < objects; i++)
+      this.store(start + i * size, i + 1 < objects ? start + (i + 1) * size : 0);
+    this.setSpan(span, S_STATE, SMALL);
+    this.setSpan(span, S_CLASS, c);
+    this.setSpan(span, S_FREELIST, start);
+    this.setSpan(span, S_ALLOCATED, 0);
+    this.centralPush(c, span);
+    return span;
+  }
+
+  // ---- private: the page heap ----
+
+  /** A span of `pages` pages: best fit among free spans, else a new arena. -1 when out of memory. */
+  private allocSpan(pages: number): number {
+    let best = -1;
+    for (let i = 0; i < this.spanCount; i++) {
+      if (this.span(i, S_STATE) !== FREE || this.span(i, S_PAGES) === 0 || this.span(i, S_PAGES) < pages)
+        continue;
+      if (best < 0 || this.span(i, S_PAGES) < this.span(best, S_PAGES)) best = i;
+    }
+    if (best < 0) best = this.newArena(pages);
+    if (best < 0) return -1;
+    const have = this.span(best, S_PAGES);
+    if (have > pages) {
+      const rest = this.newSpanRecord(this.span(best, S_START) + pages * PAGE, have - pages, FREE);
+      if (rest < 0) return -1;
+      this.setSpan(rest, S_RELEASED, this.span(best, S_RELEASED));
+      this.setSpan(best, S_PAGES, pages);
+      this.mapSpanPages(rest);
+    }
+    this.freePages -= pages;
+    this.setSpan(best, S_STATE, LARGE);
+    this.setSpan(best, S_RELEASED, 0);
+    return best;
+  }
+
+  private newArena(pages: number): number {
+    if (this.arenaCount >= MAX_ARENAS) return -1;
+    // An object bigger than an arena gets an arena of its own, holding just its span (the page
+    // map covers the first ARENA_PAGES pages; lookups past them clamp to the last entry).
+    const n = Math.max(ARENA_PAGES, pages);
+    const base = this.libc.mapAnonymous(n * PAGE);
+    if (base < 0) return -1;
+    const a = this.arenaCount++;
+    this.store(this.meta + this.oArenas + (a * 3 + 0) * W, base);
+    this.store(this.meta + this.oArenas + (a * 3 + 1) * W, n);
+    this.mappedBytes += n * PAGE;
+    this.freePages += n;
+    const span = this.newSpanRecord(base, n, FREE);
+    if (span < 0) return -1;
+    this.mapSpanPages(span);
+    return span;
+  }
+
+  private newSpanRecord(start: number, pages: number, state: number): number {
+    const i = this.freeSpanSlots.pop() ?? (this.spanCount < MAX_SPANS ? this.spanCount++ : -1);
+    if (i < 0) return -1;
+    this.setSpan(i, S_START, start);
+    this.setSpan(i, S_PAGES, pages);
+    this.setSpan(i, S_STATE, state);
+    this.setSpan(i, S_CLASS, 0);
+    this.setSpan(i, S_FREELIST, 0);
+    this.setSpan(i, S_ALLOCATED, 0);
+    this.setSpan(i, S_NEXT, 0);
+    this.setSpan(i, S_RELEASED, 0);
+    return i;
+  }
+
+  /** Record span i in its arena's page map (every page within the first ARENA_PAGES). */
+  private mapSpanPages(i: number): void {
+    const a = this.arenaOf(this.span(i, S_START));
+    if (a < 0) throw new MallocAbort('malloc: span outside every arena');
+    const first = (this.span(i, S_START) - this.arena(a, 0)) / PAGE;
+    const n = this.span(i, S_PAGES);
+    for (let p = first; p < Math.min(first + n, ARENA_PAGES); p++) this.setPagemap(a, p, i);
+  }
+
+  private arenaOf(addr: number): number {
+    for (let a = 0; a < this.arenaCount; a++) {
+      const base = this.arena(a, 0);
+      if (base !== 0 && addr >= base && addr < base + this.arena(a, 1) * PAGE) return a;
+    }
+    return -1;
+  }
+
+  /** The span holding `ptr` (MallocAbort for a pointer malloc never returned). */
+  private spanOf(ptr: number, who: string): number {
+    const a = this.meta === 0 ? -1 : this.arenaOf(ptr);
+    if (a < 0 || ptr % MALLOC_ALIGNMENT !== 0)
+      throw new MallocAbort(`${who}(): invalid pointer 0x${ptr.toString(16)}`);
+    const page = Math.min(ARENA_PAGES - 1, Math.floor((ptr - this.arena(a, 0)) / PAGE));
+    const span = this.pagemap(a, page) - 1;
+    if (span < 0) throw new MallocAbort(`${who}(): invalid pointer 0x${ptr.toString(16)}`);
+    return span;
+  }
+
+  /** Return a span to the page heap, merging with free neighbours; unmap a wholly free arena. */
+  private freeSpan(i: number): void {
+    this.setSpan(i, S_STATE, FREE);
+    this.freePages += this.span(i, S_PAGES);
+    const a = this.arenaOf(this.span(i, S_START));
+    const base = this.arena(a, 0);
+    const pages = this.arena(a, 1);
+    // Merge with the following and preceding free spans.
+    const end = this.span(i, S_START) + this.span(i, S_PAGES) * PAGE;
+    if (end < base + pages * PAGE && (end - base) / PAGE < ARENA_PAGES) {
+      const next = this.pagemap(a, (end - base) / PAGE) - 1;
+      if (next >= 0 && this.span(next, S_STATE) === FREE) {
+        this.setSpan(i, S_PAGES, this.span(i, S_PAGES) + this.span(next, S_PAGES));
+        this.setSpan(next, S_PAGES, 0);
+        this.freeSpanSlots.push(next);
+      }
+    }
+    const startPage = (this.span(i, S_START) - base) / PAGE;
+    if (startPage > 0) {
+      const prev = this.pagemap(a, startPage - 1) - 1;
+      if (prev >= 0 && this.span(prev, S_STATE) === FREE) {
+        this.setSpan(prev, S_PAGES, this.span(prev, S_PAGES) + this.span(i, S_PAGES));
+        this.setSpan(i, S_PAGES, 0);
+        this.freeSpanSlots.push(i);
+        i = prev;
+      }
+    }
+    this.mapSpanPages(i);
+    if (this.span(i, S_PAGES) === pages) {
+      // The whole arena is free: give it back.
+      this.libc.munmap(base, pages * PAGE);
+      this.mappedBytes -= pages * PAGE;
+      this.freePages -= pages;
+      this.setSpan(i, S_PAGES, 0);
+      this.freeSpanSlots.push(i);
+      this.store(this.meta + this.oArenas + (a * 3 + 0) * W, 0);
+      return;
+    }
+    if (this.freePages > RELEASE_THRESHOLD_PAGES) this.releaseFreePages(RELEASE_THRESHOLD_PAGES);
+  }
+
+  /** madvise(MADV_DONTNEED) free spans until at most `keepPages` free pages stay resident. */
+  private releaseFreePages(keepPages: number): void {
+    let resident = 0;
+    for (let i = 0; i < this.spanCount; i++) {
+      if (this.span(i, S_STATE) === FREE && this.span(i, S_PAGES) > 0 && this.span(i, S_RELEASED) === 0)
+        resident += this.span(i, S_PAGES);
+    }
+    for (let i = 0; i < this.spanCount && resident > keepPages; i++) {
+      if (this.span(i, S_STATE) !== FREE || this.span(i, S_PAGES) === 0 || this.span(i, S_RELEASED) === 1)
+        continue;
+      this.libc.madvise(this.span(i, S_START), this.span(i, S_PAGES) * PAGE, MADV_DONTNEED);
+      this.setSpan(i, S_RELEASED, 1);
+      resident -= this.span(i, S_PAGES);
+    }
+  }
+
+  private nomem(): number {
+    this.libc.fail(ENOMEM);
+    return 0;
+  }
+}
+
+function classOf(size: number): number {
+  let lo = 0;
+  let hi = NCLASSES - 1;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (CLASSES[mid]! >= size) hi = mid;
+    else lo = mid + 1;
+  }
+  return lo;
+}
