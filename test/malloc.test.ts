@@ -256,3 +256,58 @@ describe('footprint after freeing everything', () => {
     expect(result.sizeclassAfter).toBe(result.sizeclassInitial);
   });
 });
+
+describe('the leak report', () => {
+  it('finds a deliberate leak and does not flag reachable blocks', async () => {
+    const { leakReport } = await import('../userland/libc/leak.ts');
+    const reports: Record<
+      string,
+      { lost: number; lostBytes: number; reachable: number; leakedFound: boolean }
+    > = {};
+    const m = bootKernel(buildMachine({ memoryBytes: 64 * 1024 * 1024 }), {
+      loader: (path) => ({
+        path,
+        textBytes: 4096,
+        dataBytes: 4096,
+        bssBytes: 4096,
+        main: function* (ctx) {
+          for (const name of ['ptmalloc', 'sizeclass', 'explicit-first-fit']) {
+            const libc = new Libc(ctx);
+            const a = createAllocator(name, libc);
+            const globals = libc.mapAnonymous(4096); // a root: like the program's data segment
+            const kept = a.malloc(64);
+            ctx.cpu.store64(globals + (name.length % 4) * 8, kept);
+            const child = a.malloc(200); // reachable only through `kept`
+            ctx.cpu.store64(kept + 8, child);
+            const big = a.malloc(300 * 1024); // mmapped (ptmalloc), referenced from a root
+            ctx.cpu.store64(globals + 64, big);
+            const leaked = a.malloc(48); // its only pointer is this JavaScript variable
+            ctx.cpu.fillBytes(leaked, 48, 0);
+            const r = leakReport(libc, a);
+            reports[name] = {
+              lost: r.definitelyLost.blocks,
+              lostBytes: r.definitelyLost.bytes,
+              reachable: r.stillReachable.blocks,
+              leakedFound: r.lostAddresses.includes(leaked),
+            };
+            a.free(kept);
+            a.free(child);
+            a.free(big);
+            a.free(leaked);
+            libc.munmap(globals, 4096);
+            yield;
+          }
+          return 0;
+        },
+      }),
+    });
+    const t = m.kernel.spawn('/bin/m', ['m']);
+    if (typeof t === 'number') throw new Error('spawn');
+    m.kernel.run();
+    expect(t.waitStatus).toBe(0);
+    for (const name of ['ptmalloc', 'sizeclass', 'explicit-first-fit']) {
+      expect(reports[name]).toMatchObject({ lost: 1, reachable: 3, leakedFound: true });
+      expect(reports[name]!.lostBytes).toBeGreaterThanOrEqual(48);
+    }
+  });
+});

@@ -1063,6 +1063,17 @@ export class Kernel {
           return length;
         }),
       vmlab_pageinfo: (va) => k.enter(() => k.pageInfo(task, va)),
+      vmlab_maps: () =>
+        k.enter(() =>
+          mm()
+            .vmas.all()
+            .map((v) => ({
+              start: v.start,
+              end: v.end,
+              prot: (v.flags & VM_READ ? 1 : 0) | (v.flags & VM_WRITE ? 2 : 0) | (v.flags & VM_EXEC ? 4 : 0),
+              shared: v.isShared(),
+            })),
+        ),
     };
   }
 

@@ -74,6 +74,15 @@ export interface PageInfo {
   refCount: number;
 }
 
+/** One mapping of a process (what a line of /proc/self/maps says). */
+export interface MapEntry {
+  start: number;
+  end: number;
+  /** PROT_* bits. */
+  prot: number;
+  shared: boolean;
+}
+
 export interface Syscalls {
   getpid(): number;
   getppid(): number;
@@ -103,6 +112,8 @@ export interface Syscalls {
   write(fd: number, va: number, length: number): number;
   /** vmlab introspection: what backs the page holding `va` in this process. */
   vmlab_pageinfo(va: number): PageInfo;
+  /** vmlab introspection: this process's mappings, as /proc/self/maps lists them. */
+  vmlab_maps(): MapEntry[];
 }
 
 export interface UserContext {

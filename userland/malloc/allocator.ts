@@ -45,4 +45,8 @@ export interface Allocator {
    * unmap or madvise free spans. Allocators with nothing to give back leave it out.
    */
   releaseMemory?(): void;
+  /** The blocks handed out now: payload address and usable size, in address order. */
+  liveBlocks(): Array<{ ptr: number; size: number }>;
+  /** The address ranges the allocator owns (its heap, arenas, metadata), [start, end). */
+  ownedRegions(): Array<[number, number]>;
 }

@@ -155,6 +155,19 @@ export class FreeListAllocator implements Allocator {
     };
   }
 
+  liveBlocks(): Array<{ ptr: number; size: number }> {
+    const out: Array<{ ptr: number; size: number }> = [];
+    if (this.heapStart === 0) return out;
+    for (let bp = this.heapStart + DSIZE; this.blockSize(bp) !== 0; bp += this.blockSize(bp)) {
+      if (this.isAllocated(bp)) out.push({ ptr: bp, size: this.blockSize(bp) - DSIZE });
+    }
+    return out;
+  }
+
+  ownedRegions(): Array<[number, number]> {
+    return this.heapStart === 0 ? [] : [[this.heapStart - 3 * WSIZE, this.heapEnd]];
+  }
+
   checkHeap(): void {
     if (this.heapStart === 0) return;
     let prevFree = false;

@@ -55,7 +55,8 @@ export const M_MMAP_MAX = -4;
 
 // Arena layout (offsets from the arena base).
 const A_TOP = 0;
-const A_FAST = 8; // NFASTBINS words
+const A_MMAPS = 8; // list of mmapped chunks, linked through their prev_size words
+const A_FAST = 16; // NFASTBINS words
 const A_BINS = A_FAST + NFASTBINS * SZ; // NBINS heads of 16 bytes: bin 1 = unsorted
 const ARENA_BYTES = Math.ceil((A_BINS + NBINS * 16) / MALLOC_ALIGNMENT) * MALLOC_ALIGNMENT;
 
@@ -241,6 +242,30 @@ export class PtmallocAllocator implements Allocator {
     };
   }
 
+  liveBlocks(): Array<{ ptr: number; size: number }> {
+    const out: Array<{ ptr: number; size: number }> = [];
+    if (this.arena === 0) return out;
+    const fast = new Set<number>();
+    for (let i = 0; i < NFASTBINS; i++) {
+      for (let q = this.load(this.arena + A_FAST + i * SZ); q !== 0; q = this.load(q + 2 * SZ)) fast.add(q);
+    }
+    const top = this.load(this.arena + A_TOP);
+    for (let p = this.heapBase; p < top; p += this.chunkSize(p)) {
+      if (this.inUse(p) && !fast.has(p)) out.push({ ptr: p + 2 * SZ, size: this.usable(p) });
+    }
+    for (let q = this.load(this.arena + A_MMAPS); q !== 0; q = this.load(q))
+      out.push({ ptr: q + 2 * SZ, size: this.usable(q) });
+    return out.sort((a, b) => a.ptr - b.ptr);
+  }
+
+  ownedRegions(): Array<[number, number]> {
+    if (this.arena === 0) return [];
+    const out: Array<[number, number]> = [[this.heapFloor, this.libc.sbrk(0)]];
+    for (let q = this.load(this.arena + A_MMAPS); q !== 0; q = this.load(q))
+      out.push([q, q + this.chunkSize(q)]);
+    return out;
+  }
+
   checkHeap(): void {
     if (this.arena === 0) return;
     const top = this.load(this.arena + A_TOP);
@@ -289,6 +314,7 @@ export class PtmallocAllocator implements Allocator {
     if (start < 0) return false;
     this.heapFloor = start;
     this.arena = start + pad;
+    this.store(this.arena + A_MMAPS, 0);
     for (let i = 0; i < NFASTBINS; i++) this.store(this.arena + A_FAST + i * SZ, 0);
     for (let i = 1; i < NBINS; i++) {
       const b = this.binAt(i);
@@ -413,7 +439,8 @@ export class PtmallocAllocator implements Allocator {
     const size = Math.ceil((nb + SZ) / PAGE) * PAGE;
     const mem = this.libc.mapAnonymous(size);
     if (mem < 0) return 0;
-    this.store(mem, 0);
+    this.store(mem, this.load(this.arena + A_MMAPS)); // prev_size links the mmapped chunks
+    this.store(this.arena + A_MMAPS, mem);
     this.setHead(mem, size | IS_MMAPPED);
     this.mmappedBytes += size;
     this.mmappedChunks++;
@@ -423,6 +450,7 @@ export class PtmallocAllocator implements Allocator {
   private intFree(p: number): void {
     let size = this.chunkSize(p);
     if (this.isMmapped(p)) {
+      this.unlinkMmapped(p);
       this.libc.munmap(p, size);
       this.mmappedBytes -= size;
       this.mmappedChunks--;
@@ -471,6 +499,18 @@ export class PtmallocAllocator implements Allocator {
       if (this.haveFast) this.consolidate();
       this.trim();
     }
+  }
+
+  private unlinkMmapped(p: number): void {
+    let slot = this.arena + A_MMAPS;
+    for (let q = this.load(slot); q !== 0; q = this.load(q)) {
+      if (q === p) {
+        this.store(slot, this.load(q));
+        return;
+      }
+      slot = q;
+    }
+    throw new MallocAbort(`free(): invalid pointer 0x${(p + 2 * SZ).toString(16)} (not an mmapped chunk)`);
   }
 
   /** malloc_consolidate: free every fast-bin chunk for real (coalescing). */

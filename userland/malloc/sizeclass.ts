@@ -211,6 +211,42 @@ export class SizeClassAllocator implements Allocator {
     this.releaseFreePages(0);
   }
 
+  liveBlocks(): Array<{ ptr: number; size: number }> {
+    const out: Array<{ ptr: number; size: number }> = [];
+    if (this.meta === 0) return out;
+    const cached = new Set<number>();
+    for (let c = 0; c < NCLASSES; c++) {
+      for (let o = this.load(this.meta + this.oCache + c * 2 * W); o !== 0; o = this.load(o)) cached.add(o);
+    }
+    for (let i = 0; i < this.spanCount; i++) {
+      const pages = this.span(i, S_PAGES);
+      if (pages === 0) continue;
+      const state = this.span(i, S_STATE);
+      const start = this.span(i, S_START);
+      if (state === LARGE) out.push({ ptr: start, size: pages * PAGE });
+      if (state !== SMALL) continue;
+      const size = CLASSES[this.span(i, S_CLASS)]!;
+      const free = new Set<number>();
+      for (let o = this.span(i, S_FREELIST); o !== 0; o = this.load(o)) free.add(o);
+      const objects = Math.floor((pages * PAGE) / size);
+      for (let k = 0; k < objects; k++) {
+        const o = start + k * size;
+        if (!free.has(o) && !cached.has(o)) out.push({ ptr: o, size });
+      }
+    }
+    return out.sort((a, b) => a.ptr - b.ptr);
+  }
+
+  ownedRegions(): Array<[number, number]> {
+    if (this.meta === 0) return [];
+    const out: Array<[number, number]> = [[this.meta, this.meta + this.metaBytes]];
+    for (let a = 0; a < this.arenaCount; a++) {
+      const base = this.arena(a, 0);
+      if (base !== 0) out.push([base, base + this.arena(a, 1) * PAGE]);
+    }
+    return out;
+  }
+
   checkHeap(): void {
     if (this.meta === 0) return;
     for (let a = 0; a < this.arenaCount; a++) {
