@@ -25,7 +25,7 @@ export function leakReport(libc: Libc, allocator: Allocator): LeakReport {
   const page = 4096;
   const blocks = allocator.liveBlocks();
   const index = new Map<number, number>();
-  blocks.forEach((b, i) => index.set(b.ptr, i));
+  for (const [i, b] of blocks.entries()) index.set(b.ptr, i);
   const reachable = new Uint8Array(blocks.length);
   const work: number[] = [];
   const buf = new Uint8Array(page);
