@@ -67,6 +67,8 @@ export class PtmallocAllocator implements Allocator {
   /** First chunk after the arena, and the heap's start (for stats and checks). */
   private heapBase = 0;
   private heapFloor = 0;
+  /** The break, as this allocator moved it (the heap is its own: nobody else calls sbrk). */
+  private brkEnd = 0;
   readonly tunables: MallocTunables = {
     mmapThreshold: 128 * 1024,
     trimThreshold: 256 * 1024,
@@ -207,7 +209,7 @@ export class PtmallocAllocator implements Allocator {
   }
 
   stats(): MallocStats {
-    const brk = this.arena === 0 ? 0 : this.libc.sbrk(0) - this.heapFloor;
+    const brk = this.arena === 0 ? 0 : this.brkEnd - this.heapFloor;
     return { heapBytes: brk + this.mmappedBytes, inUseBytes: this.inUseBytes, inUseBlocks: this.inUseBlocks };
   }
 
@@ -230,7 +232,7 @@ export class PtmallocAllocator implements Allocator {
     fordblks: number;
     keepcost: number;
   } {
-    const arena = this.arena === 0 ? 0 : this.libc.sbrk(0) - this.heapFloor;
+    const arena = this.arena === 0 ? 0 : this.brkEnd - this.heapFloor;
     const top = this.arena === 0 ? 0 : this.chunkSize(this.load(this.arena + A_TOP));
     return {
       arena,
@@ -260,7 +262,7 @@ export class PtmallocAllocator implements Allocator {
 
   ownedRegions(): Array<[number, number]> {
     if (this.arena === 0) return [];
-    const out: Array<[number, number]> = [[this.heapFloor, this.libc.sbrk(0)]];
+    const out: Array<[number, number]> = [[this.heapFloor, this.brkEnd]];
     for (let q = this.load(this.arena + A_MMAPS); q !== 0; q = this.load(q))
       out.push([q, q + this.chunkSize(q)]);
     return out;
@@ -312,6 +314,7 @@ export class PtmallocAllocator implements Allocator {
     const pad = (MALLOC_ALIGNMENT - (base % MALLOC_ALIGNMENT)) % MALLOC_ALIGNMENT;
     const start = this.libc.sbrk(pad + ARENA_BYTES);
     if (start < 0) return false;
+    this.brkEnd = start + pad + ARENA_BYTES;
     this.heapFloor = start;
     this.arena = start + pad;
     this.store(this.arena + A_MMAPS, 0);
@@ -428,8 +431,10 @@ export class PtmallocAllocator implements Allocator {
       if (this.libc.sbrk(exact) < 0) {
         return nb >= this.tunables.mmapThreshold / 2 ? this.mmapChunk(nb) : 0;
       }
+      this.brkEnd += exact;
       this.setHead(top, (have + exact) | (this.load(top + SZ) & PREV_INUSE));
     } else {
+      this.brkEnd += need;
       this.setHead(top, (have + need) | (this.load(top + SZ) & PREV_INUSE));
     }
     return this.splitTop(nb);
@@ -563,6 +568,7 @@ export class PtmallocAllocator implements Allocator {
     const extra = Math.floor((size - MINSIZE - this.tunables.topPad) / PAGE) * PAGE;
     if (extra <= 0) return;
     if (this.libc.sbrk(-extra) < 0) return;
+    this.brkEnd -= extra;
     this.setHead(top, (size - extra) | (this.load(top + SZ) & PREV_INUSE));
   }
 
