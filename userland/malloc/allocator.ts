@@ -50,3 +50,10 @@ export interface Allocator {
   /** The address ranges the allocator owns (its heap, arenas, metadata), [start, end). */
   ownedRegions(): Array<[number, number]>;
 }
+
+/** n * size for calloc, or -1 when it overflows (or either is negative): calloc returns NULL. */
+export function callocBytes(n: number, size: number): number {
+  const total = n * size;
+  if (n < 0 || size < 0 || !Number.isSafeInteger(total) || (n !== 0 && total / n !== size)) return -1;
+  return total;
+}

@@ -17,7 +17,7 @@
 
 import { ENOMEM } from '../../kernel/proc/uapi.ts';
 import type { Libc } from '../libc/libc.ts';
-import { type Allocator, MALLOC_ALIGNMENT, MallocAbort, type MallocStats } from './allocator.ts';
+import { type Allocator, callocBytes, MALLOC_ALIGNMENT, MallocAbort, type MallocStats } from './allocator.ts';
 
 export type FreeListKind = 'implicit' | 'explicit';
 export type Placement = 'first-fit' | 'next-fit' | 'best-fit' | 'worst-fit';
@@ -114,9 +114,8 @@ export class FreeListAllocator implements Allocator {
   }
 
   calloc(n: number, size: number): number {
-    const total = n * size;
-    if (!Number.isSafeInteger(total) || n < 0 || size < 0 || (n !== 0 && total / n !== size))
-      return this.nomem();
+    const total = callocBytes(n, size);
+    if (total < 0) return this.nomem();
     const p = this.malloc(total);
     if (p !== 0) this.libc.memset(p, 0, total);
     return p;

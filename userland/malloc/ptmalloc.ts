@@ -26,7 +26,7 @@
  */
 import { ENOMEM } from '../../kernel/proc/uapi.ts';
 import type { Libc } from '../libc/libc.ts';
-import { type Allocator, MALLOC_ALIGNMENT, MallocAbort, type MallocStats } from './allocator.ts';
+import { type Allocator, callocBytes, MALLOC_ALIGNMENT, MallocAbort, type MallocStats } from './allocator.ts';
 
 const SZ = 8;
 const MINSIZE = 32;
@@ -166,9 +166,8 @@ export class PtmallocAllocator implements Allocator {
   }
 
   calloc(n: number, size: number): number {
-    const total = n * size;
-    if (n < 0 || size < 0 || !Number.isSafeInteger(total) || (n !== 0 && total / n !== size))
-      return this.nomem();
+    const total = callocBytes(n, size);
+    if (total < 0) return this.nomem();
     const mem = this.malloc(total);
     if (mem !== 0 && !this.isMmapped(mem - 2 * SZ)) this.libc.memset(mem, 0, total); // mmapped memory is zero
     return mem;

@@ -21,7 +21,7 @@
  */
 import { ENOMEM, MADV_DONTNEED } from '../../kernel/proc/uapi.ts';
 import type { Libc } from '../libc/libc.ts';
-import { type Allocator, MALLOC_ALIGNMENT, MallocAbort, type MallocStats } from './allocator.ts';
+import { type Allocator, callocBytes, MALLOC_ALIGNMENT, MallocAbort, type MallocStats } from './allocator.ts';
 
 const W = 8;
 const PAGE = 4096;
@@ -165,9 +165,8 @@ export class SizeClassAllocator implements Allocator {
   }
 
   calloc(n: number, size: number): number {
-    const total = n * size;
-    if (n < 0 || size < 0 || !Number.isSafeInteger(total) || (n !== 0 && total / n !== size))
-      return this.nomem();
+    const total = callocBytes(n, size);
+    if (total < 0) return this.nomem();
     const p = this.malloc(total);
     if (p !== 0) this.libc.memset(p, 0, total);
     return p;

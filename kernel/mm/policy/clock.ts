@@ -73,14 +73,7 @@ export class ClockPolicy implements ReplacementPolicy {
 
   /** From the hand round the circle. */
   order(): number[] {
-    const out: number[] = [];
-    if (this.hand === -1) return out;
-    let p = this.hand;
-    do {
-      out.push(p);
-      p = this.after(p);
-    } while (p !== this.hand);
-    return out;
+    return this.circle.ringFrom(this.hand);
   }
 
   checkInvariants(): void {
@@ -92,7 +85,6 @@ export class ClockPolicy implements ReplacementPolicy {
 
   /** The next frame round the circle. */
   private after(pfn: number): number {
-    const n = this.circle.next[pfn]!;
-    return n === -1 ? this.circle.head : n;
+    return this.circle.after(pfn);
   }
 }

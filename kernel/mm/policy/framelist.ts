@@ -75,6 +75,24 @@ export class FrameList {
     this.pushFront(pfn);
   }
 
+  /** The frame after `pfn` when the list is read as a circle (clock hands). */
+  after(pfn: number): number {
+    const n = this.next[pfn]!;
+    return n === -1 ? this.head : n;
+  }
+
+  /** The frames round the circle starting at `from` (none when `from` is -1). */
+  ringFrom(from: number): number[] {
+    const out: number[] = [];
+    if (from === -1) return out;
+    let p = from;
+    do {
+      out.push(p);
+      p = this.after(p);
+    } while (p !== from);
+    return out;
+  }
+
   /** The frames from head to tail. */
   toArray(): number[] {
     const out: number[] = [];

@@ -81,14 +81,7 @@ export class WsClockPolicy implements ReplacementPolicy {
   }
 
   order(): number[] {
-    const out: number[] = [];
-    if (this.hand === -1) return out;
-    let p = this.hand;
-    do {
-      out.push(p);
-      p = this.after(p);
-    } while (p !== this.hand);
-    return out;
+    return this.circle.ringFrom(this.hand);
   }
 
   checkInvariants(): void {
@@ -98,7 +91,6 @@ export class WsClockPolicy implements ReplacementPolicy {
   }
 
   private after(pfn: number): number {
-    const n = this.circle.next[pfn]!;
-    return n === -1 ? this.circle.head : n;
+    return this.circle.after(pfn);
   }
 }
