@@ -71,3 +71,42 @@ describe('example workloads produce the observations their comments promise', ()
     expect(a.s).toEqual(b.s);
   });
 });
+
+describe('the event log', () => {
+  it('writes pino JSON lines stamped with emulated time, the same bytes on every run', async () => {
+    const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const dir = mkdtempSync(join(tmpdir(), 'vmlab-events-'));
+    const runOnce = async (file: string, level: 'info' | 'debug') => {
+      const w = loadWorkload('userland/workloads/oom.yaml');
+      const run = await bootWorkload(w, { events: { path: join(dir, file), level } });
+      run.m.kernel.run();
+      run.m.kernel.eventLog?.close();
+      run.m.shutdown();
+      return { text: readFileSync(join(dir, file), 'utf8'), end: run.m.clock.now };
+    };
+    const a = await runOnce('a.jsonl', 'info');
+    const b = await runOnce('b.jsonl', 'info');
+    expect(a.text).toBe(b.text);
+    const lines = a.text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines[0]).toMatchObject({ level: 'info', time: 0, sub: 'kernel', event: 'boot' });
+    expect(lines.filter((l) => l.event === 'spawn').map((l) => l.comm)).toEqual([
+      'database',
+      'worker',
+      'leaky',
+    ]);
+    expect(lines.find((l) => l.event === 'oom_kill')).toMatchObject({ sub: 'oom', comm: 'leaky' });
+    expect(lines.find((l) => l.event === 'exit' && l.comm === 'leaky')).toMatchObject({
+      how: 'killed by SIGKILL',
+    });
+    for (const l of lines) expect(l.time).toBeLessThanOrEqual(a.end);
+    expect(lines.every((l) => !('hostname' in l))).toBe(true); // no host details: the log is deterministic
+    const debug = await runOnce('c.jsonl', 'debug');
+    expect(debug.text.split('\n').filter((l) => l.includes('"event":"fault"')).length).toBeGreaterThan(1000);
+    rmSync(dir, { recursive: true, force: true });
+  });
+});

@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import { BUILTIN_PROGRAMS, loadBuiltin } from '../../userland/programs/builtins.ts';
+import { type EventLevel, EventLog } from '../observe/eventlog.ts';
 import { renderProcFile } from '../observe/procsys.ts';
 import type { Kernel } from '../proc/kernel.ts';
 import type { ProgramImage, UserMain } from '../proc/uapi.ts';
@@ -28,6 +29,8 @@ export function registerRun(program: Command): void {
       '--proc <path@time...>',
       'print a /proc file at an emulated time, e.g. /proc/meminfo@10ms (repeatable)',
     )
+    .option('--events <file>', 'write the event log (pino JSON lines, emulated time) to FILE.jsonl')
+    .option('--event-level <level>', 'info (lifecycle, OOM, signals) or debug (also every fault)', 'info')
     .option('--json', 'print the summary as JSON')
     .addHelpText(
       'after',
@@ -45,8 +48,15 @@ Examples:
           throw new InputError(`--seed: '${opts.seed}' is not a whole number`);
         w.workload.seed = seed;
       }
-      const run = await bootWorkload(w);
+      const level = String(opts.eventLevel);
+      if (!['info', 'debug', 'trace'].includes(level))
+        throw new InputError(`--event-level: '${level}' is not info, debug or trace`);
+      const run = await bootWorkload(w, {
+        events:
+          opts.events === undefined ? undefined : { path: String(opts.events), level: level as EventLevel },
+      });
       const hz = run.m.clock.hz;
+      const events = run.m.kernel.eventLog;
       const until = opts.until === undefined ? undefined : parseTime(String(opts.until), hz);
       if (opts.until !== undefined && until === undefined)
         throw new InputError(`--until: '${opts.until}' is not a time`);
@@ -71,6 +81,8 @@ Examples:
         });
       }
       run.m.kernel.run({ untilCycles: until });
+      events?.subsystem('kernel').info({ event: 'halt', state: run.m.kernel.state }, 'run ended');
+      events?.close();
       run.m.shutdown();
       const summary = summarize(run.m, w);
       if (opts.json) {
@@ -89,7 +101,10 @@ export interface WorkloadRun {
 }
 
 /** Build the machine, boot the kernel, and schedule every process's start. */
-export async function bootWorkload(w: LoadedWorkload): Promise<WorkloadRun> {
+export async function bootWorkload(
+  w: LoadedWorkload,
+  options: { events?: { path: string; level: EventLevel } } = {},
+): Promise<WorkloadRun> {
   const wl = w.workload;
   const mc = wl.machine;
   const format = existsSync(resolveIn(w, mc.format)) ? resolveIn(w, mc.format) : mc.format;
@@ -151,6 +166,12 @@ export async function bootWorkload(w: LoadedWorkload): Promise<WorkloadRun> {
     });
   }
   const kernel = m.kernel;
+  if (options.events !== undefined) {
+    kernel.eventLog = new EventLog({ ...options.events, now: () => m.clock.now });
+    kernel.eventLog
+      .subsystem('kernel')
+      .info({ event: 'boot', seed: wl.seed, frames: m.mem.frameCount }, 'machine booted');
+  }
   for (const [name, g] of Object.entries(wl.groups)) {
     kernel.groups.set(name, {
       name,

@@ -71,6 +71,7 @@ import {
   VM_WRITE,
   type Vma,
 } from '../mm/vma.ts';
+import type { EventLog } from '../observe/eventlog.ts';
 import { VmEvents } from '../observe/vmevents.ts';
 import { kernelMachine } from './machines.ts';
 import { RoundRobin, type SchedPolicy } from './sched.ts';
@@ -336,7 +337,11 @@ export class Kernel {
 
   printk(text: string): void {
     this.log.push({ time: this.hw.clock.now, text });
+    this.eventLog?.subsystem('kernel').info(text);
   }
+
+  /** The structured event log, when the run asked for one. */
+  eventLog: EventLog | null = null;
 
   // ---- processes ----
 
@@ -368,6 +373,9 @@ export class Kernel {
       return err;
     }
     this.admit(task);
+    this.eventLog
+      ?.process(task.pid, task.comm)
+      .info({ event: 'spawn', ppid: task.ppid, argv }, 'process started');
     return task;
   }
 
@@ -561,6 +569,18 @@ export class Kernel {
     if (!ok) panic(`terminate: pid ${task.pid} cannot end from state ${task.state}`);
     task.waitStatus = waitStatus;
     task.endTime = this.hw.clock.now;
+    this.eventLog
+      ?.process(task.pid, task.comm)
+      .info(
+        {
+          event: 'exit',
+          status: waitStatus,
+          how: describeStatus(waitStatus),
+          minflt: task.minFlt,
+          majflt: task.majFlt,
+        },
+        'process ended',
+      );
     this.sched.remove(task);
     if (task !== this.current && task.program !== null) {
       try {
@@ -627,6 +647,11 @@ export class Kernel {
         : handleFault(task.mm, fault, this);
     switch (result.kind) {
       case 'handled':
+        if (this.eventLog !== null && this.eventLog.faults) {
+          this.eventLog
+            .process(task.pid, task.comm)
+            .debug({ event: 'fault', va: fault.va, how: result.how, major: result.major }, 'page fault');
+        }
         this.events.pgfault++;
         if (result.major) {
           this.events.pgmajfault++;
@@ -716,6 +741,9 @@ export class Kernel {
         `shmem-rss:${(mm.rssShmem * kb).toFixed(0)}kB, UID:0 pgtables:${(mm.tables.tablePages * kb).toFixed(0)}kB oom_score_adj:${victim.oomScoreAdj}`,
     );
     this.events.oom_kill++;
+    this.eventLog
+      ?.subsystem('oom')
+      .info({ event: 'oom_kill', pid: victim.pid, comm: victim.comm, rss: mm.rss() }, 'OOM kill');
     if (victim !== this.current) this.terminate(victim, signaledStatus(SIGKILL));
   }
 
@@ -1098,6 +1126,7 @@ export class Kernel {
     parent.children.push(child);
     this.startProgram(child, childMain, parent.ctx?.argv ?? []);
     this.admit(child);
+    this.eventLog?.process(child.pid, child.comm).info({ event: 'fork', ppid: parent.pid }, 'forked');
     return child.pid;
   }
 
