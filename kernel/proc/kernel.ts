@@ -569,18 +569,16 @@ export class Kernel {
     if (!ok) panic(`terminate: pid ${task.pid} cannot end from state ${task.state}`);
     task.waitStatus = waitStatus;
     task.endTime = this.hw.clock.now;
-    this.eventLog
-      ?.process(task.pid, task.comm)
-      .info(
-        {
-          event: 'exit',
-          status: waitStatus,
-          how: describeStatus(waitStatus),
-          minflt: task.minFlt,
-          majflt: task.majFlt,
-        },
-        'process ended',
-      );
+    this.eventLog?.process(task.pid, task.comm).info(
+      {
+        event: 'exit',
+        status: waitStatus,
+        how: describeStatus(waitStatus),
+        minflt: task.minFlt,
+        majflt: task.majFlt,
+      },
+      'process ended',
+    );
     this.sched.remove(task);
     if (task !== this.current && task.program !== null) {
       try {
@@ -647,7 +645,7 @@ export class Kernel {
         : handleFault(task.mm, fault, this);
     switch (result.kind) {
       case 'handled':
-        if (this.eventLog !== null && this.eventLog.faults) {
+        if (this.eventLog?.faults) {
           this.eventLog
             .process(task.pid, task.comm)
             .debug({ event: 'fault', va: fault.va, how: result.how, major: result.major }, 'page fault');
