@@ -2,16 +2,18 @@
  * `vmlab run WORKLOAD.yaml`: boot the workload's machine, start its processes (at their start
  * times), run to completion or `--until`, and print a summary per process and for the system.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import { BUILTIN_PROGRAMS, loadBuiltin } from '../../userland/programs/builtins.ts';
 import { type EventLevel, EventLog } from '../observe/eventlog.ts';
 import { renderProcFile } from '../observe/procsys.ts';
+import { Timeline } from '../observe/timeline.ts';
 import type { Kernel } from '../proc/kernel.ts';
 import type { ProgramImage, UserMain } from '../proc/uapi.ts';
 import { InputError } from './configfile.ts';
 import { type BootedMachine, bootKernel, buildMachine } from './machine.ts';
+import { renderReport } from './report.ts';
 import { scriptProgram } from './script.ts';
 import { formatSize, parseTime } from './units.ts';
 import { cyclesOf, type LoadedWorkload, loadWorkload, resolveIn } from './workload.ts';
@@ -31,6 +33,8 @@ export function registerRun(program: Command): void {
     )
     .option('--events <file>', 'write the event log (pino JSON lines, emulated time) to FILE.jsonl')
     .option('--event-level <level>', 'info (lifecycle, OOM, signals) or debug (also every fault)', 'info')
+    .option('--report <file>', 'write a self-contained HTML report (charts over time, the frame map, tables)')
+    .option('--sample-interval <time>', 'timeline sampling interval for the report', '1ms')
     .option('--json', 'print the summary as JSON')
     .addHelpText(
       'after',
@@ -57,6 +61,13 @@ Examples:
       });
       const hz = run.m.clock.hz;
       const events = run.m.kernel.eventLog;
+      let timeline: Timeline | null = null;
+      if (opts.report !== undefined) {
+        const interval = parseTime(String(opts.sampleInterval), hz);
+        if (interval === undefined || interval < 1000)
+          throw new InputError(`--sample-interval: '${opts.sampleInterval}' is not a time of at least 1us`);
+        timeline = new Timeline(run.m.kernel, interval);
+      }
       const until = opts.until === undefined ? undefined : parseTime(String(opts.until), hz);
       if (opts.until !== undefined && until === undefined)
         throw new InputError(`--until: '${opts.until}' is not a time`);
@@ -84,7 +95,25 @@ Examples:
       events?.subsystem('kernel').info({ event: 'halt', state: run.m.kernel.state }, 'run ended');
       events?.close();
       run.m.shutdown();
+      timeline?.sample();
       const summary = summarize(run.m, w);
+      if (timeline !== null) {
+        const html = renderReport({
+          title: `vmlab run ${w.path}`,
+          workloadText: readFileSync(w.path, 'utf8'),
+          args: run.args,
+          summary,
+          timeline,
+          kernel: run.m.kernel,
+        });
+        try {
+          writeFileSync(String(opts.report), html);
+        } catch (err) {
+          throw new InputError(
+            `--report: cannot write ${opts.report}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+          );
+        }
+      }
       if (opts.json) {
         process.stdout.write(`${JSON.stringify({ ...summary, proc: snapshots }, null, 2)}\n`);
         return;
