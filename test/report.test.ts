@@ -83,7 +83,7 @@ describe('the HTML report', () => {
         const charts = await page.$$eval('[id^="c-"]', (els) =>
           els.map((e) => ({
             id: e.id,
-            points: Number((e as HTMLElement).dataset.points),
+            points: Number((e as unknown as { dataset: Record<string, string> }).dataset.points),
             canvases: e.querySelectorAll('canvas').length,
           })),
         );
@@ -92,7 +92,11 @@ describe('the HTML report', () => {
           expect(c.points).toBeGreaterThan(10);
           expect(c.canvases).toBeGreaterThan(0);
         }
-        expect(await page.$eval('#frames', (e) => Number((e as HTMLElement).dataset.frames))).toBe(8192);
+        expect(
+          await page.$eval('#frames', (e) =>
+            Number((e as unknown as { dataset: Record<string, string> }).dataset.frames),
+          ),
+        ).toBe(8192);
         expect(await page.$$eval('#procs tr', (rows) => rows.length)).toBe(13);
         await page.screenshot({ path: join(dir, 'report.png'), fullPage: true });
         expect(existsSync(join(dir, 'report.png'))).toBe(true);
