@@ -7,7 +7,7 @@ import { registerDemo } from './cmd-demo.ts';
 import { registerDiagram } from './cmd-diagram.ts';
 import { registerMallocReplay } from './cmd-malloc-replay.ts';
 import { registerReplay } from './cmd-replay.ts';
-import { registerRun } from './cmd-run.ts';
+import { registerProc, registerRun } from './cmd-run.ts';
 import { registerTranslate } from './cmd-translate.ts';
 import { InputError } from './configfile.ts';
 
@@ -17,6 +17,7 @@ const program = new Command('vmlab')
   .exitOverride();
 
 registerRun(program);
+registerProc(program);
 registerDemo(program);
 registerDiagram(program);
 registerTranslate(program);

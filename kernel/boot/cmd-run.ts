@@ -9,6 +9,7 @@ import { BUILTIN_PROGRAMS, loadBuiltin } from '../../userland/programs/builtins.
 import { type EventLevel, EventLog } from '../observe/eventlog.ts';
 import { renderProcFile } from '../observe/procsys.ts';
 import { Timeline } from '../observe/timeline.ts';
+import { runTool } from '../observe/tools.ts';
 import type { Kernel } from '../proc/kernel.ts';
 import type { ProgramImage, UserMain } from '../proc/uapi.ts';
 import { InputError } from './configfile.ts';
@@ -81,13 +82,7 @@ Examples:
       const snapshots: Array<{ path: string; at: number; text: string }> = [];
       for (const probe of probes) {
         run.m.clock.schedule(probe.at, `proc ${probe.path}`, () => {
-          const content = renderProcFile(run.m.kernel, probe.path);
-          const text =
-            content === undefined
-              ? `(no such file: ${probe.path})\n`
-              : typeof content === 'string'
-                ? content
-                : `${content.length} bytes\n`;
+          const text = viewText(run.m.kernel, probe.path);
           snapshots.push({ path: probe.path, at: probe.at, text });
         });
       }
@@ -121,6 +116,50 @@ Examples:
       const lines = [...run.args, '', ...renderSummary(summary)];
       for (const s of snapshots) lines.push('', `${s.path} at ${s.at} cycles:`, s.text.trimEnd());
       process.stdout.write(`${lines.join('\n')}\n`);
+    });
+}
+
+/** A /proc file, or a tool's output (free, vmstat, pmap PID, top), as text. */
+export function viewText(kernel: Kernel, what: string): string {
+  const tool = runTool(kernel, what);
+  if (tool !== undefined) return tool;
+  const content = renderProcFile(kernel, what);
+  if (content === undefined) return `(no such file or tool: ${what})\n`;
+  if (typeof content === 'string') return content;
+  return `${Array.from(content, (b) => b.toString(16).padStart(2, '0')).join(' ')}\n`;
+}
+
+/** `vmlab proc`: run a workload to an emulated time (or its end), then print /proc views and tools. */
+export function registerProc(program: Command): void {
+  program
+    .command('proc')
+    .description(
+      'run a workload to a point and print /proc files and tools (free, vmstat, pmap PID, top) there',
+    )
+    .argument('<workload>', 'workload YAML file')
+    .argument('<what...>', "/proc paths or tool commands, e.g. /proc/meminfo /proc/3/maps 'free -h' 'pmap 3'")
+    .option('--at <time>', 'stop at this emulated time (default: the end of the run)')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  vmlab proc userland/workloads/thrashing.yaml /proc/vmstat vmstat --at 20ms
+  vmlab proc userland/workloads/cow.yaml /proc/3/maps 'pmap 3' 'free -h' --at 1ms`,
+    )
+    .action(async (path: string, what: string[], opts: Record<string, string | undefined>) => {
+      const run = await bootWorkload(loadWorkload(path));
+      const at = opts.at === undefined ? undefined : parseTime(opts.at, run.m.clock.hz);
+      if (opts.at !== undefined && at === undefined) throw new InputError(`--at: '${opts.at}' is not a time`);
+      run.m.kernel.run({ untilCycles: at });
+      const out: string[] = [];
+      for (const w of what)
+        out.push(
+          `== ${w} at ${run.m.clock.now} cycles (${run.m.kernel.state})`,
+          viewText(run.m.kernel, w).trimEnd(),
+          '',
+        );
+      run.m.shutdown();
+      process.stdout.write(out.join('\n'));
     });
 }
 
