@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import type { DiskProfileName } from '../hw/disk.ts';
 import { InputError } from './configfile.ts';
+import { replacementExercise } from './exercises.ts';
 import { resolveFormat, withPageSize } from './formatfile.ts';
 import { type ReplayResult, replayTrace } from './replay.ts';
 import { loadTrace, type TraceFormat } from './traces.ts';
@@ -13,7 +14,13 @@ export function registerReplay(program: Command): void {
     .description(
       'replay a memory trace (valgrind lackey, R/W lines, or page numbers) through the MMU, TLB, faults, policy and swap',
     )
-    .argument('<trace>', 'trace file (lackey, rw or pages format; .gz accepted)')
+    .argument('[trace]', 'trace file (lackey, rw or pages format; .gz accepted)')
+    .option(
+      '-g, --generate <n>',
+      'make an exercise instead: a random reference string of N pages (OSTEP style)',
+    )
+    .option('--max-page <n>', 'with --generate: the highest page number', '9')
+    .option('-c, --compute', 'with --generate: work the answers out')
     .option('-n, --frames <n>', 'resident limit of the replaying process, in frames (0: none)', '0')
     .option(
       '-p, --policy <name>',
@@ -44,9 +51,33 @@ export function registerReplay(program: Command): void {
 Examples:
   echo 7,0,1,2,0,3,0,4,2,3,0,3,2,1,2,0,1,7,0,1 > ref.txt
   vmlab replay ref.txt --frames 3 --policy fifo --verbose
-  vmlab replay trace.lackey.gz --frames 1024 --policy clock --json`,
+  vmlab replay trace.lackey.gz --frames 1024 --policy clock --json
+  vmlab replay --generate 10 --max-page 5 --frames 3 --policy fifo -s 2      # an exercise
+  vmlab replay --generate 10 --max-page 5 --frames 3 --policy fifo -s 2 -c   # with answers`,
     )
-    .action((tracePath: string, opts: Record<string, string | boolean | undefined>) => {
+    .action((tracePath: string | undefined, opts: Record<string, string | boolean | undefined>) => {
+      if (opts.generate !== undefined) {
+        const count = Number(opts.generate);
+        const maxPage = Number(opts.maxPage);
+        const frames = Number(opts.frames);
+        const seed = Number(opts.seed);
+        if (!Number.isInteger(count) || count < 1 || count > 10000) {
+          throw new InputError(`--generate: '${opts.generate}' is not a count from 1 to 10000`);
+        }
+        if (!Number.isInteger(maxPage) || maxPage < 0)
+          throw new InputError(`--max-page: '${opts.maxPage}' is not a page number`);
+        if (!Number.isInteger(frames) || frames < 1)
+          throw new InputError(`--frames: '${opts.frames}' must be at least 1 for an exercise`);
+        if (!Number.isInteger(seed) || seed < 0)
+          throw new InputError(`--seed: '${opts.seed}' is not a whole number`);
+        const policy = String(opts.policy ?? 'lru-2list');
+        process.stdout.write(
+          replacementExercise({ seed, count, maxPage, frames, policy, compute: opts.compute === true }),
+        );
+        return;
+      }
+      if (tracePath === undefined)
+        throw new InputError('give a trace file (or use --generate for an exercise)');
       const result = runReplay(tracePath, opts);
       if (opts.json) {
         const { lines: _lines, hostSeconds: _h, ...rest } = result;

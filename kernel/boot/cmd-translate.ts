@@ -10,6 +10,7 @@ import {
   MODE_USER,
 } from '../hw/mmu.ts';
 import { InputError } from './configfile.ts';
+import { translationExercise } from './exercises.ts';
 import { resolveFormat } from './formatfile.ts';
 import { type ImageForm, loadMemoryImage } from './memimage.ts';
 import {
@@ -32,16 +33,10 @@ export function registerTranslate(program: Command): void {
   program
     .command('translate')
     .description('walk the page tables in a physical memory image for one or more virtual addresses')
-    .argument('<address...>', 'virtual addresses (0x… hex, decimal or 0b… binary)')
-    .requiredOption(
-      '-f, --format <name|file>',
-      'paging format: x86-32, sv39, x86-64, x86-64-la57, or a format file',
-    )
-    .requiredOption(
-      '-i, --image <file>',
-      "physical memory image: raw binary, or text lines 'page N: b0 b1 …'",
-    )
-    .requiredOption('-r, --root <frame>', 'frame number of the root table (PDBR / CR3 / satp)')
+    .argument('[address...]', 'virtual addresses (0x… hex, decimal or 0b… binary)')
+    .option('-f, --format <name|file>', 'paging format: x86-32, sv39, x86-64, x86-64-la57, or a format file')
+    .option('-i, --image <file>', "physical memory image: raw binary, or text lines 'page N: b0 b1 …'")
+    .option('-r, --root <frame>', 'frame number of the root table (PDBR / CR3 / satp)')
     .option('--image-form <form>', 'auto, raw or text', 'auto')
     .option(
       '--frames <n>',
@@ -50,14 +45,35 @@ export function registerTranslate(program: Command): void {
     .option('-a, --access <kind>', 'read, write or execute', 'read')
     .option('-m, --mode <mode>', 'user or kernel', 'user')
     .option('--json', 'print the walks as JSON')
+    .option('-g, --generate <n>', 'make an exercise instead: a random memory and N addresses (OSTEP style)')
+    .option('-s, --seed <n>', 'seed for --generate', '0')
+    .option('-c, --compute', 'with --generate: print the answers too')
     .addHelpText(
       'after',
       `
 Examples:
   vmlab translate -f docs/examples/tiny-format.yaml -i docs/examples/tiny-image.txt -r 0x6c 0x611c 0x3da8
-  vmlab translate -f x86-32 -i mem.bin -r 1 0x00401234 --access write --json`,
+  vmlab translate -f x86-32 -i mem.bin -r 1 0x00401234 --access write --json
+  vmlab translate --generate 5 -s 3          # an exercise: questions only
+  vmlab translate --generate 5 -s 3 -c       # the same exercise with its answers`,
     )
     .action((addresses: string[], opts: Record<string, string | boolean | undefined>) => {
+      if (opts.generate !== undefined) {
+        const count = Number(opts.generate);
+        const seed = Number(opts.seed);
+        if (!Number.isInteger(count) || count < 1 || count > 1000) {
+          throw new InputError(`--generate: '${opts.generate}' is not a count from 1 to 1000`);
+        }
+        if (!Number.isInteger(seed) || seed < 0)
+          throw new InputError(`--seed: '${opts.seed}' is not a whole number`);
+        process.stdout.write(translationExercise({ seed, count, compute: opts.compute === true }));
+        return;
+      }
+      for (const name of ['format', 'image', 'root'] as const) {
+        if (opts[name] === undefined)
+          throw new InputError(`--${name} is required (or use --generate for an exercise)`);
+      }
+      if (addresses.length === 0) throw new InputError('give at least one virtual address');
       const format = resolveFormat(String(opts.format));
       const access = ACCESSES[String(opts.access)];
       if (access === undefined)
