@@ -14,6 +14,7 @@ import type { Kernel } from '../proc/kernel.ts';
 import type { ProgramImage, UserMain } from '../proc/uapi.ts';
 import { InputError } from './configfile.ts';
 import { type BootedMachine, bootKernel, buildMachine } from './machine.ts';
+import { attachProgress } from './progress.ts';
 import { renderReport } from './report.ts';
 import { scriptProgram } from './script.ts';
 import { formatSize, parseTime } from './units.ts';
@@ -86,7 +87,12 @@ Examples:
           snapshots.push({ path: probe.path, at: probe.at, text });
         });
       }
+      const total = w.workload.processes.reduce((n, p) => n + p.replicas, 0);
+      const stopProgress = opts.json
+        ? () => {}
+        : attachProgress(run.m.kernel, { total, intervalCycles: Math.ceil(hz / 100) });
       run.m.kernel.run({ untilCycles: until });
+      stopProgress();
       events?.subsystem('kernel').info({ event: 'halt', state: run.m.kernel.state }, 'run ended');
       events?.close();
       run.m.shutdown();
