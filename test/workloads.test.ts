@@ -110,3 +110,18 @@ describe('the event log', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 });
+
+describe('observers change nothing', () => {
+  it('a run with the timeline sampler attached gives the same summary as one without', async () => {
+    const { Timeline } = await import('../kernel/observe/timeline.ts');
+    const plain = async (sample: boolean) => {
+      const w = loadWorkload('userland/workloads/thrashing.yaml');
+      const run = await bootWorkload(w);
+      if (sample) new Timeline(run.m.kernel, 100_000);
+      run.m.kernel.run();
+      run.m.shutdown();
+      return summarize(run.m, w);
+    };
+    expect(await plain(true)).toEqual(await plain(false));
+  });
+});

@@ -31,9 +31,9 @@ export function attachProgress(
     if (stopped) return;
     bar.update(done(), payload());
     if (kernel.liveTasks().length > 0 || clock.pending() > 0)
-      clock.after(options.intervalCycles, 'progress', tick);
+      clock.after(options.intervalCycles, 'progress', tick, { observer: true });
   };
-  clock.after(options.intervalCycles, 'progress', tick);
+  clock.after(options.intervalCycles, 'progress', tick, { observer: true });
   return () => {
     stopped = true;
     bar.update(done(), payload());

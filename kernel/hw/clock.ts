@@ -19,6 +19,10 @@ export class Clock {
   private seqs: number[] = [];
   private callbacks: EventCallback[] = [];
   private labels: string[] = [];
+  /** Observer events read the machine and keep nothing alive (see after()). */
+  private observers: boolean[] = [];
+  /** Pending events that are not observers. */
+  private workEvents = 0;
   private nextSeq = 0;
 
   constructor(options: { hz: number }) {
@@ -37,25 +41,36 @@ export class Clock {
   }
 
   /** Schedule `callback` at absolute cycle `time` (not before now). Returns the event's sequence number. */
-  schedule(time: number, label: string, callback: EventCallback): number {
+  schedule(
+    time: number,
+    label: string,
+    callback: EventCallback,
+    options: { observer?: boolean } = {},
+  ): number {
     const t = Math.max(time, this.now);
     const seq = this.nextSeq++;
+    const observer = options.observer === true;
     this.times.push(t);
     this.seqs.push(seq);
     this.callbacks.push(callback);
     this.labels.push(label);
+    this.observers.push(observer);
+    if (!observer) this.workEvents++;
     this.siftUp(this.times.length - 1);
     return seq;
   }
 
-  /** Schedule `callback` `delay` cycles from now. */
-  after(delay: number, label: string, callback: EventCallback): number {
-    return this.schedule(this.now + delay, label, callback);
+  /**
+   * Schedule `callback` `delay` cycles from now. An `observer` event (a sampler, a progress
+   * bar) only reads the machine: it does not count in pending(), so it keeps nothing alive.
+   */
+  after(delay: number, label: string, callback: EventCallback, options: { observer?: boolean } = {}): number {
+    return this.schedule(this.now + delay, label, callback, options);
   }
 
-  /** Number of pending events. */
+  /** Number of pending events that are not observers (the ones that keep a machine running). */
   pending(): number {
-    return this.times.length;
+    return this.workEvents;
   }
 
   /** Time of the earliest pending event, or Infinity. */
@@ -98,12 +113,14 @@ export class Clock {
 
   private pop(): EventCallback {
     const cb = this.callbacks[0]!;
+    if (!this.observers[0]) this.workEvents--;
     const last = this.times.length - 1;
     this.swap(0, last);
     this.times.pop();
     this.seqs.pop();
     this.callbacks.pop();
     this.labels.pop();
+    this.observers.pop();
     this.siftDown(0);
     return cb;
   }
@@ -119,6 +136,7 @@ export class Clock {
     [this.seqs[a], this.seqs[b]] = [this.seqs[b]!, this.seqs[a]!];
     [this.callbacks[a], this.callbacks[b]] = [this.callbacks[b]!, this.callbacks[a]!];
     [this.labels[a], this.labels[b]] = [this.labels[b]!, this.labels[a]!];
+    [this.observers[a], this.observers[b]] = [this.observers[b]!, this.observers[a]!];
   }
 
   private siftUp(i: number): void {

@@ -98,10 +98,15 @@ export class Timeline {
   }
 
   private schedule(): void {
-    this.kernel.hw.clock.after(this.intervalCycles, 'timeline sample', () => {
-      this.sample();
-      // Keep sampling while anything may still run.
-      if (this.kernel.liveTasks().length > 0 || this.kernel.hw.clock.pending() > 0) this.schedule();
-    });
+    this.kernel.hw.clock.after(
+      this.intervalCycles,
+      'timeline sample',
+      () => {
+        this.sample();
+        // Keep sampling while anything may still run.
+        if (this.kernel.liveTasks().length > 0 || this.kernel.hw.clock.pending() > 0) this.schedule();
+      },
+      { observer: true },
+    );
   }
 }

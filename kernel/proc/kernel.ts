@@ -419,7 +419,8 @@ export class Kernel {
           const pendingEvents = clock.pending();
           this.actor.send({ type: 'NOTHING_READY', liveTasks: live, pendingEvents });
           if (live === 0 && pendingEvents === 0) break;
-          if (clock.nextEventTime() === Number.POSITIVE_INFINITY) {
+          if (pendingEvents === 0) {
+            // Only observers (samplers) are left: nothing can ever wake these tasks.
             panic(`schedule: ${live} tasks alive, none ready and no event pending (deadlock)`);
           }
           const idleFrom = clock.now;
