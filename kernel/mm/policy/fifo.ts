@@ -1,4 +1,9 @@
-/** FIFO: evict the page loaded longest ago; reference bits are ignored. */
+/**
+ * FIFO: evict the page loaded longest ago; reference and dirty bits are ignored. A list in
+ * load order, oldest at the head. O(1) per load and per victim (the first eligible frame from
+ * the head; with a scope, ineligible frames ahead of it are passed over).
+ * Also the base of the policies that keep one list in load order (lru, nru, aging, opt, random).
+ */
 import { FrameList } from './framelist.ts';
 import type { LoadInfo, PolicyOptions, ReplacementPolicy, VictimView } from './types.ts';
 

@@ -22,12 +22,22 @@ const FACTORIES: Readonly<Record<string, PolicyFactory>> = {
   random: (o) => new RandomPolicy(o),
 };
 
+/** Every policy's name, in the order the docs list them. */
 export const POLICY_NAMES: readonly string[] = Object.keys(FACTORIES);
 
-/** A new policy called `name`. Throws a RangeError naming the valid policies for any other name. */
+/**
+ * A new policy called `name` for frames 0 .. options.frameCount - 1. Throws a RangeError naming
+ * the valid policies for any other name, and a RangeError for an option out of range
+ * (frameCount not a whole number >= 0, tickCycles not > 0, agingBits outside 1..32,
+ * wsWindowCycles < 0).
+ */
 export function createPolicy(name: string, options: PolicyOptions): ReplacementPolicy {
   const factory = Object.hasOwn(FACTORIES, name) ? FACTORIES[name] : undefined;
   if (factory === undefined)
     throw new RangeError(`unknown replacement policy '${name}' (one of ${POLICY_NAMES.join(', ')})`);
+  if (!Number.isInteger(options.frameCount) || options.frameCount < 0)
+    throw new RangeError(`${name}: frameCount ${options.frameCount} is not a whole number >= 0`);
+  if (options.tickCycles !== undefined && !(options.tickCycles > 0))
+    throw new RangeError(`${name}: tickCycles ${options.tickCycles} is not > 0`);
   return factory(options);
 }
