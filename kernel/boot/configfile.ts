@@ -41,37 +41,47 @@ export function parseConfigText<S extends z.ZodType>(path: string, text: string,
   const data: unknown = doc.toJS();
   const result = schema.safeParse(data);
   if (result.success) return result.data;
-  const lines = result.error.issues
-    .slice(0, 5)
-    .map((issue) => describeIssue(path, doc, lineCounter, schema, issue));
+  const lines = unknownKeysFirst(result.error.issues)
+    .flatMap((issue) => describeIssue(path, doc, lineCounter, schema, issue))
+    .slice(0, 5);
   throw new InputError(lines.join('\n'));
 }
 
 type Issue = z.core.$ZodIssue;
 
-function describeIssue(
+/** Issues with unknown keys first: a misspelt key is usually why a required one is missing. */
+function unknownKeysFirst(issues: readonly Issue[]): Issue[] {
+  const rank = (i: Issue): number => (i.code === 'unrecognized_keys' ? 0 : 1);
+  return [...issues].sort((a, b) => rank(a) - rank(b));
+}
+
+type Doc = ReturnType<typeof parseDocument>;
+
+/** The lines describing one issue (unknown keys and a union's chosen branch may give several). */
+function describeIssue(path: string, doc: Doc, lc: LineCounter, schema: z.ZodType, issue: Issue): string[] {
+  if (issue.code === 'invalid_union') {
+    const lines = describeUnion(path, doc, lc, schema, issue);
+    if (lines !== undefined) return lines;
+  }
+  if (issue.code === 'unrecognized_keys') return describeUnknownKeys(path, doc, lc, schema, issue);
+  const where = locate(doc, lc, issue.path);
+  const field = issue.path.length > 0 ? issue.path.map(String).join('.') : '(top level)';
+  return [`${path}:${where}: ${field}: ${issue.message.replace(/^Invalid input: /, '')}`];
+}
+
+/** One line per unknown key, at the key, with the nearest known key or the list of them. */
+function describeUnknownKeys(
   path: string,
-  doc: ReturnType<typeof parseDocument>,
+  doc: Doc,
   lc: LineCounter,
   schema: z.ZodType,
-  issue: Issue,
-): string {
-  if (issue.code === 'invalid_union') {
-    const branch = pickUnionBranch(issue);
-    if (branch !== undefined) {
-      return describeIssue(path, doc, lc, schema, {
-        ...branch,
-        path: [...issue.path, ...branch.path],
-      } as Issue);
-    }
-  }
-  const fieldPath = issue.path.map(String);
-  if (issue.code === 'unrecognized_keys') {
-    const key = issue.keys[0]!;
-    const known = knownKeysAt(schema, issue.path);
+  issue: Issue & { code: 'unrecognized_keys' },
+): string[] {
+  const known = knownKeysAt(schema, issue.path);
+  return issue.keys.map((key) => {
     const guess = nearest(key, known);
     const where = locate(doc, lc, issue.path, key);
-    const field = [...fieldPath, key].join('.');
+    const field = [...issue.path.map(String), key].join('.');
     const hint =
       guess !== undefined
         ? ` (did you mean '${guess}'?)`
@@ -79,36 +89,80 @@ function describeIssue(
           ? ` (known: ${known.join(', ')})`
           : '';
     return `${path}:${where}: ${field}: unknown key${hint}`;
-  }
-  const where = locate(doc, lc, issue.path);
-  const field = fieldPath.length > 0 ? fieldPath.join('.') : '(top level)';
-  return `${path}:${where}: ${field}: ${issue.message.replace(/^Invalid input: /, '')}`;
+  });
 }
 
-/** The most informative branch of a failed union: the one whose errors go deepest. */
-function pickUnionBranch(issue: Issue & { code: 'invalid_union' }): Issue | undefined {
-  let best: Issue | undefined;
-  let bestDepth = -1;
+/**
+ * A failed union: the issues of the branch the user meant, or what the branches accept when
+ * none fits the value's shape; undefined when neither can be told (zod's message then).
+ */
+function describeUnion(
+  path: string,
+  doc: Doc,
+  lc: LineCounter,
+  schema: z.ZodType,
+  issue: Issue & { code: 'invalid_union' },
+): string[] | undefined {
+  const branch = pickUnionBranch(issue);
+  if (branch !== undefined) {
+    return unknownKeysFirst(branch).flatMap((e) =>
+      describeIssue(path, doc, lc, schema, { ...e, path: [...issue.path, ...e.path] } as Issue),
+    );
+  }
+  const expected = unionAlternatives(issue);
+  if (expected === undefined) return undefined;
+  const field = issue.path.length > 0 ? issue.path.map(String).join('.') : '(top level)';
+  const value = doc.getIn(issue.path as unknown[]);
+  const got = value === undefined ? 'nothing' : JSON.stringify(value);
+  return [`${path}:${locate(doc, lc, issue.path)}: ${field}: expected ${expected}, got ${got}`];
+}
+
+/**
+ * The branch of a failed union the user most likely meant, as its issues: among the branches
+ * whose errors reach inside the value (it had the branch's shape), the one with the fewest
+ * keys that do not fit it (unknown, or required and missing), then the one whose errors go
+ * deepest. Undefined when no branch fits the value's shape at all.
+ */
+function pickUnionBranch(issue: Issue & { code: 'invalid_union' }): Issue[] | undefined {
+  let best: Issue[] | undefined;
+  let bestMisfit = Number.POSITIVE_INFINITY;
+  let bestDepth = 0;
   for (const branch of issue.errors) {
+    let misfit = 0;
+    let depth = 0;
     for (const e of branch) {
-      const depth =
-        e.path.length + (e.code === 'unrecognized_keys' ? 1 : 0) + (e.code === 'invalid_value' ? -1 : 0);
-      if (depth > bestDepth) {
-        best = e;
-        bestDepth = depth;
-      }
+      if (e.code === 'unrecognized_keys') misfit += e.keys.length;
+      else if (e.code === 'invalid_type' && / received undefined$/.test(e.message)) misfit++;
+      depth = Math.max(depth, e.path.length + (e.code === 'unrecognized_keys' ? 1 : 0));
+    }
+    if (depth === 0) continue;
+    if (misfit < bestMisfit || (misfit === bestMisfit && depth > bestDepth)) {
+      best = branch;
+      bestMisfit = misfit;
+      bestDepth = depth;
     }
   }
-  return bestDepth > 0 ? best : undefined;
+  return best;
+}
+
+/** "1, 2, 4 or 8" / "number or string": what the branches of a union accept at its own level. */
+function unionAlternatives(issue: Issue & { code: 'invalid_union' }): string | undefined {
+  const alternatives: string[] = [];
+  for (const branch of issue.errors) {
+    for (const e of branch) {
+      if (e.path.length > 0) continue;
+      if (e.code === 'invalid_value') alternatives.push(...e.values.map((v) => JSON.stringify(v)));
+      else if (e.code === 'invalid_type') alternatives.push(e.expected);
+    }
+  }
+  const unique = [...new Set(alternatives)];
+  if (unique.length === 0) return undefined;
+  if (unique.length === 1) return unique[0];
+  return `${unique.slice(0, -1).join(', ')} or ${unique.at(-1)}`;
 }
 
 /** "line:col" of the node at `path` (or of key `key` inside it); the nearest existing parent otherwise. */
-function locate(
-  doc: ReturnType<typeof parseDocument>,
-  lc: LineCounter,
-  path: PropertyKey[],
-  key?: string,
-): string {
+function locate(doc: Doc, lc: LineCounter, path: PropertyKey[], key?: string): string {
   let node: unknown = doc.contents;
   let offset = (doc.contents as Node | null)?.range?.[0] ?? 0;
   for (const seg of path) {

@@ -4,7 +4,7 @@
  * checked once, here.
  */
 
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Clock } from '../hw/clock.ts';
@@ -87,11 +87,13 @@ export function buildMachine(overrides: Partial<MachineConfig> = {}): Machine {
       `machine.memory: ${frameCount} frames; vmlab models at most 2^26 frames (256 GiB of 4 KiB pages)`,
     );
   }
-  const clock = new Clock({ hz: config.cpuHz });
-  const mem = new PhysicalMemory({ frameCount, pageBytes: format.pageBytes });
+  let clock: Clock;
+  let mem: PhysicalMemory;
   let cost: CostModel;
   let mmu: Mmu;
   try {
+    clock = new Clock({ hz: config.cpuHz });
+    mem = new PhysicalMemory({ frameCount, pageBytes: format.pageBytes });
     cost = resolveCostModel(config.cost);
     mmu = new Mmu(mem, format, {
       tlb: {
@@ -161,10 +163,16 @@ export function bootKernel(m: Machine, options: BootOptions): BootedMachine {
     throw new InputError(`machine.policy: ${(err as Error).message}`);
   }
   let swapDevice: BlockDevice | null = null;
+  /** The scratch directory of a default swap file, removed with it at shutdown. */
+  let scratchDir: string | undefined;
   const swapOpt = options.swap;
   if (swapOpt !== undefined && swapOpt.bytes > 0) {
     const bytes = Math.floor(swapOpt.bytes / m.format.pageBytes) * m.format.pageBytes;
-    const path = swapOpt.path ?? join(mkdtempSync(join(tmpdir(), 'vmlab-swap-')), 'swapfile');
+    let path = swapOpt.path;
+    if (path === undefined) {
+      scratchDir = mkdtempSync(join(tmpdir(), 'vmlab-swap-'));
+      path = join(scratchDir, 'swapfile');
+    }
     try {
       swapDevice = new BlockDevice({
         path,
@@ -175,6 +183,7 @@ export function bootKernel(m: Machine, options: BootOptions): BootedMachine {
         deleteOnClose: swapOpt.path === undefined,
       });
     } catch (err) {
+      if (scratchDir !== undefined) rmSync(scratchDir, { recursive: true, force: true });
       if (err instanceof DiskError) throw new InputError(`machine.swap: ${err.message}`);
       throw err;
     }
@@ -191,5 +200,9 @@ export function bootKernel(m: Machine, options: BootOptions): BootedMachine {
         device === null ? null : new SwapArea({ device, mem: m.mem, chunkCache: caches.swapMapChunk }),
     },
   );
-  return { ...m, buddy, slab, kmalloc, kernel, swapDevice, shutdown: () => device?.close() };
+  const shutdown = (): void => {
+    device?.close();
+    if (scratchDir !== undefined) rmSync(scratchDir, { recursive: true, force: true });
+  };
+  return { ...m, buddy, slab, kmalloc, kernel, swapDevice, shutdown };
 }

@@ -63,7 +63,7 @@ export function loadTextImage(mem: PhysicalMemory, path: string, text: string): 
     }
     if (seen.has(frame)) throw new InputError(`${where}: page number: page ${frame} is given twice`);
     seen.add(frame);
-    const tokens = m[2]!.trim() === '' ? [] : m[2]!.trim().split(/[\s,]+/);
+    const tokens = m[2]!.split(/[\s,]+/).filter((t) => t !== '');
     if (tokens.length > mem.pageBytes) {
       throw new InputError(`${where}: bytes: ${tokens.length} bytes given for a ${mem.pageBytes}-byte page`);
     }
@@ -79,12 +79,19 @@ export function loadTextImage(mem: PhysicalMemory, path: string, text: string): 
   return seen.size;
 }
 
+/** True when the first line that is not blank or a comment starts with `page`. */
 function looksLikeText(bytes: Buffer): boolean {
-  const head = bytes.subarray(0, 4096).toString('latin1');
-  for (const raw of head.split(/\r?\n/)) {
-    const line = raw.replace(/#.*/, '').trim();
-    if (line === '') continue;
-    return /^page\s/i.test(line);
+  let start = 0;
+  while (start < bytes.length) {
+    const newline = bytes.indexOf(0x0a, start);
+    const end = newline < 0 ? bytes.length : newline;
+    const line = bytes
+      .subarray(start, Math.min(end, start + 4096))
+      .toString('latin1')
+      .replace(/#.*/, '')
+      .trim();
+    if (line !== '') return /^page\s/i.test(line);
+    start = end + 1;
   }
   return false;
 }

@@ -50,7 +50,9 @@ export function makeTranslateMachine(
 
 /**
  * Translate one address on `mmu` with root `rootFrame`, recording the walk. The TLB is flushed
- * first so that every address is walked. Throws InputError for an address the format cannot hold.
+ * first so that every address is walked, and the accessed/dirty bits the walk sets are undone
+ * afterwards, so that each address is explained against the image as given, whatever was
+ * translated before it. Throws InputError for an address the format cannot hold.
  */
 export function explainTranslation(
   mem: PhysicalMemory,
@@ -78,6 +80,7 @@ export function explainTranslation(
     pa = mmu.translate(vaNum, options.access, options.mode);
   } finally {
     mmu.walkObserver = null;
+    restoreEntries(mem, fmt, entries);
   }
   const indices = fmt.levelBits.map((_, level) => levelIndex(fmt, vaNum, level));
   const steps = walkSteps(fmt, entries, indices, options.rootFrame);
@@ -97,6 +100,24 @@ export function explainTranslation(
     report.result = { pa: `0x${pa.toString(16)}`, paDecimal: pa, byte: mem.read8(pa) };
   }
   return report;
+}
+
+/** Write back the entries a walk read, as they were before it set accessed or dirty bits. */
+function restoreEntries(
+  mem: PhysicalMemory,
+  fmt: PagingFormat,
+  entries: ReadonlyArray<{ pa: number; lo: number; hi: number }>,
+): void {
+  for (const { pa, lo, hi } of entries) {
+    if (fmt.entryBytes === 1) {
+      if (mem.read8(pa) !== lo) mem.write8(pa, lo);
+    } else if (fmt.entryBytes === 2) {
+      if (mem.read16(pa) !== lo) mem.write16(pa, lo);
+    } else if (mem.read32(pa) !== lo >>> 0) {
+      mem.write32(pa, lo);
+    }
+    if (fmt.entryBytes === 8 && mem.read32(pa + 4) !== hi >>> 0) mem.write32(pa + 4, hi);
+  }
 }
 
 /** One step per entry the walk read. */

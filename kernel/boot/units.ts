@@ -64,19 +64,25 @@ export function parseAddress(text: string): bigint | undefined {
   return undefined;
 }
 
-/** `bytes` as a short binary size: 4K, 64M, 1.5G. */
+/**
+ * `bytes` as a short binary size: 4K, 64M, 1.5G, in the largest unit it reaches; exact when
+ * it is a whole number of that unit, else rounded to one decimal (1025 -> 1K, 1048575 -> 1M).
+ */
 export function formatSize(bytes: number): string {
   const units = ['', 'K', 'M', 'G', 'T'];
   let v = bytes;
   let i = 0;
-  while (v >= 1024 && i < units.length - 1 && v % 1024 === 0) {
+  while (v >= 1024 && i < units.length - 1) {
     v /= 1024;
     i++;
   }
-  if (v >= 1024 && i < units.length - 1) {
-    return `${(v / 1024).toFixed(1).replace(/\.0$/, '')}${units[i + 1]}`;
+  if (Number.isInteger(v)) return `${v}${units[i]}`;
+  let tenths = Math.round(v * 10);
+  if (tenths >= 10240 && i < units.length - 1) {
+    tenths = Math.round(tenths / 1024);
+    i++;
   }
-  return `${v}${units[i]}`;
+  return `${tenths / 10}${units[i]}`;
 }
 
 function safe(v: number): number | undefined {
