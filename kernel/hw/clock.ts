@@ -47,6 +47,8 @@ export class Clock {
     callback: EventCallback,
     options: { observer?: boolean } = {},
   ): number {
+    // A NaN time would sit in the heap comparing false to everything and block every event.
+    if (Number.isNaN(time)) throw new RangeError(`clock.schedule: event ${label} at time NaN`);
     const t = Math.max(time, this.now);
     const seq = this.nextSeq++;
     const observer = options.observer === true;

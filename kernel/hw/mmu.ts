@@ -276,25 +276,25 @@ export class Mmu {
   // ---- the CPU's accesses ----
 
   load8(va: number): number {
-    const vpn = va < 2147483648 ? va >>> this.pageShift : Math.floor(va / this.pageBytes);
+    const vpn = va >>> 0 === va ? va >>> this.pageShift : this.vpnSlow(va);
     return this.mem.frameRead8(this.frameFor(va, vpn, ACCESS_READ), va & this.offsetMask);
   }
 
   store8(va: number, value: number): void {
-    const vpn = va < 2147483648 ? va >>> this.pageShift : Math.floor(va / this.pageBytes);
+    const vpn = va >>> 0 === va ? va >>> this.pageShift : this.vpnSlow(va);
     this.mem.frameWrite8(this.frameFor(va, vpn, ACCESS_WRITE), va & this.offsetMask, value);
   }
 
   /** Fetch one instruction byte (an execute access through the instruction TLB). */
   fetch8(va: number): number {
-    const vpn = va < 2147483648 ? va >>> this.pageShift : Math.floor(va / this.pageBytes);
+    const vpn = va >>> 0 === va ? va >>> this.pageShift : this.vpnSlow(va);
     return this.mem.frameRead8(this.frameFor(va, vpn, ACCESS_EXECUTE), va & this.offsetMask);
   }
 
   load16(va: number): number {
     const off = va & this.offsetMask;
     if (off + 2 > this.pageBytes) return this.load8(va) | (this.load8(va + 1) << 8);
-    const vpn = va < 2147483648 ? va >>> this.pageShift : Math.floor(va / this.pageBytes);
+    const vpn = va >>> 0 === va ? va >>> this.pageShift : this.vpnSlow(va);
     return this.mem.frameRead16(this.frameFor(va, vpn, ACCESS_READ), off);
   }
 
@@ -304,14 +304,14 @@ export class Mmu {
       this.storeSplit(va, 2, value);
       return;
     }
-    const vpn = va < 2147483648 ? va >>> this.pageShift : Math.floor(va / this.pageBytes);
+    const vpn = va >>> 0 === va ? va >>> this.pageShift : this.vpnSlow(va);
     this.mem.frameWrite16(this.frameFor(va, vpn, ACCESS_WRITE), off, value);
   }
 
   load32(va: number): number {
     const off = va & this.offsetMask;
     if (off + 4 > this.pageBytes) return this.loadSplit(va, 4);
-    const vpn = va < 2147483648 ? va >>> this.pageShift : Math.floor(va / this.pageBytes);
+    const vpn = va >>> 0 === va ? va >>> this.pageShift : this.vpnSlow(va);
     return this.mem.frameRead32(this.frameFor(va, vpn, ACCESS_READ), off);
   }
 
@@ -321,7 +321,7 @@ export class Mmu {
       this.storeSplit(va, 4, value);
       return;
     }
-    const vpn = va < 2147483648 ? va >>> this.pageShift : Math.floor(va / this.pageBytes);
+    const vpn = va >>> 0 === va ? va >>> this.pageShift : this.vpnSlow(va);
     this.mem.frameWrite32(this.frameFor(va, vpn, ACCESS_WRITE), off, value);
   }
 
@@ -329,7 +329,7 @@ export class Mmu {
   load64(va: number): number {
     const off = va & this.offsetMask;
     if (off + 8 > this.pageBytes) return this.loadSplit(va + 4, 4) * 4294967296 + this.loadSplit(va, 4);
-    const vpn = va < 2147483648 ? va >>> this.pageShift : Math.floor(va / this.pageBytes);
+    const vpn = va >>> 0 === va ? va >>> this.pageShift : this.vpnSlow(va);
     const pfn = this.frameFor(va, vpn, ACCESS_READ);
     return this.mem.frameRead32(pfn, off + 4) * 4294967296 + this.mem.frameRead32(pfn, off);
   }
@@ -344,7 +344,7 @@ export class Mmu {
       this.storeSplit(va + 4, 4, hi);
       return;
     }
-    const vpn = va < 2147483648 ? va >>> this.pageShift : Math.floor(va / this.pageBytes);
+    const vpn = va >>> 0 === va ? va >>> this.pageShift : this.vpnSlow(va);
     const pfn = this.frameFor(va, vpn, ACCESS_WRITE);
     this.mem.frameWrite32(pfn, off, lo);
     this.mem.frameWrite32(pfn, off + 4, hi);
@@ -396,9 +396,17 @@ export class Mmu {
     }
   }
 
-  /** Virtual page number of `va`. */
+  /**
+   * Virtual page number of `va`; NaN for a negative or non-numeric address. NaN matches no TLB
+   * entry, so such an access misses and the walk (or the refill path) reports address-size.
+   */
   vpnOf(va: number): number {
-    return va < 2147483648 ? va >>> this.pageShift : Math.floor(va / this.pageBytes);
+    return va >>> 0 === va ? va >>> this.pageShift : this.vpnSlow(va);
+  }
+
+  /** vpnOf for addresses that are not 32-bit unsigned integers. */
+  private vpnSlow(va: number): number {
+    return va >= 0 ? Math.floor(va / this.pageBytes) : Number.NaN;
   }
 
   // ---- private: the access path ----
@@ -453,9 +461,7 @@ export class Mmu {
       if (counting !== 'retry') tlb.hits++;
       if ((perm & need) === need) return tlb.pfn[slot]!;
       if (access === ACCESS_WRITE && (perm & (need & ~TLB_DIRTY)) === (need & ~TLB_DIRTY)) {
-        // Writable but cached clean: walk again to set the dirty bit in the entry.
-        this.dirtyAssists++;
-        return this.walkAndFill(va, vpn, access, tlb);
+        return this.assistDirty(va, vpn, access, tlb);
       }
       // Cached permissions refuse the access: fault without walking, dropping the entry.
       tlb.invalidatePage(vpn, this.asid);
@@ -467,15 +473,38 @@ export class Mmu {
     return this.walkAndFill(va, vpn, access, tlb);
   }
 
-  /** Software-managed miss: trap to the refill handler, then look again. */
+  /**
+   * A write hitting an entry cached clean. Hardware-managed: walk again to set the dirty bit
+   * in the entry; if that walk faults (the entry changed under the TLB), drop the stale entry,
+   * as hardware drops the entry of a faulting page. Software-managed: no walker exists, so the
+   * write traps to the refill handler, which must write the entry back with TLB_DIRTY.
+   */
+  private assistDirty(va: number, vpn: number, access: AccessKind, tlb: Tlb): number {
+    this.dirtyAssists++;
+    if (this.softwareManaged) return this.refill(va, vpn, access, tlb);
+    const pfn = this.walkAndFill(va, vpn, access, tlb);
+    if (pfn < 0) tlb.invalidatePage(vpn, this.asid);
+    return pfn;
+  }
+
+  /**
+   * Software-managed miss: trap to the refill handler, then look again. An address wider than
+   * the format's virtual addresses faults as address-size before any trap.
+   */
   private refill(va: number, vpn: number, access: AccessKind, tlb: Tlb): number {
+    if (!(va >= 0 && va < this.vaLimit)) {
+      this.walkFault('address-size', 0, va, access, this.mode);
+      this.faults++;
+      return -1;
+    }
     this.refillTraps++;
     this.clock.now += this.cost.tlbRefillTrapCycles;
     this.fault.va = va;
     this.fault.access = access;
     this.fault.mode = this.mode;
+    // What a refusal reports unless the handler raises a fault of its own.
+    this.raiseFault('tlb-miss', 0);
     if (this.refillHandler === undefined || !this.refillHandler(this, va, access, this.mode)) {
-      if (this.refillHandler === undefined) this.raiseFault('tlb-miss', 0);
       this.faults++;
       return -1;
     }

@@ -70,6 +70,9 @@ export class Tlb {
     if (!Number.isInteger(ways) || ways < 1 || entries % ways !== 0) {
       throw new RangeError(`tlb.ways: ${ways} does not divide ${entries} entries`);
     }
+    if (config.replacement !== 'lru' && config.replacement !== 'fifo' && config.replacement !== 'random') {
+      throw new RangeError(`tlb.replacement: ${String(config.replacement)} is not lru, fifo or random`);
+    }
     this.entries = entries;
     this.ways = ways;
     this.sets = entries / ways;
@@ -118,8 +121,10 @@ export class Tlb {
   /**
    * Install a translation and return its slot. An existing entry for the same page is
    * overwritten in place; otherwise an empty way is used, or the policy's victim is evicted.
+   * A global entry replaces every entry of its page, whatever their ASID.
    */
   insert(vpn: number, asid: number, pfn: number, perm: number): number {
+    if ((perm & TLB_GLOBAL) !== 0) this.dropOtherAsids(vpn, asid);
     let slot = this.probe(vpn, asid);
     if (slot < 0) {
       slot = this.victim(this.setOf(vpn) * this.ways);
@@ -194,14 +199,29 @@ export class Tlb {
   /** Panic-free consistency check: throws an Error naming the broken rule. */
   checkInvariants(): void {
     const seen = new Set<string>();
+    const pages = new Map<number, number>();
+    const globalPages = new Set<number>();
     for (let i = 0; i < this.entries; i++) {
       const v = this.vpn[i]!;
       if (v === INVALID) continue;
       const set = Math.floor(i / this.ways);
       if (this.setOf(v) !== set) throw new Error(`tlbCheck: slot ${i} holds vpn ${v} outside its set ${set}`);
-      const key = (this.perm[i]! & TLB_GLOBAL) !== 0 ? `${v}/g` : `${v}/${this.asid[i]}`;
+      const key = `${v}/${this.asid[i]}`;
       if (seen.has(key)) throw new Error(`tlbCheck: vpn ${v} cached twice`);
       seen.add(key);
+      pages.set(v, (pages.get(v) ?? 0) + 1);
+      if ((this.perm[i]! & TLB_GLOBAL) !== 0) globalPages.add(v);
+    }
+    for (const v of globalPages) {
+      if (pages.get(v)! > 1) throw new Error(`tlbCheck: vpn ${v} cached global and per-ASID`);
+    }
+  }
+
+  /** Drop the entries of `vpn` tagged with an ASID other than `asid` (before a global fill). */
+  private dropOtherAsids(vpn: number, asid: number): void {
+    const base = this.setOf(vpn) * this.ways;
+    for (let i = base; i < base + this.ways; i++) {
+      if (this.vpn[i] === vpn && this.asid[i] !== asid) this.vpn[i] = INVALID;
     }
   }
 

@@ -234,6 +234,21 @@ function validateSpec(spec: FormatSpec): void {
     if (last < first) throw new FormatError(`reservedBits[${i}]`, `range ${first}..${last} is empty`);
     for (let b = first; b <= last; b++) claim(b, `reservedBits[${i}]`);
   });
+  if (spec.permissionScope !== 'all-levels' && spec.permissionScope !== 'leaf-only') {
+    throw new FormatError(
+      'permissionScope',
+      `${String(spec.permissionScope)} is not all-levels or leaf-only`,
+    );
+  }
+  if (
+    spec.permissionScope === 'leaf-only' &&
+    spec.flags.readable === undefined &&
+    spec.flags.writable === undefined &&
+    spec.flags.execute === undefined
+  ) {
+    // A leaf is told from a pointer by R|W|X: without any of them every walk would fault.
+    throw new FormatError('permissionScope', 'leaf-only needs a readable, writable or execute bit');
+  }
   const tableBytes = 2 ** Math.max(...levelBits) * entryBytes;
   if (tableBytes > pageBytes * 1024) {
     throw new FormatError('levelBits', `a table of ${tableBytes} bytes spans more than 1024 pages`);
@@ -242,7 +257,7 @@ function validateSpec(spec: FormatSpec): void {
 
 // ---- entry access (the walk path: plain 32-bit arithmetic, no allocation) ----
 
-/** True when every bit of `m` that the format defines is set in the entry. */
+/** True when any bit of `m` is set in the entry (flag masks have one bit; zero masks never test true). */
 export function testFlag(m: FlagMask, lo: number, hi: number): boolean {
   return ((lo & m.lo) | (hi & m.hi)) !== 0;
 }

@@ -3,7 +3,7 @@
  * 8-byte entry layout as four-level paging (see x86_64.ts).
  *
  * vmlab's virtual addresses are JavaScript numbers, exact below 2^53: the MMU translates those,
- * which covers PML5 indices 0..15. `vmlab translate` explains a walk for any 57-bit address.
+ * which covers PML5 indices 0..31. `vmlab translate` explains a walk for any 57-bit address.
  */
 import {
   compileFormat,
