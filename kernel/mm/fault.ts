@@ -19,6 +19,7 @@ import { PG_DIRTY, PG_LOCKED, PG_SHMEM, PG_SWAPCACHE } from './page.ts';
 import { NP_PROTNONE, NP_SWAP } from './pte.ts';
 import {
   type AnonFamily,
+  VM_ACCESS_FLAGS,
   VM_ACCOUNT,
   VM_EXEC,
   VM_GROWSDOWN,
@@ -113,7 +114,9 @@ function accessAllowed(vma: Vma, fault: Readonly<MmuFault>): boolean {
 
 /**
  * Grow the stack VMA `stack` down to cover `va`, if the new size stays within the stack limit
- * and the new start stays above the previous VMA's end plus the guard gap.
+ * and the new start stays at least the guard gap above the previous VMA's end. As Linux's
+ * expand_downwards, the gap is kept only from an accessible VMA that is not itself a stack
+ * (a PROT_NONE mapping below is a guard region of its own).
  */
 function growStack(as: AddressSpace, stack: Vma, va: number): boolean {
   const page = as.pageBytes;
@@ -121,7 +124,9 @@ function growStack(as: AddressSpace, stack: Vma, va: number): boolean {
   const { stackLimitBytes, stackGuardGapPages } = as.services.tunables;
   if (stack.end - newStart > stackLimitBytes) return false;
   const below = as.vmas.prev(stack);
-  if (below !== undefined && newStart < below.end + stackGuardGapPages * page) return false;
+  const keepsGap =
+    below !== undefined && (below.flags & VM_GROWSDOWN) === 0 && (below.flags & VM_ACCESS_FLAGS) !== 0;
+  if (keepsGap && newStart < below.end + stackGuardGapPages * page) return false;
   if (newStart < as.layout.mmapMinAddr) return false;
   if ((stack.flags & VM_ACCOUNT) !== 0 && !as.charge((stack.start - newStart) / page)) return false;
   stack.start = newStart;

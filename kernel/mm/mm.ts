@@ -20,7 +20,7 @@ import { panic } from '../lib/panic.ts';
 import type { Prng } from '../lib/prng.ts';
 import type { VmEvents } from '../observe/vmevents.ts';
 import type { BuddyAllocator } from './buddy.ts';
-import { type PageFrames, PG_ANON, PG_PAGETABLE, PG_SHMEM } from './page.ts';
+import { type PageFrames, PG_ANON, PG_DIRTY, PG_LAZYFREE, PG_PAGETABLE, PG_SHMEM } from './page.ts';
 import { PageTables } from './pagetable.ts';
 import { NP_PROTNONE, NP_SWAP, PTE_EXEC, PTE_READ, PTE_WRITE, type PteCodec } from './pte.ts';
 import {
@@ -323,7 +323,8 @@ export class AddressSpace {
   /**
    * Rewrite the permissions of the entries in [start, end) for VMA flags `flags`. Private
    * writable mappings keep read-only entries read-only (the write fault decides between
-   * copy and reuse); PROT_NONE keeps frames in non-present entries.
+   * copy and reuse); PROT_NONE keeps frames in non-present entries (a dirty entry's dirty
+   * bit moves to the frame's PG_DIRTY).
    */
   changeProtection(start: number, end: number, flags: number): void {
     const { pte, mmu } = this.services;
@@ -351,6 +352,12 @@ export class AddressSpace {
         continue; // swap entries keep their slot; the swap-in fault applies the VMA's rights
       }
       if (access === 0) {
+        // A PROT_NONE entry has no dirty bit: hand it to the frame, so that reclaim writes the
+        // data out instead of dropping it as clean (or as MADV_FREE'd and unwritten).
+        if (dirty) {
+          this.services.pages.set(pfn, PG_DIRTY);
+          this.services.pages.clear(pfn, PG_LAZYFREE);
+        }
         const nlo = pte.nonPresent(NP_PROTNONE, pfn);
         t.write(pa, nlo, pte.hi);
       } else {

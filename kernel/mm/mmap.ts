@@ -7,6 +7,7 @@
 import { EEXIST, EINVAL, ENODEV, ENOMEM, EPERM } from '../lib/errno.ts';
 import type { AddressSpace } from './mm.ts';
 import { PG_LAZYFREE } from './page.ts';
+import { NP_PROTNONE } from './pte.ts';
 import {
   VM_ACCOUNT,
   VM_EXEC,
@@ -73,6 +74,15 @@ export function protToVmFlags(prot: number): number {
 const pageUp = (n: number, page: number): number => Math.ceil(n / page) * page;
 
 /**
+ * Does [addr, end) reach outside user space? Numbers are read as the unsigned longs of the real
+ * call: a negative address is a kernel address near the top of the address space, as is any
+ * address at or beyond TASK_SIZE.
+ */
+function outsideUser(as: AddressSpace, addr: number, end: number): boolean {
+  return addr < 0 || !Number.isSafeInteger(end) || end > as.layout.taskSize;
+}
+
+/**
  * brk(addr): move the program break. Returns the new break, or the current one when the
  * request is refused (below the heap start, into another mapping, or memory is short), as the
  * raw Linux syscall does.
@@ -134,15 +144,21 @@ export function doMmap(
 ): number {
   const page = as.pageBytes;
   const { addr, prot, flags, offset } = args;
-  if (!Number.isSafeInteger(args.length) || args.length <= 0) return -EINVAL;
+  if (!Number.isInteger(args.length) || args.length === 0) return -EINVAL;
   const type = flags & MAP_TYPE;
   if (type !== MAP_SHARED && type !== MAP_PRIVATE && type !== MAP_SHARED_VALIDATE) return -EINVAL;
   if (type === MAP_SHARED_VALIDATE && (flags & ~MAP_KNOWN) !== 0) return -EINVAL;
   if ((prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) !== 0) return -EINVAL;
   if (!Number.isSafeInteger(offset) || offset < 0 || offset % page !== 0) return -EINVAL;
+  // A negative length is a huge size_t: no room for it.
+  if (args.length < 0 || args.length > as.layout.taskSize) return -ENOMEM;
   const length = pageUp(args.length, page);
   if (length > as.layout.taskSize) return -ENOMEM;
   if ((flags & MAP_ANONYMOUS) === 0) return -ENODEV;
+  // Anonymous memory is MAP_SHARED or MAP_PRIVATE (MAP_SHARED_VALIDATE, both bits, is for
+  // files), and a shared anonymous mapping cannot grow down (Linux's do_mmap).
+  if (type === MAP_SHARED_VALIDATE) return -EINVAL;
+  if (type === MAP_SHARED && (flags & MAP_GROWSDOWN) !== 0) return -EINVAL;
   let vmFlags = protToVmFlags(prot);
   if (type !== MAP_PRIVATE) vmFlags |= VM_SHARED | VM_MAYSHARE;
   if (flags & MAP_GROWSDOWN) vmFlags |= VM_GROWSDOWN;
@@ -153,8 +169,10 @@ export function doMmap(
   const fixed = (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) !== 0;
   let start: number;
   if (fixed) {
-    if (!Number.isSafeInteger(addr) || addr % page !== 0) return -EINVAL;
-    if (addr + length > as.layout.taskSize) return -ENOMEM;
+    // Linux's order (__get_unmapped_area): beyond TASK_SIZE, then unaligned, then too low.
+    if (!Number.isInteger(addr)) return -EINVAL;
+    if (outsideUser(as, addr, addr + length)) return -ENOMEM;
+    if (addr % page !== 0) return -EINVAL;
     if (addr < as.layout.mmapMinAddr) return -EPERM;
     if (as.vmas.overlaps(addr, addr + length) && (flags & MAP_FIXED_NOREPLACE) !== 0) return -EEXIST;
     start = addr;
@@ -211,7 +229,7 @@ export function doMunmap(as: AddressSpace, addr: number, len: number): number {
   if (!Number.isSafeInteger(addr) || addr % page !== 0 || !Number.isSafeInteger(len) || len <= 0)
     return -EINVAL;
   const length = pageUp(len, page);
-  if (addr + length > as.layout.taskSize) return -EINVAL;
+  if (outsideUser(as, addr, addr + length)) return -EINVAL;
   const end = addr + length;
   if (!as.vmas.carve(addr, end)) return -ENOMEM;
   for (const v of as.vmas.overlapping(addr, end)) {
@@ -226,13 +244,14 @@ export function doMunmap(as: AddressSpace, addr: number, len: number): number {
 /** mprotect(addr, length, prot): 0 or -errno. The whole range must be mapped (-ENOMEM otherwise). */
 export function doMprotect(as: AddressSpace, addr: number, len: number, prot: number): number {
   const page = as.pageBytes;
-  if (!Number.isSafeInteger(addr) || addr % page !== 0) return -EINVAL;
+  if (!Number.isInteger(addr) || addr % page !== 0) return -EINVAL;
   if ((prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) !== 0) return -EINVAL;
-  if (!Number.isSafeInteger(len) || len < 0) return -EINVAL;
+  if (!Number.isInteger(len)) return -EINVAL;
   if (len === 0) return 0;
+  if (len < 0) return -ENOMEM; // a huge size_t: the range wraps
   const length = pageUp(len, page);
   const end = addr + length;
-  if (end > as.layout.taskSize) return -ENOMEM;
+  if (outsideUser(as, addr, end)) return -ENOMEM;
   if (!coversRange(as, addr, end)) return -ENOMEM;
   const access = protToVmFlags(prot) & (VM_READ | VM_WRITE | VM_EXEC);
   // Making private memory writable commits it (once: VM_ACCOUNT stays after write is dropped).
@@ -276,8 +295,7 @@ function coversRange(as: AddressSpace, start: number, end: number): boolean {
  */
 export function doMadvise(as: AddressSpace, addr: number, len: number, advice: number): number {
   const page = as.pageBytes;
-  if (!Number.isSafeInteger(addr) || addr % page !== 0 || !Number.isSafeInteger(len) || len < 0)
-    return -EINVAL;
+  if (!Number.isInteger(addr) || addr % page !== 0 || !Number.isSafeInteger(len) || len < 0) return -EINVAL;
   if (
     ![MADV_NORMAL, MADV_RANDOM, MADV_SEQUENTIAL, MADV_WILLNEED, MADV_DONTNEED, MADV_FREE].includes(advice)
   ) {
@@ -285,7 +303,8 @@ export function doMadvise(as: AddressSpace, addr: number, len: number, advice: n
   }
   if (len === 0) return 0;
   const end = addr + pageUp(len, page);
-  if (end > as.layout.taskSize) return -EINVAL;
+  if (addr < 0 && end >= 0) return -EINVAL; // the range wraps past the top (Linux: end < start)
+  if (outsideUser(as, addr, end)) return -ENOMEM; // not mapped: outside this address space
   if (!coversRange(as, addr, end)) return -ENOMEM;
   if (advice === MADV_DONTNEED) {
     for (const v of as.vmas.overlapping(addr, end))
@@ -326,19 +345,21 @@ function markLazyFree(as: AddressSpace, _v: Vma, start: number, end: number): vo
 
 /**
  * mincore(addr, length): residency of each page of the range, one byte per page (bit 0 set when
- * resident), or -errno (-ENOMEM for an unmapped page, -EINVAL for a bad address).
+ * resident), or -errno (-ENOMEM for an unmapped page or a range outside user space, -EINVAL
+ * for an unaligned address).
  */
 export function doMincore(as: AddressSpace, addr: number, len: number): Uint8Array | number {
   const page = as.pageBytes;
-  if (!Number.isSafeInteger(addr) || addr % page !== 0 || !Number.isSafeInteger(len) || len < 0)
-    return -EINVAL;
+  if (!Number.isInteger(addr) || addr % page !== 0 || !Number.isInteger(len)) return -EINVAL;
+  if (len < 0) return -ENOMEM; // a huge size_t: not a user range (access_ok fails)
   const end = addr + pageUp(len, page);
-  if (end > as.layout.taskSize) return -ENOMEM;
+  if (outsideUser(as, addr, end)) return -ENOMEM;
   if (!coversRange(as, addr, end)) return -ENOMEM;
   const out = new Uint8Array((end - addr) / page);
   const { pte } = as.services;
   as.tables.forEachEntry(addr, end, (va, _pa, lo, hi) => {
-    if (pte.isPresent(lo, hi)) out[(va - addr) / page] = 1;
+    // A PROT_NONE page is still in memory (Linux's pte_present is true for it).
+    if (pte.isPresent(lo, hi) || pte.nonPresentTag(lo, hi) === NP_PROTNONE) out[(va - addr) / page] = 1;
   });
   return out;
 }

@@ -216,6 +216,7 @@ export class VmaSet {
   /**
    * Split `vma` at `at` (page-aligned, strictly inside). The lower part stays `vma`; the upper
    * part is a new VMA, returned. Undefined when no kernel object is available (nothing changed).
+   * A shared anonymous object gains a user: both parts refer to it.
    */
   split(vma: Vma, at: number): Vma | undefined {
     if (at <= vma.start || at >= vma.end || at % this.pageBytes !== 0) {
@@ -235,6 +236,7 @@ export class VmaSet {
     });
     vma.end = at;
     this.list.splice(this.list.indexOf(vma) + 1, 0, upper);
+    if (upper.backing.kind === 'shmem') upper.backing.object.users++;
     return upper;
   }
 
@@ -257,23 +259,32 @@ export class VmaSet {
     return true;
   }
 
-  /** Merge `vma` with its neighbours where compatible; returns the surviving VMA. */
+  /**
+   * Merge `vma` with its neighbours where compatible; returns the surviving VMA. A merged-away
+   * VMA of a shared anonymous object gives up its user of the object (the survivor keeps one).
+   */
   mergeAround(vma: Vma): Vma {
     let v = vma;
     const before = this.prev(v);
     if (before !== undefined && canMerge(before, v, this.pageBytes)) {
       before.end = v.end;
       before.anon = before.anon ?? v.anon;
-      this.destroy(v);
+      this.absorb(v);
       v = before;
     }
     const after = this.next(v);
     if (after !== undefined && canMerge(v, after, this.pageBytes)) {
       v.end = after.end;
       v.anon = v.anon ?? after.anon;
-      this.destroy(after);
+      this.absorb(after);
     }
     return v;
+  }
+
+  /** Destroy a VMA whose range a neighbour has taken over (same backing). */
+  private absorb(gone: Vma): void {
+    if (gone.backing.kind === 'shmem') gone.backing.object.users--;
+    this.destroy(gone);
   }
 
   /** Merge every compatible neighbour pair inside [start, end) and at its edges. */
