@@ -18,7 +18,7 @@ import { BuddyAllocator, type PoisonMode } from '../mm/buddy.ts';
 import { Kmalloc } from '../mm/kmalloc.ts';
 import { PageFrames } from '../mm/page.ts';
 import { createPolicy } from '../mm/policy/index.ts';
-import type { ReplacementPolicy } from '../mm/policy/types.ts';
+import type { PolicyFactory, ReplacementPolicy } from '../mm/policy/types.ts';
 import type { ReclaimScope } from '../mm/reclaim.ts';
 import { SlabAllocator } from '../mm/slab.ts';
 import { SwapArea } from '../mm/swap.ts';
@@ -132,6 +132,8 @@ export interface BootOptions {
   loader: ProgramLoader;
   /** Replacement policy name (see kernel/mm/policy/index.ts); default lru-2list. */
   policy?: string;
+  /** A policy from elsewhere (a student's file); wins over `policy`. */
+  policyFactory?: PolicyFactory;
   scope?: ReclaimScope;
   /** A swap area: its size, its host file (default: a scratch file removed at shutdown), its disk. */
   swap?: { bytes: number; path?: string; profile?: DiskProfileName };
@@ -158,7 +160,10 @@ export function bootKernel(m: Machine, options: BootOptions): BootedMachine {
   const kmalloc = new Kmalloc(slab);
   let policy: ReplacementPolicy;
   try {
-    policy = createPolicy(options.policy ?? 'lru-2list', { frameCount: m.mem.frameCount });
+    policy =
+      options.policyFactory !== undefined
+        ? options.policyFactory({ frameCount: m.mem.frameCount })
+        : createPolicy(options.policy ?? 'lru-2list', { frameCount: m.mem.frameCount });
   } catch (err) {
     throw new InputError(`machine.policy: ${(err as Error).message}`);
   }

@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { Libc } from '../../userland/libc/libc.ts';
-import { MALLOC_ALIGNMENT, MallocAbort } from '../../userland/malloc/allocator.ts';
+import { type Allocator, MALLOC_ALIGNMENT, MallocAbort } from '../../userland/malloc/allocator.ts';
 import { ALLOCATOR_NAMES, createAllocator } from '../../userland/malloc/index.ts';
 import type { UserMain } from '../proc/uapi.ts';
 import { InputError } from './configfile.ts';
@@ -112,9 +112,9 @@ export interface MallocReplayResult {
 export function mallocReplay(
   trace: MallocTrace,
   allocatorName: string,
-  options: { memoryBytes?: number; seed?: number } = {},
+  options: { memoryBytes?: number; seed?: number; factory?: (libc: Libc) => Allocator } = {},
 ): MallocReplayResult {
-  if (!ALLOCATOR_NAMES.includes(allocatorName)) {
+  if (options.factory === undefined && !ALLOCATOR_NAMES.includes(allocatorName)) {
     throw new InputError(
       `--allocator: unknown allocator '${allocatorName}' (one of ${ALLOCATOR_NAMES.join(', ')})`,
     );
@@ -126,7 +126,8 @@ export function mallocReplay(
   const seed = options.seed ?? 1;
   const main: UserMain = function* (ctx) {
     const libc = new Libc(ctx);
-    const alloc = createAllocator(allocatorName, libc);
+    const alloc =
+      options.factory !== undefined ? options.factory(libc) : createAllocator(allocatorName, libc);
     const ptr = new Float64Array(trace.ids);
     const size = new Float64Array(trace.ids);
     const live: number[] = []; // sorted block starts, for overlap checks

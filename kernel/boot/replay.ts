@@ -12,6 +12,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { DiskProfileName } from '../hw/disk.ts';
+import type { PolicyFactory } from '../mm/policy/types.ts';
 import type { UserMain } from '../proc/uapi.ts';
 import { bootKernel, buildMachine, type MachineConfig } from './machine.ts';
 import { REF_FETCH, REF_WRITE, type Trace } from './traces.ts';
@@ -21,6 +22,8 @@ export interface ReplayOptions {
   /** Resident limit of the replaying process in frames (0: none, global memory only). */
   frames: number;
   policy: string;
+  /** A policy from a file (labs); `policy` then only names it in the output. */
+  policyFactory?: PolicyFactory;
   machine: Partial<MachineConfig>;
   swapProfile?: DiskProfileName;
   /** Collect one line per reference (OSTEP-style), for small traces. */
@@ -60,6 +63,7 @@ export function replayTrace(options: ReplayOptions): ReplayResult {
   const m = bootKernel(m0, {
     loader: () => undefined,
     policy: options.policy,
+    policyFactory: options.policyFactory,
     scope: options.frames > 0 ? 'local' : 'global',
     swap: { bytes: (distinctPages + 2) * page, profile: options.swapProfile ?? 'ssd' },
     tunables: { kswapd: options.frames === 0 },
