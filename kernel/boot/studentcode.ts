@@ -7,9 +7,9 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { PolicyFactory, PolicyOptions, ReplacementPolicy } from '../mm/policy/types.ts';
 import type { Libc } from '../../userland/libc/libc.ts';
 import type { Allocator } from '../../userland/malloc/allocator.ts';
+import type { PolicyFactory, PolicyOptions, ReplacementPolicy } from '../mm/policy/types.ts';
 import { InputError } from './configfile.ts';
 
 async function loadDefault(path: string, what: string): Promise<unknown> {
