@@ -17,8 +17,9 @@ import { type BootedMachine, bootKernel, buildMachine } from './machine.ts';
 import { attachProgress } from './progress.ts';
 import { renderReport } from './report.ts';
 import { scriptProgram } from './script.ts';
+import { loadPolicyFile } from './studentcode.ts';
 import { formatSize, parseTime } from './units.ts';
-import { cyclesOf, type LoadedWorkload, loadWorkload, resolveIn } from './workload.ts';
+import { cyclesOf, isPolicyFile, type LoadedWorkload, loadWorkload, resolveIn } from './workload.ts';
 
 export const DEFAULT_WORKLOAD = new URL('../../userland/workloads/default.yaml', import.meta.url).pathname;
 
@@ -223,6 +224,7 @@ export async function bootWorkload(
   const m = bootKernel(machine, {
     loader,
     policy: mc.policy,
+    policyFactory: isPolicyFile(mc.policy) ? await loadPolicyFile(resolveIn(w, mc.policy)) : undefined,
     scope: mc.scope,
     swap:
       mc.swap === undefined ? undefined : { bytes: mc.swap.size, profile: mc.swap.disk, path: mc.swap.file },

@@ -8,7 +8,8 @@
  *     cpu: 1GHz
  *     tlb: { entries: 64, ways: 4, policy: lru, asidBits: 12, split: false, management: hardware }
  *     swap: { size: 128M, disk: ssd }       # omit for no swap
- *     policy: clock          # fifo, clock, lru, nru, aging, lru-2list, wsclock, opt, random
+ *     policy: clock          # fifo, clock, lru, nru, aging, lru-2list, wsclock, opt, random,
+ *                            # or a policy file (my-policy.ts, relative to the workload)
  *     scope: global          # or local
  *     overcommit: 0          # 0, 1, 2
  *     quantum: 1ms
@@ -66,6 +67,13 @@ const frequency = z.union([z.number(), z.string()]).transform((v, ctx) => {
   return n;
 });
 
+const POLICY_NAMES = ['fifo', 'clock', 'lru', 'nru', 'aging', 'lru-2list', 'wsclock', 'opt', 'random'];
+
+/** Is a machine.policy value a file (a student's policy class) rather than a built-in name? */
+export function isPolicyFile(policy: string): boolean {
+  return /\.(ts|mts|js|mjs)$/.test(policy);
+}
+
 const machineSchema = z.strictObject({
   memory: size.default(64 * 1024 * 1024),
   format: z.string().default('x86-64'),
@@ -88,7 +96,10 @@ const machineSchema = z.strictObject({
     })
     .optional(),
   policy: z
-    .enum(['fifo', 'clock', 'lru', 'nru', 'aging', 'lru-2list', 'wsclock', 'opt', 'random'])
+    .string()
+    .refine((v) => POLICY_NAMES.includes(v) || isPolicyFile(v), {
+      message: `expected one of ${POLICY_NAMES.join(', ')}, or a policy file (.ts or .js, relative to the workload)`,
+    })
     .default('lru-2list'),
   scope: z.enum(['global', 'local']).default('global'),
   overcommit: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(0),
