@@ -1,8 +1,18 @@
 /** `vmlab malloc-replay`: score allocators on CS:APP malloc-lab traces. */
+import { basename } from 'node:path';
 import type { Command } from 'commander';
+import type { Libc } from '../../userland/libc/libc.ts';
+import type { Allocator } from '../../userland/malloc/allocator.ts';
 import { ALLOCATOR_NAMES } from '../../userland/malloc/index.ts';
 import { InputError } from './configfile.ts';
 import { loadMallocTrace, type MallocReplayResult, mallocReplay } from './mallocreplay.ts';
+import { loadAllocatorFile } from './studentcode.ts';
+
+/** An allocator to replay with: a built-in by name, or a class loaded from a file. */
+interface Contender {
+  name: string;
+  factory?: (libc: Libc) => Allocator;
+}
 
 export function registerMallocReplay(program: Command): void {
   program
@@ -14,6 +24,11 @@ export function registerMallocReplay(program: Command): void {
       `comma-separated allocators (${ALLOCATOR_NAMES.slice(0, 4).join(', ')}, …)`,
       'explicit-best-fit',
     )
+    .option(
+      '--allocator-file <file>',
+      'an allocator class from a TypeScript or JavaScript file (its default export); repeatable, and with --allocator compared side by side',
+      (v: string, prev: string[] | undefined) => [...(prev ?? []), v],
+    )
     .option('-s, --seed <n>', 'seed for the payload bytes', '1')
     .option('--json', 'print the results as JSON')
     .addHelpText(
@@ -23,32 +38,46 @@ Allocators: ${ALLOCATOR_NAMES.join(', ')}
 
 Examples:
   vmlab malloc-replay ../shared/traces/malloclab/amptjp-bal.rep
-  vmlab malloc-replay traces/*.rep -a implicit-first-fit,explicit-best-fit --json`,
+  vmlab malloc-replay traces/*.rep -a implicit-first-fit,explicit-best-fit --json
+  vmlab malloc-replay userland/labs/malloc/traces/*.rep --allocator-file my-malloc.ts -a ptmalloc`,
     )
-    .action((traces: string[], opts: Record<string, string | boolean | undefined>) => {
-      const names = String(opts.allocator)
-        .split(',')
-        .map((s) => s.trim())
-        .filter((s) => s !== '');
-      for (const n of names) {
-        if (!ALLOCATOR_NAMES.includes(n))
-          throw new InputError(
-            `--allocator: unknown allocator '${n}' (one of ${ALLOCATOR_NAMES.join(', ')})`,
-          );
-      }
-      const seed = Number(opts.seed);
-      if (!Number.isInteger(seed) || seed < 0)
-        throw new InputError(`--seed: '${opts.seed}' is not a whole number`);
-      const loaded = traces.map((t) => loadMallocTrace(t));
-      const results: MallocReplayResult[] = [];
-      for (const t of loaded) for (const a of names) results.push(mallocReplay(t, a, { seed }));
-      if (opts.json) {
-        process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
-        return;
-      }
-      process.stdout.write(`${renderMallocTable(results).join('\n')}\n`);
-      if (results.some((r) => r.outcome !== 'ok')) process.exitCode = 1;
-    });
+    .action(
+      async (
+        traces: string[],
+        opts: Record<string, string | boolean | string[] | undefined>,
+        cmd: Command,
+      ) => {
+        const files = (opts.allocatorFile as string[] | undefined) ?? [];
+        // With files only, the default built-in is left out; named ones join the comparison.
+        const builtins =
+          files.length > 0 && cmd.getOptionValueSource('allocator') !== 'cli' ? '' : opts.allocator;
+        const names = String(builtins)
+          .split(',')
+          .map((s) => s.trim())
+          .filter((s) => s !== '');
+        for (const n of names) {
+          if (!ALLOCATOR_NAMES.includes(n))
+            throw new InputError(
+              `--allocator: unknown allocator '${n}' (one of ${ALLOCATOR_NAMES.join(', ')})`,
+            );
+        }
+        const seed = Number(opts.seed);
+        if (!Number.isInteger(seed) || seed < 0)
+          throw new InputError(`--seed: '${opts.seed}' is not a whole number`);
+        const loaded = traces.map((t) => loadMallocTrace(t));
+        const contenders: Contender[] = names.map((name) => ({ name }));
+        for (const f of files) contenders.push({ name: basename(f), factory: await loadAllocatorFile(f) });
+        const results: MallocReplayResult[] = [];
+        for (const t of loaded)
+          for (const c of contenders) results.push(mallocReplay(t, c.name, { seed, factory: c.factory }));
+        if (opts.json) {
+          process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+          return;
+        }
+        process.stdout.write(`${renderMallocTable(results).join('\n')}\n`);
+        if (results.some((r) => r.outcome !== 'ok')) process.exitCode = 1;
+      },
+    );
 }
 
 export function renderMallocTable(results: MallocReplayResult[]): string[] {

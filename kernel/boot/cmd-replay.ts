@@ -1,10 +1,13 @@
 /** `vmlab replay`: replay a memory trace through the full machine. */
+import { basename } from 'node:path';
 import type { Command } from 'commander';
 import type { DiskProfileName } from '../hw/disk.ts';
+import type { PolicyFactory } from '../mm/policy/types.ts';
 import { InputError } from './configfile.ts';
 import { replacementExercise } from './exercises.ts';
 import { resolveFormat, withPageSize } from './formatfile.ts';
 import { type ReplayResult, replayTrace } from './replay.ts';
+import { loadPolicyFile } from './studentcode.ts';
 import { loadTrace, type TraceFormat } from './traces.ts';
 import { parseSize } from './units.ts';
 
@@ -26,6 +29,10 @@ export function registerReplay(program: Command): void {
       '-p, --policy <name>',
       'replacement policy: fifo, clock, lru, nru, aging, lru-2list, wsclock, opt, random',
       'lru-2list',
+    )
+    .option(
+      '--policy-file <file>',
+      'a policy class from a TypeScript or JavaScript file (its default export), instead of --policy',
     )
     .option('-f, --format <name|file>', 'paging format', 'x86-64')
     .option(
@@ -53,39 +60,52 @@ Examples:
   vmlab replay ref.txt --frames 3 --policy fifo --verbose
   vmlab replay trace.lackey.gz --frames 1024 --policy clock --json
   vmlab replay --generate 10 --max-page 5 --frames 3 --policy fifo -s 2      # an exercise
-  vmlab replay --generate 10 --max-page 5 --frames 3 --policy fifo -s 2 -c   # with answers`,
+  vmlab replay --generate 10 --max-page 5 --frames 3 --policy fifo -s 2 -c   # with answers
+  vmlab replay ref.txt --frames 3 --policy-file my-policy.ts --verbose       # a policy of your own`,
     )
-    .action((tracePath: string | undefined, opts: Record<string, string | boolean | undefined>) => {
-      if (opts.generate !== undefined) {
-        const count = Number(opts.generate);
-        const maxPage = Number(opts.maxPage);
-        const frames = Number(opts.frames);
-        const seed = Number(opts.seed);
-        if (!Number.isInteger(count) || count < 1 || count > 10000) {
-          throw new InputError(`--generate: '${opts.generate}' is not a count from 1 to 10000`);
+    .action(
+      async (
+        tracePath: string | undefined,
+        opts: Record<string, string | boolean | undefined>,
+        cmd: Command,
+      ) => {
+        if (opts.policyFile !== undefined && cmd.getOptionValueSource('policy') === 'cli')
+          throw new InputError('give --policy or --policy-file, not both');
+        if (opts.generate !== undefined) {
+          if (opts.policyFile !== undefined)
+            throw new InputError('--policy-file: exercises (--generate) use the built-in policies only');
+          const count = Number(opts.generate);
+          const maxPage = Number(opts.maxPage);
+          const frames = Number(opts.frames);
+          const seed = Number(opts.seed);
+          if (!Number.isInteger(count) || count < 1 || count > 10000) {
+            throw new InputError(`--generate: '${opts.generate}' is not a count from 1 to 10000`);
+          }
+          if (!Number.isInteger(maxPage) || maxPage < 0)
+            throw new InputError(`--max-page: '${opts.maxPage}' is not a page number`);
+          if (!Number.isInteger(frames) || frames < 1)
+            throw new InputError(`--frames: '${opts.frames}' must be at least 1 for an exercise`);
+          if (!Number.isInteger(seed) || seed < 0)
+            throw new InputError(`--seed: '${opts.seed}' is not a whole number`);
+          const policy = String(opts.policy ?? 'lru-2list');
+          process.stdout.write(
+            replacementExercise({ seed, count, maxPage, frames, policy, compute: opts.compute === true }),
+          );
+          return;
         }
-        if (!Number.isInteger(maxPage) || maxPage < 0)
-          throw new InputError(`--max-page: '${opts.maxPage}' is not a page number`);
-        if (!Number.isInteger(frames) || frames < 1)
-          throw new InputError(`--frames: '${opts.frames}' must be at least 1 for an exercise`);
-        if (!Number.isInteger(seed) || seed < 0)
-          throw new InputError(`--seed: '${opts.seed}' is not a whole number`);
-        const policy = String(opts.policy ?? 'lru-2list');
-        process.stdout.write(
-          replacementExercise({ seed, count, maxPage, frames, policy, compute: opts.compute === true }),
-        );
-        return;
-      }
-      if (tracePath === undefined)
-        throw new InputError('give a trace file (or use --generate for an exercise)');
-      const result = runReplay(tracePath, opts);
-      if (opts.json) {
-        const { lines: _lines, hostSeconds: _h, ...rest } = result;
-        process.stdout.write(`${JSON.stringify(rest, null, 2)}\n`);
-        return;
-      }
-      process.stdout.write(`${renderReplay(tracePath, result, opts).join('\n')}\n`);
-    });
+        if (tracePath === undefined)
+          throw new InputError('give a trace file (or use --generate for an exercise)');
+        const policyFactory =
+          opts.policyFile === undefined ? undefined : await loadPolicyFile(String(opts.policyFile));
+        const result = runReplay(tracePath, opts, policyFactory);
+        if (opts.json) {
+          const { lines: _lines, hostSeconds: _h, ...rest } = result;
+          process.stdout.write(`${JSON.stringify(rest, null, 2)}\n`);
+          return;
+        }
+        process.stdout.write(`${renderReplay(tracePath, result, opts).join('\n')}\n`);
+      },
+    );
 }
 
 function intOption(opts: Record<string, unknown>, name: string, min: number): number {
@@ -97,9 +117,14 @@ function intOption(opts: Record<string, unknown>, name: string, min: number): nu
   return v;
 }
 
+/**
+ * Replay `tracePath` with the command's options; a policy loaded from a file (`policyFactory`,
+ * from --policy-file) replaces --policy and is named after the file. InputError on a bad option.
+ */
 export function runReplay(
   tracePath: string,
   opts: Record<string, string | boolean | undefined>,
+  policyFactory?: PolicyFactory,
 ): ReplayResult {
   let format = resolveFormat(String(opts.format ?? 'x86-64'));
   if (opts.pageSize !== undefined) {
@@ -125,10 +150,12 @@ export function runReplay(
     vaLimit: Math.min(2 ** format.vaBits, Number.MAX_SAFE_INTEGER),
     includeInstructions: opts.includeInstructions === true,
   });
-  return replayTrace({
+  const fileName = opts.policyFile === undefined ? undefined : basename(String(opts.policyFile));
+  const result = replayTrace({
     trace,
     frames: intOption(opts, 'frames', 0),
-    policy: String(opts.policy ?? 'lru-2list'),
+    policy: fileName ?? String(opts.policy ?? 'lru-2list'),
+    policyFactory,
     machine: {
       format,
       memoryBytes,
@@ -140,6 +167,8 @@ export function runReplay(
     swapProfile: disk as DiskProfileName,
     verbose: opts.verbose === true,
   });
+  if (fileName !== undefined) result.config.policy = fileName;
+  return result;
 }
 
 export function renderReplay(tracePath: string, r: ReplayResult, opts: Record<string, unknown>): string[] {

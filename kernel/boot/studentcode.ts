@@ -12,17 +12,42 @@ import type { Allocator } from '../../userland/malloc/allocator.ts';
 import type { PolicyFactory, PolicyOptions, ReplacementPolicy } from '../mm/policy/types.ts';
 import { InputError } from './configfile.ts';
 
-async function loadDefault(path: string, what: string): Promise<unknown> {
+/**
+ * The module in `path` (resolved against the working directory). InputError naming the file
+ * when it is missing or fails to load.
+ */
+export async function loadModuleFile(path: string, what: string): Promise<Record<string, unknown>> {
   const file = resolve(path);
   if (!existsSync(file)) throw new InputError(`${path}: no such file (expected ${what})`);
   try {
-    const mod = (await import(pathToFileURL(file).href)) as { default?: unknown };
-    if (mod.default === undefined) throw new InputError(`${path}: no default export (expected ${what})`);
-    return mod.default;
+    return await importModule(file);
   } catch (err) {
-    if (err instanceof InputError) throw err;
-    throw new InputError(`${path}: cannot load: ${(err as Error).message.split('\n')[0]}`);
+    throw new InputError(`${path}: cannot load: ${firstLines((err as Error).message)}`);
   }
+}
+
+/**
+ * Import a TypeScript or JavaScript file as an ES module. A .ts file outside any package with
+ * `"type": "module"` (a student's folder) is taken for CommonJS by the loader and fails with
+ * ERR_REQUIRE_CYCLE_MODULE; it is then imported through tsx's own import, whose CommonJS
+ * wrapping (`{ default: module.exports }`) is undone.
+ */
+async function importModule(file: string): Promise<Record<string, unknown>> {
+  try {
+    return (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ERR_REQUIRE_CYCLE_MODULE') throw err;
+  }
+  const { tsImport } = await import('tsx/esm/api');
+  const mod = (await tsImport(pathToFileURL(file).href, import.meta.url)) as Record<string, unknown>;
+  const inner = mod.default as Record<string, unknown> | undefined;
+  return inner !== null && typeof inner === 'object' && 'default' in inner ? inner : mod;
+}
+
+async function loadDefault(path: string, what: string): Promise<unknown> {
+  const mod = await loadModuleFile(path, what);
+  if (mod.default === undefined) throw new InputError(`${path}: no default export (expected ${what})`);
+  return mod.default;
 }
 
 /** A policy class from a file: `export default class MyPolicy implements ReplacementPolicy`. */
@@ -47,4 +72,13 @@ export async function loadFunctionFile<F>(path: string, what: string): Promise<F
   if (typeof fn !== 'function')
     throw new InputError(`${path}: the default export is not a function (expected ${what})`);
   return fn as F;
+}
+
+/** An error's message without a stack, at most two lines joined (a transform error names the spot on its second). */
+function firstLines(message: string): string {
+  const lines = message
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
+  return lines[0]?.endsWith(':') ? lines.slice(0, 2).join(' ') : (lines[0] ?? '');
 }
