@@ -4,6 +4,10 @@
  * blocks, payload bytes preserved across realloc: every block is filled with seeded bytes and
  * verified), with utilization = peak live payload / heap high-water mark.
  *
+ * Throughput is measured as the lab's driver measures it: in a second replay of the trace, in a
+ * fresh process, that only calls the allocator (no payload fill, no checks); the allocator
+ * still reaches all its metadata through the MMU. The checked replay's rate is reported too.
+ *
  * Trace format: four header numbers (the classic set: heap size hint, ids, ops, weight; the
  * 2016 set: weight, ids, ops, peak payload), then `a id bytes`, `r id bytes`, `f id`.
  */
@@ -12,7 +16,7 @@ import { performance } from 'node:perf_hooks';
 import { Libc } from '../../userland/libc/libc.ts';
 import { type Allocator, MALLOC_ALIGNMENT, MallocAbort } from '../../userland/malloc/allocator.ts';
 import { ALLOCATOR_NAMES, createAllocator } from '../../userland/malloc/index.ts';
-import type { UserMain } from '../proc/uapi.ts';
+import type { UserContext, UserMain } from '../proc/uapi.ts';
 import { InputError } from './configfile.ts';
 import { bootKernel, buildMachine } from './machine.ts';
 
@@ -102,7 +106,10 @@ export interface MallocReplayResult {
   peakPayloadBytes: number;
   heapHighWaterBytes: number;
   utilization: number;
+  /** Operations per second (host time) of the unchecked timed replay (0 when the trace failed). */
   opsPerSecond: number;
+  /** Operations per second of the checked replay (fill, verify, overlap checks included). */
+  checkedOpsPerSecond: number;
   minorFaults: number;
   majorFaults: number;
   tlbMisses: number;
@@ -133,24 +140,28 @@ export function mallocReplay(
     const live: number[] = []; // sorted block starts, for overlap checks
     const ends = new Map<number, { end: number; id: number }>();
     const got = new Uint8Array(4096);
+    const want = new Uint8Array(4096);
     let payload = 0;
     // As the lab's driver does, each block is filled with one byte of its own (here seeded)
-    // and a realloc must keep the old payload's bytes.
-    const fill = (id: number, p: number, n: number): void => {
-      ctx.cpu.fillBytes(p, n, byteFor(seed, id));
+    // and a realloc must keep the old payload's bytes. After a realloc the kept bytes have just
+    // been verified, so only the bytes past them are filled.
+    const fill = (id: number, p: number, from: number, n: number): void => {
+      if (n > from) ctx.cpu.fillBytes(p + from, n - from, byteFor(seed, id));
     };
     const verify = (id: number, p: number, n: number): boolean => {
-      const want = byteFor(seed, id);
+      want.fill(byteFor(seed, id));
       for (let off = 0; off < n; off += got.length) {
         const len = Math.min(got.length, n - off);
         ctx.cpu.loadBytes(p + off, got, 0, len);
-        for (let i = 0; i < len; i++) if (got[i] !== want) return false;
+        if (Buffer.compare(got.subarray(0, len), want.subarray(0, len)) !== 0) return false;
       }
       return true;
     };
     const t0 = performance.now();
     try {
-      for (const [i, o] of trace.ops.entries()) {
+      const ops = trace.ops;
+      for (let i = 0; i < ops.length; i++) {
+        const o = ops[i]!;
         if (o.op === OP_FREE) {
           const p = ptr[o.id]!;
           removeLive(live, p);
@@ -185,7 +196,7 @@ export function mallocReplay(
           ptr[o.id] = p;
           size[o.id] = o.bytes;
           payload += o.bytes - (o.op === OP_REALLOC ? oldSize : 0);
-          fill(o.id, p, o.bytes);
+          fill(o.id, p, o.op === OP_REALLOC ? Math.min(oldSize, o.bytes) : 0, o.bytes);
         }
         if (payload > peakPayload) peakPayload = payload;
         const heap = alloc.stats().heapBytes;
@@ -200,16 +211,38 @@ export function mallocReplay(
     return 0;
   };
   const m = bootKernel(buildMachine({ memoryBytes: options.memoryBytes ?? 256 * 1024 * 1024, seed }), {
-    loader: (path) => ({ path, main, textBytes: 65536, dataBytes: 8192, bssBytes: 8192 }),
+    loader: (path) => ({ path, main: driver, textBytes: 65536, dataBytes: 8192, bssBytes: 8192 }),
     tunables: { overcommitMemory: 1 },
   });
+  let tlbMisses = 0;
+  let checkedFaults = { minor: 0, major: 0 };
+  let opsPerSecond = 0;
+  // The driver: the checked replay, then the speed runs (the lab driver's K-best scheme: the
+  // fastest of SPEED_RUNS), each in a forked child that starts a heap of its own.
+  function* driver(ctx: UserContext): Generator<void, number, void> {
+    const status = yield* main(ctx);
+    tlbMisses = m.mmu.dtlb.misses;
+    const self = m.kernel.tasks.get(ctx.sys.getpid())!;
+    checkedFaults = { minor: self.minFlt, major: self.majFlt };
+    for (let k = 0; k < SPEED_RUNS && outcome === 'ok'; k++) {
+      let seconds = 0;
+      const pid = ctx.sys.fork(
+        speedRun(trace, allocatorName, options.factory, (s) => {
+          seconds = s;
+        }),
+      );
+      if (pid < 0) break;
+      yield* ctx.sys.wait4(pid, 0, 0);
+      if (seconds > 0) opsPerSecond = Math.max(opsPerSecond, trace.ops.length / seconds);
+    }
+    return status ?? 0;
+  }
   const task = m.kernel.spawn('/usr/bin/mdriver', ['mdriver']);
   if (typeof task === 'number') throw new Error(`malloc-replay: cannot start the driver (errno ${-task})`);
   m.kernel.run();
   m.shutdown();
   if (task.waitStatus !== 0 && outcome === 'ok')
     outcome = `the driver process ended: ${m.kernel.describeEnd(task)} ${m.kernel.log.at(-1)?.text ?? ''}`;
-  const tlb = m.mmu.dtlb;
   return {
     trace: trace.path,
     allocator: allocatorName,
@@ -218,10 +251,50 @@ export function mallocReplay(
     peakPayloadBytes: peakPayload,
     heapHighWaterBytes: heapHwm,
     utilization: heapHwm > 0 ? peakPayload / heapHwm : 0,
-    opsPerSecond: hostSeconds > 0 ? trace.ops.length / hostSeconds : 0,
-    minorFaults: task.minFlt,
-    majorFaults: task.majFlt,
-    tlbMisses: tlb.misses,
+    opsPerSecond: outcome === 'ok' ? opsPerSecond : 0,
+    checkedOpsPerSecond: hostSeconds > 0 ? trace.ops.length / hostSeconds : 0,
+    minorFaults: checkedFaults.minor,
+    majorFaults: checkedFaults.major,
+    tlbMisses,
+  };
+}
+
+/** Speed runs per trace; the fastest counts. */
+const SPEED_RUNS = 3;
+
+/**
+ * The lab driver's speed run: the trace's calls alone (no fill, no checks) with a new
+ * allocator; its host seconds go to `done`. Exit status 1 when the allocator fails.
+ */
+function speedRun(
+  trace: MallocTrace,
+  allocatorName: string,
+  factory: ((libc: Libc) => Allocator) | undefined,
+  done: (seconds: number) => void,
+): UserMain {
+  return function* (ctx) {
+    const libc = new Libc(ctx);
+    const alloc = factory !== undefined ? factory(libc) : createAllocator(allocatorName, libc);
+    const ptr = new Float64Array(trace.ids);
+    const ops = trace.ops;
+    const t0 = performance.now();
+    try {
+      for (let i = 0; i < ops.length; i++) {
+        const o = ops[i]!;
+        if (o.op === OP_FREE) alloc.free(ptr[o.id]!);
+        else {
+          const p = o.op === OP_ALLOC ? alloc.malloc(o.bytes) : alloc.realloc(ptr[o.id]!, o.bytes);
+          if (p === 0) return 1;
+          ptr[o.id] = p;
+        }
+        if ((i & 15) === 15) yield;
+      }
+    } catch (err) {
+      if (!(err instanceof MallocAbort)) throw err;
+      return 1;
+    }
+    done((performance.now() - t0) / 1000);
+    return 0;
   };
 }
 

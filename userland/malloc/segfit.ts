@@ -51,14 +51,12 @@ const SLAB_KEY = 0x51ab_f7ee;
 
 // Arena words (offsets from the arena base).
 const A_BINMAP = 0; // bit i set <=> list i is not empty
-const A_SLABMAP = 8; // address of the slab map block (0: none)
-const A_SLABMAP_BITS = 16; // bits the slab map holds
-const A_SLABS = 24; // slabs in the heap
-const A_PARTIAL = 32; // SLAB_CLASSES heads: slabs of the class with a free object (0: none)
+const A_SLABS = 8; // slabs in the heap
+const A_PARTIAL = 16; // SLAB_CLASSES heads: slabs of the class with a free object (0: none)
 const A_LISTS = A_PARTIAL + SLAB_CLASSES * W;
 const EXACT_LISTS = 7; // lists 0..6: blocks of exactly 32, 48, ..., 128 bytes
 const NLISTS = 31; // then one list per power of two, the last for 2^30 and up
-const ARENA_BYTES = A_LISTS + NLISTS * W; // 312: the first header follows at a 16n + 8 offset
+const ARENA_BYTES = A_LISTS + NLISTS * W; // 296: the first header follows at a 16n + 8 offset
 
 /** Tunables, with their defaults. */
 export interface SegfitTunables {
@@ -93,6 +91,9 @@ export class SegfitAllocator implements Allocator {
   private brk = 0;
   /** Slab numbers count SLAB_BYTES from here (the floor rounded down). */
   private slabBase = 0;
+  /** The slab map: a block of the heap (0: none yet), and the slabs it has bits for. */
+  private slabMap = 0;
+  private slabMapBits = 0;
   private inUseBytes = 0;
   private inUseBlocks = 0;
 
@@ -207,11 +208,11 @@ export class SegfitAllocator implements Allocator {
   /** malloc_trim: drop the slab map when no slab is left, then give back a free last block. */
   releaseMemory(): void {
     if (this.arena === 0) return;
-    const map = this.load(this.arena + A_SLABMAP);
+    const map = this.slabMap;
     if (map !== 0 && this.load(this.arena + A_SLABS) === 0) {
-      this.store(this.arena + A_SLABMAP, 0);
-      this.store(this.arena + A_SLABMAP_BITS, 0);
-      this.blockFreeInternal(map);
+      this.slabMap = 0;
+      this.slabMapBits = 0;
+      this.release(map, this.load(map - W));
     }
     this.trimTop(0);
   }
@@ -219,7 +220,7 @@ export class SegfitAllocator implements Allocator {
   liveBlocks(): Array<{ ptr: number; size: number }> {
     const out: Array<{ ptr: number; size: number }> = [];
     if (this.arena === 0) return out;
-    const map = this.load(this.arena + A_SLABMAP);
+    const map = this.slabMap;
     for (let bp = this.firstBp; bp < this.brk; bp += this.blockSize(bp)) {
       const h = this.load(bp - W);
       if ((h & ALLOC) === 0 || bp === map) continue;
@@ -307,16 +308,14 @@ export class SegfitAllocator implements Allocator {
 
   /** A block of at least `size` bytes (a multiple of 16): its payload address, or 0. */
   private blockAlloc(size: number): number {
-    let bp = this.findFit(size);
-    if (bp === 0) {
-      bp = this.extendFor(size);
-      if (bp === 0) return 0;
-    } else {
-      bp = this.place(bp, size);
+    const fit = this.findFit(size);
+    if (fit === 0) {
+      const bp = this.extendFor(size);
+      if (bp !== 0) this.inUseBytes += size - W;
+      return bp;
     }
-    const h = this.load(bp - W);
-    this.inUseBytes += h - (h & FLAGS) - W;
-    return bp;
+    const h = this.load(fit - W);
+    return this.place(fit, h - (h & FLAGS), size);
   }
 
   /** Free regular block `bp` after checking it (a double free, a bad header: abort). */
@@ -326,22 +325,18 @@ export class SegfitAllocator implements Allocator {
     this.release(bp, h);
   }
 
-  /** Free a block the allocator itself holds (the slab map). */
-  private blockFreeInternal(bp: number): void {
-    this.release(bp, this.load(bp - W));
-  }
-
   /** Mark `bp` (header `h`) free, coalesce it and put the result on its list. */
   private release(bp: number, h: number): void {
     let size = h - (h & FLAGS);
-    this.store(bp - W, size | (h & PREV_ALLOC)); // a second free of bp now finds it free
     let start = bp;
-    const next = bp + size;
-    const nh = this.load(next - W);
-    if ((nh & ALLOC) === 0) {
-      const ns = nh - (nh & FLAGS);
-      this.listRemove(next, ns);
+    let after = bp + size;
+    let ah = this.load(after - W);
+    if ((ah & ALLOC) === 0) {
+      const ns = ah - (ah & FLAGS);
+      this.listRemove(after, ns);
       size += ns;
+      after += ns;
+      ah = this.load(after - W);
     }
     if ((h & PREV_ALLOC) === 0) {
       const ps = this.load(bp - 2 * W);
@@ -350,36 +345,34 @@ export class SegfitAllocator implements Allocator {
       if ((ph & ALLOC) !== 0 || ph - (ph & FLAGS) !== ps)
         throw new MallocAbort(`free(): corrupted size vs. prev_size at 0x${prev.toString(16)}`);
       this.listRemove(prev, ps);
+      this.store(bp - W, h - (h & ALLOC)); // inside a free block now: a second free of bp finds it free
       size += ps;
       start = prev;
     }
     this.store(start - W, size | PREV_ALLOC);
-    this.store(start + size - 2 * W, size);
-    const after = start + size;
-    this.store(after - W, this.load(after - W) & ~PREV_ALLOC);
-    if (after === this.brk && size >= this.tunables.trimThresholdBytes) {
-      this.listInsert(start, size);
-      this.trimTop(this.tunables.trimThresholdBytes);
-      return;
-    }
+    this.store(after - 2 * W, size);
+    this.store(after - W, ah & ~PREV_ALLOC);
     this.listInsert(start, size);
+    if (after === this.brk && size >= this.tunables.trimThresholdBytes)
+      this.trimTop(this.tunables.trimThresholdBytes);
   }
 
   /**
-   * Take `size` bytes of free block `bp` (on its list): the allocated part's payload address.
-   * A remainder of MIN_BLOCK or more stays free; large requests take the high end.
+   * Take `size` bytes of free block `bp` (`total` bytes, on its list) and count them in use:
+   * the allocated part's payload address. A remainder of MIN_BLOCK or more stays free; large
+   * requests take the high end.
    */
-  private place(bp: number, size: number): number {
-    const h = this.load(bp - W);
-    const total = h - (h & FLAGS);
+  private place(bp: number, total: number, size: number): number {
     this.listRemove(bp, total);
     const rest = total - size;
     if (rest < MIN_BLOCK) {
       this.store(bp - W, total | PREV_ALLOC | ALLOC);
       const next = bp + total;
       this.store(next - W, this.load(next - W) | PREV_ALLOC);
+      this.inUseBytes += total - W;
       return bp;
     }
+    this.inUseBytes += size - W;
     if (size >= this.tunables.highEndBytes) {
       const at = bp + rest;
       this.store(bp - W, rest | PREV_ALLOC);
@@ -405,9 +398,7 @@ export class SegfitAllocator implements Allocator {
     const h = this.load(bp - W);
     this.store(bp - W, want | (h & PREV_ALLOC) | ALLOC);
     this.inUseBytes -= rest;
-    const tail = bp + want;
-    this.store(tail - W, rest | PREV_ALLOC | ALLOC);
-    this.release(tail, rest | PREV_ALLOC | ALLOC);
+    this.release(bp + want, rest | PREV_ALLOC | ALLOC);
   }
 
   /** Grow allocated block `bp` from `size` to `want` bytes where it stands; false if it cannot. */
@@ -667,27 +658,27 @@ export class SegfitAllocator implements Allocator {
   /** Make the slab map cover every slab the heap could hold after growing by two slabs. */
   private ensureSlabMap(): boolean {
     for (;;) {
-      const bits = this.load(this.arena + A_SLABMAP_BITS);
+      const bits = this.slabMapBits;
       const need = Math.floor((this.brk + 2 * SLAB_BYTES + MIN_BLOCK - this.slabBase) / SLAB_BYTES) + 1;
       if (need <= bits) return true;
       const newBits = Math.ceil((need * 2) / 128) * 128;
-      const old = this.load(this.arena + A_SLABMAP);
+      const old = this.slabMap;
       const map = this.blockAlloc(regularSize(newBits / 8));
       if (map === 0) return false;
       this.inUseBytes -= this.blockSize(map) - W; // the allocator's own block
       this.libc.memset(map, 0, newBits / 8);
       if (old !== 0) {
         this.libc.memcpy(map, old, bits / 8);
-        this.blockFreeInternal(old);
+        this.release(old, this.load(old - W));
       }
-      this.store(this.arena + A_SLABMAP, map);
-      this.store(this.arena + A_SLABMAP_BITS, newBits);
+      this.slabMap = map;
+      this.slabMapBits = newBits;
     }
   }
 
   private setSlabBit(a: number, value: 0 | 1): void {
     const n = (a - this.slabBase) / SLAB_BYTES;
-    const at = this.load(this.arena + A_SLABMAP) + (n >>> 3);
+    const at = this.slabMap + (n >>> 3);
     const byte = this.cpu.load8(at);
     this.cpu.store8(at, value === 1 ? byte | (1 << (n & 7)) : byte & ~(1 << (n & 7)));
   }
@@ -695,8 +686,8 @@ export class SegfitAllocator implements Allocator {
   /** Whether `p` lies in a slab (its bit in the slab map is set). */
   private inSlab(p: number): boolean {
     const n = Math.floor((p - this.slabBase) / SLAB_BYTES);
-    if (n >= this.load(this.arena + A_SLABMAP_BITS)) return false;
-    const byte = this.cpu.load8(this.load(this.arena + A_SLABMAP) + (n >>> 3));
+    if (n >= this.slabMapBits) return false;
+    const byte = this.cpu.load8(this.slabMap + (n >>> 3));
     return ((byte >>> (n & 7)) & 1) !== 0;
   }
 
