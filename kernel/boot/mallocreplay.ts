@@ -13,7 +13,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
+import type { LeakCheck } from '../../userland/libc/leak.ts';
 import { Libc } from '../../userland/libc/libc.ts';
+import { Malloc } from '../../userland/libc/malloc.ts';
 import { type Allocator, MALLOC_ALIGNMENT, MallocAbort } from '../../userland/malloc/allocator.ts';
 import { ALLOCATOR_NAMES, createAllocator } from '../../userland/malloc/index.ts';
 import type { UserContext, UserMain } from '../proc/uapi.ts';
@@ -113,13 +115,23 @@ export interface MallocReplayResult {
   minorFaults: number;
   majorFaults: number;
   tlbMisses: number;
+  /** What the driver printed at exit: the leak report when `leakCheck` asked for one. */
+  leakReport: string;
+}
+
+export interface MallocReplayOptions {
+  memoryBytes?: number;
+  seed?: number;
+  factory?: (libc: Libc) => Allocator;
+  /** A leak report at the driver's exit, through libc's exit path (default 'off'). */
+  leakCheck?: LeakCheck;
 }
 
 /** Replay `trace` with allocator `name` in a fresh machine. */
 export function mallocReplay(
   trace: MallocTrace,
   allocatorName: string,
-  options: { memoryBytes?: number; seed?: number; factory?: (libc: Libc) => Allocator } = {},
+  options: MallocReplayOptions = {},
 ): MallocReplayResult {
   if (options.factory === undefined && !ALLOCATOR_NAMES.includes(allocatorName)) {
     throw new InputError(
@@ -131,10 +143,12 @@ export function mallocReplay(
   let heapHwm = 0;
   let hostSeconds = 0;
   const seed = options.seed ?? 1;
-  const main: UserMain = function* (ctx) {
-    const libc = new Libc(ctx);
-    const alloc =
-      options.factory !== undefined ? options.factory(libc) : createAllocator(allocatorName, libc);
+  const main = function* (ctx: UserContext, libc: Libc): Generator<void, number, void> {
+    const heap = new Malloc(libc, {
+      allocator: options.factory ?? allocatorName,
+      leakCheck: options.leakCheck ?? 'off',
+    });
+    const alloc = heap.allocator;
     const ptr = new Float64Array(trace.ids);
     const size = new Float64Array(trace.ids);
     const live: number[] = []; // sorted block starts, for overlap checks
@@ -220,7 +234,8 @@ export function mallocReplay(
   // The driver: the checked replay, then the speed runs (the lab driver's K-best scheme: the
   // fastest of SPEED_RUNS), each in a forked child that starts a heap of its own.
   function* driver(ctx: UserContext): Generator<void, number, void> {
-    const status = yield* main(ctx);
+    const libc = new Libc(ctx);
+    const status = yield* main(ctx, libc);
     tlbMisses = m.mmu.dtlb.misses;
     const self = m.kernel.tasks.get(ctx.sys.getpid())!;
     checkedFaults = { minor: self.minFlt, major: self.majFlt };
@@ -235,7 +250,8 @@ export function mallocReplay(
       yield* ctx.sys.wait4(pid, 0, 0);
       if (seconds > 0) opsPerSecond = Math.max(opsPerSecond, trace.ops.length / seconds);
     }
-    return status ?? 0;
+    if (outcome.startsWith('abort')) return status; // no leak check over a corrupt heap
+    return libc.exit(status);
   }
   const task = m.kernel.spawn('/usr/bin/mdriver', ['mdriver']);
   if (typeof task === 'number') throw new Error(`malloc-replay: cannot start the driver (errno ${-task})`);
@@ -256,6 +272,7 @@ export function mallocReplay(
     minorFaults: checkedFaults.minor,
     majorFaults: checkedFaults.major,
     tlbMisses,
+    leakReport: task.stdout,
   };
 }
 

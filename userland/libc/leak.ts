@@ -18,7 +18,12 @@ export interface LeakReport {
   stillReachable: { blocks: number; bytes: number };
   /** The lost blocks' addresses, lowest first. */
   lostAddresses: number[];
+  /** The lost blocks (payload address and usable size), lowest first. */
+  lostBlocks: Array<{ ptr: number; size: number }>;
 }
+
+/** How much a leak check at exit prints: nothing, valgrind's summary, or every lost block too. */
+export type LeakCheck = 'off' | 'summary' | 'full';
 
 export function leakReport(libc: Libc, allocator: Allocator): LeakReport {
   const { cpu, sys } = libc.ctx;
@@ -60,12 +65,16 @@ export function leakReport(libc: Libc, allocator: Allocator): LeakReport {
     definitelyLost: { blocks: 0, bytes: 0 },
     stillReachable: { blocks: 0, bytes: 0 },
     lostAddresses: [],
+    lostBlocks: [],
   };
   blocks.forEach((b, i) => {
     const bucket = reachable[i] ? report.stillReachable : report.definitelyLost;
     bucket.blocks++;
     bucket.bytes += b.size;
-    if (!reachable[i]) report.lostAddresses.push(b.ptr);
+    if (!reachable[i]) {
+      report.lostAddresses.push(b.ptr);
+      report.lostBlocks.push({ ptr: b.ptr, size: b.size });
+    }
   });
   return report;
 }
@@ -78,6 +87,22 @@ export function renderLeakReport(r: LeakReport): string {
     `   still reachable: ${r.stillReachable.bytes} bytes in ${r.stillReachable.blocks} blocks`,
     '',
   ].join('\n');
+}
+
+/**
+ * The report printed at exit, as valgrind prints it: the heap summary, with `full` one line per
+ * lost block, then the leak summary.
+ */
+export function renderExitLeakReport(r: LeakReport, mode: Exclude<LeakCheck, 'off'>): string {
+  const bytes = r.definitelyLost.bytes + r.stillReachable.bytes;
+  const blocks = r.definitelyLost.blocks + r.stillReachable.blocks;
+  const lines = ['HEAP SUMMARY:', `    in use at exit: ${bytes} bytes in ${blocks} blocks`, ''];
+  if (mode === 'full') {
+    for (const b of r.lostBlocks)
+      lines.push(`${b.size} bytes in 1 blocks are definitely lost at 0x${b.ptr.toString(16)}`);
+    if (r.lostBlocks.length > 0) lines.push('');
+  }
+  return lines.join('\n') + renderLeakReport(r);
 }
 
 /** [start, end) minus the given ranges. */

@@ -11,6 +11,7 @@ import {
   PROT_READ,
   PROT_WRITE,
   type UserContext,
+  type UserMain,
 } from '../../kernel/proc/uapi.ts';
 
 export const MAP_FAILED = -1;
@@ -20,9 +21,22 @@ export class Libc {
   errno = 0;
   private chunk = new Uint8Array(4096);
   private chunk2 = new Uint8Array(4096);
+  /** atexit handlers, in registration order. */
+  private atexitHandlers: Array<() => void> = [];
 
   constructor(ctx: UserContext) {
     this.ctx = ctx;
+  }
+
+  /** atexit(3): have exit() call `handler`; handlers run last registered first, each once. */
+  atexit(handler: () => void): void {
+    this.atexitHandlers.push(handler);
+  }
+
+  /** exit(3): run the atexit handlers (the leak report among them), then end the process. */
+  exit(code: number): never {
+    for (let h = this.atexitHandlers.pop(); h !== undefined; h = this.atexitHandlers.pop()) h();
+    return this.ctx.sys.exit(code);
   }
 
   /** Move the break by `increment` bytes; the old break, or -1 with errno ENOMEM. */
@@ -136,4 +150,16 @@ export class Libc {
     }
     return dst;
   }
+}
+
+/**
+ * A program's entry point as C's start-up code runs it: a Libc for the process, then main,
+ * whose return value goes to exit() (so atexit handlers, such as the leak report, run).
+ */
+export function withLibc(main: (libc: Libc) => Generator<void, number | undefined, void>): UserMain {
+  return function* (ctx) {
+    const libc = new Libc(ctx);
+    const code = yield* main(libc);
+    return libc.exit(code ?? 0);
+  };
 }

@@ -1,20 +1,46 @@
 /**
  * The malloc family as a program calls it: one allocator per process (ptmalloc by default, or
  * any name from userland/malloc), with glibc's entry points on top of the Allocator interface.
+ * With `leakCheck` on, libc's exit() prints a valgrind-style leak report to stdout.
  */
 import { EINVAL, ENOMEM } from '../../kernel/proc/uapi.ts';
-import type { Allocator } from '../malloc/allocator.ts';
+import { type Allocator, MallocAbort } from '../malloc/allocator.ts';
 import { createAllocator } from '../malloc/index.ts';
 import { PtmallocAllocator } from '../malloc/ptmalloc.ts';
+import { type LeakCheck, leakReport, renderExitLeakReport } from './leak.ts';
 import type { Libc } from './libc.ts';
+
+export interface MallocOptions {
+  /** An allocator name (default ptmalloc), or a factory for one of the program's own. */
+  allocator?: string | ((libc: Libc) => Allocator);
+  /** The leak report at exit (default 'off'). */
+  leakCheck?: LeakCheck;
+}
 
 export class Malloc {
   readonly libc: Libc;
   readonly allocator: Allocator;
 
-  constructor(libc: Libc, allocatorName = 'ptmalloc') {
+  /** `options` may be just the allocator's name. */
+  constructor(libc: Libc, options: MallocOptions | string = {}) {
+    const opts: MallocOptions = typeof options === 'string' ? { allocator: options } : options;
     this.libc = libc;
-    this.allocator = createAllocator(allocatorName, libc);
+    const allocator = opts.allocator ?? 'ptmalloc';
+    this.allocator = typeof allocator === 'string' ? createAllocator(allocator, libc) : allocator(libc);
+    const mode = opts.leakCheck ?? 'off';
+    if (mode !== 'off') libc.atexit(() => this.printLeakReport(mode));
+  }
+
+  /** The leak report (valgrind's summary; `full` lists each lost block) to stdout. */
+  printLeakReport(mode: Exclude<LeakCheck, 'off'>): void {
+    let text: string;
+    try {
+      text = renderExitLeakReport(leakReport(this.libc, this.allocator), mode);
+    } catch (err) {
+      if (!(err instanceof MallocAbort)) throw err;
+      text = `leak check skipped: the heap is corrupt (${err.message})\n`;
+    }
+    this.libc.puts(text, 1);
   }
 
   malloc(size: number): number {
