@@ -548,13 +548,19 @@ describe('determinism', () => {
       const m = bootTestMachine({ memoryMiB: 8, swapMiB: 1, seed: 5 });
       for (let i = 0; i < 3; i++) {
         m.start(function* ({ sys, cpu, seed }) {
-          const pages = 900;
+          // Each writes all of its 1000 pages (more than memory and swap hold together), then
+          // wanders over them.
+          const pages = 1000;
           const a = sys.mmap(0, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+          for (let i = 0; i < pages; i++) {
+            cpu.store8(a + i * PAGE, i);
+            if (i % 8 === 0) yield;
+          }
           let x = seed;
           for (let step = 0; step < 3000; step++) {
             x = (Math.imul(x, 1103515245) + 12345) >>> 0;
             const va = a + (x % pages) * PAGE;
-            if (step % 3 === 0) cpu.store32(va, step);
+            if (step % 2 === 0) cpu.store32(va, step);
             else cpu.load32(va);
             if (step % 8 === 0) yield;
           }

@@ -7,10 +7,10 @@
 import { describe, expect, it } from 'vitest';
 import { PG_LAZYFREE } from '../kernel/mm/page.ts';
 import {
+  EBADF,
   EEXIST,
   EFAULT,
   EINVAL,
-  ENODEV,
   ENOMEM,
   EPERM,
   MADV_DONTNEED,
@@ -176,7 +176,7 @@ describe('mmap', () => {
         r.overflowNoReplace = sys.mmap(TASK_SIZE - PAGE, 2 * PAGE, RW, ANON | MAP_FIXED_NOREPLACE, -1, 0);
         r.fixedKernel = sys.mmap(KERNEL_VA, PAGE, RW, ANON | MAP_FIXED, -1, 0);
         r.fixedNegative = sys.mmap(-PAGE, PAGE, RW, ANON | MAP_FIXED, -1, 0);
-        r.file = sys.mmap(0, PAGE, RW, MAP_PRIVATE, 3, 0);
+        r.file = sys.mmap(0, PAGE, RW, MAP_PRIVATE, 3, 0); // no descriptor 3: EBADF
         r.fileShared = sys.mmap(0, PAGE, RW, MAP_SHARED, 3, 0);
         yield;
       },
@@ -202,8 +202,8 @@ describe('mmap', () => {
       overflowNoReplace: -ENOMEM,
       fixedKernel: -ENOMEM,
       fixedNegative: -ENOMEM,
-      file: -ENODEV,
-      fileShared: -ENODEV,
+      file: -EBADF,
+      fileShared: -EBADF,
     });
   });
 

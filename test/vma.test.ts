@@ -137,8 +137,10 @@ describe('VmaSet lookups', () => {
 describe('split, carve and merge', () => {
   it('splits at a page boundary: the upper part is new and file offsets follow', () => {
     const { set, pool } = setup();
-    const v = add(set, 10, 20, { backing: { kind: 'file', inode: 7, path: '/f', device: 1 }, pgoff: 3 });
+    const f = { ino: 7, path: '/f', device: 1, sizeBytes: 0, mapUsers: 1, pages: new Map() };
+    const v = add(set, 10, 20, { backing: { kind: 'file', file: f }, pgoff: 3 });
     const upper = set.split(v, 14 * P)!;
+    expect(f.mapUsers).toBe(2); // each VMA holds the file
     expect([v.start / P, v.end / P, upper.start / P, upper.end / P]).toEqual([10, 14, 14, 20]);
     expect(upper.pgoff).toBe(3 + 4);
     expect(pool.live.size).toBe(2);
@@ -216,7 +218,8 @@ describe('split, carve and merge', () => {
 
   it('file and shared VMAs merge only when their offsets are contiguous', () => {
     const { set } = setup();
-    const file: VmaBacking = { kind: 'file', inode: 9, path: '/f', device: 1 };
+    const f = { ino: 9, path: '/f', device: 1, sizeBytes: 0, mapUsers: 2, pages: new Map() };
+    const file: VmaBacking = { kind: 'file', file: f };
     const a = add(set, 0, 2, { backing: file, pgoff: 0 });
     const b = add(set, 2, 4, { backing: { ...file }, pgoff: 5 });
     expect(canMerge(a, b, P)).toBe(false);

@@ -4,7 +4,7 @@
  * checked once, here.
  */
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Clock } from '../hw/clock.ts';
@@ -140,6 +140,12 @@ export interface BootOptions {
   tunables?: Partial<KernelTunables>;
   /** Page poisoning in the allocators (costs host memory: every freed frame is written). */
   poison?: PoisonMode;
+  /**
+   * The files processes see: `from` is a host folder; the sandbox root is a scratch copy of it
+   * (removed at shutdown) unless `writeThrough`, when the processes work on the folder itself.
+   * Without `from`, an empty scratch root. `profile`: the disk the files' data moves through.
+   */
+  files?: { from?: string; writeThrough?: boolean; profile?: DiskProfileName };
 }
 
 export interface BootedMachine extends Machine {
@@ -194,6 +200,22 @@ export function bootKernel(m: Machine, options: BootOptions): BootedMachine {
     }
   }
   const device = swapDevice;
+  let filesRoot: string | undefined;
+  let filesScratch: string | undefined;
+  const from = options.files?.from;
+  if (from !== undefined) {
+    if (!existsSync(from) || !statSync(from).isDirectory()) {
+      if (scratchDir !== undefined) rmSync(scratchDir, { recursive: true, force: true });
+      throw new InputError(`files: ${from} is not a folder`);
+    }
+    if (options.files?.writeThrough === true) {
+      filesRoot = from;
+    } else {
+      filesScratch = mkdtempSync(join(tmpdir(), 'vmlab-files-'));
+      cpSync(from, filesScratch, { recursive: true });
+      filesRoot = filesScratch;
+    }
+  }
   const kernel = new Kernel(
     { mem: m.mem, format: m.format, pages: m.frames, clock: m.clock, mmu: m.mmu, buddy, slab },
     {
@@ -203,9 +225,12 @@ export function bootKernel(m: Machine, options: BootOptions): BootedMachine {
       memory: { policy, scope: options.scope ?? 'global' },
       makeSwap: (caches) =>
         device === null ? null : new SwapArea({ device, mem: m.mem, chunkCache: caches.swapMapChunk }),
+      files: { root: filesRoot, profile: options.files?.profile },
     },
   );
   const shutdown = (): void => {
+    kernel.shutdown();
+    if (filesScratch !== undefined) rmSync(filesScratch, { recursive: true, force: true });
     device?.close();
     if (scratchDir !== undefined) rmSync(scratchDir, { recursive: true, force: true });
   };

@@ -47,8 +47,12 @@ export interface DiskRequest {
 }
 
 export interface DiskOptions {
-  /** Host file backing the device: created if missing, extended (sparsely) to sizeBytes. */
-  path: string;
+  /**
+   * Host file backing the device: created if missing, extended (sparsely) to sizeBytes. Null
+   * for a device whose data its users move themselves (the file system: each file in the
+   * sandbox is a host file of its own), which then only queues and times requests (`queue`).
+   */
+  path: string | null;
   sizeBytes: number;
   blockBytes?: number;
   profile: DiskProfileName;
@@ -66,6 +70,8 @@ export class DiskError extends Error {
 
 export class BlockDevice {
   readonly path: string;
+  /** False for a timing-only device (no backing file). */
+  readonly hasBackingFile: boolean;
   readonly sizeBytes: number;
   readonly blockBytes: number;
   readonly profile: DiskProfile;
@@ -99,7 +105,8 @@ export class BlockDevice {
         `disk.sizeBytes: ${options.sizeBytes} is not a whole number of ${blockBytes}-byte blocks`,
       );
     }
-    this.path = options.path;
+    this.path = options.path ?? '(no backing file)';
+    this.hasBackingFile = options.path !== null;
     this.sizeBytes = options.sizeBytes;
     this.blockBytes = blockBytes;
     this.profile = DISK_PROFILES[options.profile];
@@ -107,6 +114,7 @@ export class BlockDevice {
     this.clock = options.clock;
     this.deleteOnClose = options.deleteOnClose ?? false;
     this.fd = -1;
+    if (options.path === null) return;
     try {
       closeSync(openSync(options.path, 'a+'));
       this.fd = openSync(options.path, 'r+');
@@ -134,15 +142,32 @@ export class BlockDevice {
    */
   submit(request: DiskRequest): number {
     this.transfer(request.op, request.offsetBytes, request.buffer);
+    return this.queue(request.op, request.buffer.length, request.onComplete, request.offsetBytes);
+  }
+
+  /**
+   * Queue a request of `bytes` whose data the caller moves itself (a timing-only device):
+   * it waits behind every earlier request and completes at the returned time (cycles).
+   */
+  queue(op: DiskOp, bytes: number, onComplete?: (now: number) => void, offsetBytes = 0): number {
+    if (!this.hasBackingFile) {
+      if (op === 'read') {
+        this.reads++;
+        this.bytesRead += bytes;
+      } else {
+        this.writes++;
+        this.bytesWritten += bytes;
+      }
+    }
     const start = Math.max(this.clock.now, this.busyUntil);
-    const service = this.serviceCycles(request.op, request.buffer.length);
+    const service = this.serviceCycles(op, bytes);
     const done = start + service;
     this.busyUntil = done;
     this.busyCycles += service;
     this.inFlight++;
-    this.clock.schedule(done, `disk ${request.op} @${request.offsetBytes}`, (now) => {
+    this.clock.schedule(done, `disk ${op} @${offsetBytes}`, (now) => {
       this.inFlight--;
-      request.onComplete?.(now);
+      onComplete?.(now);
     });
     return done;
   }

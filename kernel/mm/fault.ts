@@ -7,7 +7,11 @@
  *   no VMA, or below a stack by more than it may grow   -> SIGSEGV / SEGV_MAPERR
  *   the access breaks the VMA's protection              -> SIGSEGV / SEGV_ACCERR
  *   below a stack VMA, within the limit and guard gap   -> stack growth, then demand-zero
- *   entry none                                          -> demand-zero (anonymous)
+ *   entry none, file page wholly past end of file       -> SIGBUS
+ *   entry none                                          -> demand-zero (anonymous), the shared
+ *                                                          object's page, or the file's page
+ *                                                          through the page cache (a private
+ *                                                          write copies it at once)
  *   entry present, write to read-only, private VMA      -> copy-on-write (copy, or reuse)
  *   entry present and permitted                         -> spurious (stale TLB): retry
  *   entry swap                                          -> swap-in (swap subsystem)
@@ -15,10 +19,11 @@
 import { ACCESS_EXECUTE, ACCESS_WRITE, type MmuFault } from '../hw/mmu.ts';
 import { SEGV_ACCERR, SEGV_MAPERR } from '../lib/signals.ts';
 import { type AddressSpace, putPage } from './mm.ts';
-import { PG_DIRTY, PG_LOCKED, PG_SHMEM, PG_SWAPCACHE } from './page.ts';
+import { PG_DIRTY, PG_FILE, PG_LOCKED, PG_SHMEM, PG_SWAPCACHE } from './page.ts';
 import { NP_PROTNONE, NP_SWAP } from './pte.ts';
 import {
   type AnonFamily,
+  type MappedFile,
   VM_ACCESS_FLAGS,
   VM_ACCOUNT,
   VM_EXEC,
@@ -35,7 +40,15 @@ export type FaultResult =
   | { readonly kind: 'sigbus' }
   | { readonly kind: 'oom' };
 
-export type FaultHow = 'demand-zero' | 'cow-copy' | 'cow-reuse' | 'stack-growth' | 'spurious' | 'swap-in';
+export type FaultHow =
+  | 'demand-zero'
+  | 'cow-copy'
+  | 'cow-reuse'
+  | 'stack-growth'
+  | 'spurious'
+  | 'swap-in'
+  | 'file-read'
+  | 'file-cow';
 
 const handled = (how: FaultHow, major = false): FaultResult => Object.freeze({ kind: 'handled', major, how });
 export const FAULT_DEMAND_ZERO = handled('demand-zero');
@@ -45,6 +58,10 @@ export const FAULT_STACK_GROWTH = handled('stack-growth');
 export const FAULT_SPURIOUS = handled('spurious');
 export const FAULT_SWAP_IN_MINOR = handled('swap-in');
 export const FAULT_SWAP_IN_MAJOR = handled('swap-in', true);
+export const FAULT_FILE_MINOR = handled('file-read');
+export const FAULT_FILE_MAJOR = handled('file-read', true);
+export const FAULT_FILE_COW_MINOR = handled('file-cow');
+export const FAULT_FILE_COW_MAJOR = handled('file-cow', true);
 export const FAULT_MAPERR: FaultResult = Object.freeze({ kind: 'sigsegv', code: SEGV_MAPERR });
 export const FAULT_ACCERR: FaultResult = Object.freeze({ kind: 'sigsegv', code: SEGV_ACCERR });
 export const FAULT_SIGBUS: FaultResult = Object.freeze({ kind: 'sigbus' });
@@ -63,6 +80,13 @@ export interface FaultMemory {
   reuseSwapCachePage(pfn: number): boolean;
   /** Bring swap slot `slot` back for `as` at `va` (entry at `pa`); a later subsystem. */
   swapIn(as: AddressSpace, vma: Vma, va: number, pa: number, slot: number): FaultResult;
+  /**
+   * The page-cache frame holding page `index` of `file`, read in as needed (the faulting
+   * process then sleeps at its next yield until the read is done), or -1 when no frame can be
+   * had. `fileReadWasMajor` tells whether it had to be read.
+   */
+  filePage(file: MappedFile, index: number, vma: Vma): number;
+  readonly fileReadWasMajor: boolean;
 }
 
 /** Handle a fault of `as` at `fault.va`. Never throws for anything a process can do. */
@@ -86,6 +110,7 @@ export function handleFault(as: AddressSpace, fault: Readonly<MmuFault>, mem: Fa
   const hi = t.hi;
   if (pte.isNone(lo, hi)) {
     if (vma.backing.kind === 'shmem') return doSharedAnonFault(as, vma, va, fault, mem);
+    if (vma.backing.kind === 'file') return doFileFault(as, vma, va, fault, mem);
     return doAnonymousFault(as, vma, va, fault, mem);
   }
   if (!pte.isPresent(lo, hi)) {
@@ -209,7 +234,8 @@ function doCowFault(
   mem: FaultMemory,
 ): FaultResult {
   const { pages } = as.services;
-  const exclusive = pages.refcount[oldPfn] === 1 && pages.mapcount[oldPfn] === 1;
+  const exclusive =
+    pages.refcount[oldPfn] === 1 && pages.mapcount[oldPfn] === 1 && !pages.has(oldPfn, PG_FILE);
   if (exclusive && (!pages.has(oldPfn, PG_SWAPCACHE) || mem.reuseSwapCachePage(oldPfn))) {
     as.makeWritable(pa, va);
     as.services.events.pgreuse++;
@@ -228,7 +254,7 @@ function doCowFault(
   pages.set(newPfn, PG_DIRTY); // its contents exist nowhere else
   pages.index[newPfn] = Math.floor(va / as.pageBytes);
   pages.mapcount[oldPfn]!--;
-  as.rssAnon--;
+  as.countMapped(oldPfn, -1);
   putPage(as.services, oldPfn);
   as.tables.write(pa, 0, 0);
   if (!as.installPage(vma, va, newPfn, { writable: true, dirty: true })) {
@@ -239,4 +265,73 @@ function doCowFault(
   mem.pageLoaded(newPfn, vma.anon, true);
   as.services.events.cow_fault++;
   return FAULT_COW_COPY;
+}
+
+/**
+ * First touch of a page of a file mapping: the page cache's frame (read from the file when not
+ * cached: a major fault). Shared mappings map it (writable as the VMA allows; a write dirties
+ * the PTE); a private mapping maps it read-only, and a write copies it into an anonymous page at
+ * once. A page wholly past the end of the file is SIGBUS; the tail of a partial last page reads
+ * zeros.
+ */
+function doFileFault(
+  as: AddressSpace,
+  vma: Vma,
+  va: number,
+  fault: Readonly<MmuFault>,
+  mem: FaultMemory,
+): FaultResult {
+  if (vma.backing.kind !== 'file') return FAULT_SIGBUS;
+  const file = vma.backing.file;
+  const page = as.pageBytes;
+  const index = vma.pgoff + Math.floor((va - vma.start) / page);
+  if (index * page >= file.sizeBytes) return FAULT_SIGBUS;
+  const pfn = mem.filePage(file, index, vma);
+  if (pfn < 0) return FAULT_OOM;
+  const major = mem.fileReadWasMajor;
+  const write = fault.access === ACCESS_WRITE;
+  if (write && !vma.isShared()) return copyFilePage(as, vma, va, pfn, mem, major);
+  const pages = as.services.pages;
+  pages.refcount[pfn]!++; // the mapping's reference
+  const writable = vma.isShared() && (vma.flags & VM_WRITE) !== 0;
+  if (!as.installPage(vma, va, pfn, { writable, dirty: write })) {
+    putPage(as.services, pfn);
+    return FAULT_OOM;
+  }
+  as.updateHiwater();
+  return major ? FAULT_FILE_MAJOR : FAULT_FILE_MINOR;
+}
+
+/** A private write to a file page not yet mapped here: copy the cached page into a new anonymous one. */
+function copyFilePage(
+  as: AddressSpace,
+  vma: Vma,
+  va: number,
+  filePfn: number,
+  mem: FaultMemory,
+  major: boolean,
+): FaultResult {
+  if (vma.anon === null) {
+    const family = as.services.newAnonFamily(as);
+    if (family === undefined) return FAULT_OOM;
+    vma.anon = family;
+  }
+  const pages = as.services.pages;
+  pages.refcount[filePfn]!++; // hold the page (and keep reclaim off it) while copying
+  pages.set(filePfn, PG_LOCKED);
+  const pfn = mem.allocUserFrame(as.ownerPid);
+  pages.clear(filePfn, PG_LOCKED);
+  if (pfn >= 0) as.services.mem.copyFrame(filePfn, pfn);
+  putPage(as.services, filePfn);
+  if (pfn < 0) return FAULT_OOM;
+  pages.set(pfn, PG_DIRTY);
+  pages.index[pfn] = Math.floor(va / as.pageBytes);
+  if (!as.installPage(vma, va, pfn, { writable: true, dirty: true })) {
+    putPage(as.services, pfn);
+    return FAULT_OOM;
+  }
+  mem.pageLoaded(pfn, vma.anon, true);
+  as.services.events.cow_fault++;
+  as.updateHiwater();
+  return major ? FAULT_FILE_COW_MAJOR : FAULT_FILE_COW_MINOR;
 }

@@ -38,6 +38,7 @@ export const KERNEL_CACHES = {
   cred: { name: 'cred_jar', objectBytes: 192, align: 64, reclaim: 'unreclaimable' },
   file: { name: 'filp', objectBytes: 256, align: 64, reclaim: 'unreclaimable' },
   dentry: { name: 'dentry', objectBytes: 192, align: 64, reclaim: 'reclaimable' },
+  inode: { name: 'inode_cache', objectBytes: 608, align: 8, reclaim: 'reclaimable' },
   radixTreeNode: { name: 'radix_tree_node', objectBytes: 576, align: 8, reclaim: 'reclaimable' },
   swapMapChunk: { name: 'swap_map_chunk', objectBytes: 256, align: 8, reclaim: 'unreclaimable' },
 } as const satisfies Record<string, KernelCacheSpec>;

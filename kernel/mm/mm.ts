@@ -20,11 +20,12 @@ import { panic } from '../lib/panic.ts';
 import type { Prng } from '../lib/prng.ts';
 import type { VmEvents } from '../observe/vmevents.ts';
 import type { BuddyAllocator } from './buddy.ts';
-import { type PageFrames, PG_ANON, PG_DIRTY, PG_LAZYFREE, PG_PAGETABLE, PG_SHMEM } from './page.ts';
+import { type PageFrames, PG_ANON, PG_DIRTY, PG_FILE, PG_LAZYFREE, PG_PAGETABLE, PG_SHMEM } from './page.ts';
 import { PageTables } from './pagetable.ts';
 import { NP_PROTNONE, NP_SWAP, PTE_EXEC, PTE_READ, PTE_WRITE, type PteCodec } from './pte.ts';
 import {
   type AnonFamily,
+  type MappedFile,
   type SharedAnonObject,
   VM_EXEC,
   VM_GROWSDOWN,
@@ -139,6 +140,14 @@ export interface MmServices {
   newShmem(): SharedAnonObject;
   /** Drop a VMA's reference to a shared anonymous object; its pages go at the last user. */
   putShmem(obj: SharedAnonObject): void;
+  /** `mm` maps `file` (mmap, fork): the page cache's reverse map learns of it. */
+  fileMapped(file: MappedFile, mm: AddressSpace): void;
+  /** A file page's PTE was dirty when it went (munmap, exit, DONTNEED): the page is dirty now. */
+  fileDirtied(pfn: number): void;
+  /** A VMA of a file is gone (munmap, exit): a shared one is written back; the file loses a user. */
+  fileVmaGone(mm: AddressSpace, vma: Vma): void;
+  /** `mm` is being destroyed: the page cache's reverse map forgets it. */
+  mmGone(mm: AddressSpace): void;
 }
 
 export class AddressSpace {
@@ -292,7 +301,9 @@ export class AddressSpace {
       const lo = this.tables.read(pa);
       const hi = this.tables.hi;
       if (pte.isPresent(lo, hi)) {
-        this.releaseMappedFrame(pte.pfnOf(lo, hi));
+        const pfn = pte.pfnOf(lo, hi);
+        if (pte.isDirty(lo, hi) && this.services.pages.has(pfn, PG_FILE)) this.services.fileDirtied(pfn);
+        this.releaseMappedFrame(pfn);
       } else if (pte.nonPresentTag(lo, hi) === NP_PROTNONE) {
         this.releaseMappedFrame(pte.nonPresentPayload(lo, hi));
       } else if (pte.nonPresentTag(lo, hi) === NP_SWAP) {
@@ -316,7 +327,9 @@ export class AddressSpace {
 
   /** Adjust the RSS counter that a mapped frame belongs to. */
   countMapped(pfn: number, delta: number): void {
-    if (this.services.pages.has(pfn, PG_SHMEM)) this.rssShmem += delta;
+    const pages = this.services.pages;
+    if (pages.has(pfn, PG_SHMEM)) this.rssShmem += delta;
+    else if (pages.has(pfn, PG_FILE)) this.rssFile += delta;
     else this.rssAnon += delta;
   }
 
@@ -405,6 +418,10 @@ export class AddressSpace {
       if (copy === undefined) return false;
       if (v.anon !== null && !this.services.joinAnonFamily(v.anon, child)) return false;
       if (v.backing.kind === 'shmem') v.backing.object.users++;
+      if (v.backing.kind === 'file') {
+        v.backing.file.mapUsers++;
+        this.services.fileMapped(v.backing.file, child);
+      }
       const entries: number[] = [];
       this.tables.forEachEntry(v.start, v.end, (va, pa) => {
         entries.push(va, pa);
@@ -451,8 +468,10 @@ export class AddressSpace {
     for (const v of [...this.vmas.all()]) {
       this.zapRange(v.start, v.end);
       if (v.backing.kind === 'shmem') this.services.putShmem(v.backing.object);
+      if (v.backing.kind === 'file') this.services.fileVmaGone(this, v);
       this.vmas.destroy(v);
     }
+    this.services.mmGone(this);
     this.tables.destroy();
     this.services.mmPool.free(this.kobj);
     this.kobj = -1;
@@ -473,7 +492,7 @@ export class AddressSpace {
       if (v === undefined) panic(`mmCheck: entry for 0x${va.toString(16)} lies outside every VMA`);
       if (pte.isPresent(lo, hi) || pte.nonPresentTag(lo, hi) === NP_PROTNONE) {
         const pfn = pte.isPresent(lo, hi) ? pte.pfnOf(lo, hi) : pte.nonPresentPayload(lo, hi);
-        if (!pages.has(pfn, PG_ANON))
+        if (!pages.has(pfn, PG_ANON) && !pages.has(pfn, PG_FILE))
           panic(`mmCheck: 0x${va.toString(16)} maps frame ${pfn}, which is not a user page`);
         if (pages.mapcount[pfn]! < 1 || pages.refcount[pfn]! < pages.mapcount[pfn]!) {
           panic(

@@ -4,11 +4,12 @@
  * shared/reference/linux-mm.md §2.7-2.10). Each returns a result or -errno, and a call that
  * fails leaves the address space as it was.
  */
-import { EEXIST, EINVAL, ENODEV, ENOMEM, EPERM } from '../lib/errno.ts';
+import { EACCES, EEXIST, EINVAL, ENODEV, ENOMEM, EPERM } from '../lib/errno.ts';
 import type { AddressSpace } from './mm.ts';
 import { PG_LAZYFREE } from './page.ts';
 import { NP_PROTNONE } from './pte.ts';
 import {
+  type MappedFile,
   VM_ACCOUNT,
   VM_EXEC,
   VM_GROWSDOWN,
@@ -22,6 +23,14 @@ import {
   VM_WRITE,
   type Vma,
 } from './vma.ts';
+
+/** VMA flags set by madvise(MADV_SEQUENTIAL) and madvise(MADV_RANDOM) (Linux's values). */
+export const VM_SEQ_READ = 0x8000;
+export const VM_RAND_READ = 0x10000;
+
+export const MS_ASYNC = 1;
+export const MS_INVALIDATE = 2;
+export const MS_SYNC = 4;
 
 export const PROT_NONE = 0x0;
 export const PROT_READ = 0x1;
@@ -60,6 +69,15 @@ export const MADV_FREE = 8;
 export interface MmapEnv {
   /** Fault in `va` for `write` (MAP_POPULATE); false when it could not be made resident. */
   populate(va: number, write: boolean): boolean;
+  /**
+   * The file behind descriptor `fd`, for mmap: the file and how it was opened, or -EBADF (no
+   * such descriptor) or -ENODEV (it cannot be mapped: a console, a directory).
+   */
+  mappableFile(fd: number): { file: MappedFile; readable: boolean; writable: boolean } | number;
+  /** `as` maps `file` now (the page cache's reverse map learns of it). */
+  fileMapped(file: MappedFile): void;
+  /** Write back pages [fromIndex, toIndex) of `file`; with 'sync' the caller waits for the disk. */
+  syncFile(file: MappedFile, fromIndex: number, toIndex: number, mode: 'sync' | 'async'): void;
 }
 
 /** VMA flags for PROT_* bits. */
@@ -135,7 +153,10 @@ export function doBrk(as: AddressSpace, addr: number): number {
 
 /**
  * mmap(addr, length, prot, flags, fd, offset). Returns the mapping's address or -errno.
- * File mappings need the files subsystem: without it they fail with -ENODEV.
+ * Anonymous memory is private or shared (a shared anonymous object); a file mapping maps the
+ * file's pages from `offset` (MAP_SHARED: the page cache's pages, writes reach the file;
+ * MAP_PRIVATE: copy on write). Linux's checks in Linux's order: offset alignment, the
+ * descriptor (EBADF), length and flags (EINVAL), access (EACCES), mappability (ENODEV).
  */
 export function doMmap(
   as: AddressSpace,
@@ -144,17 +165,26 @@ export function doMmap(
 ): number {
   const page = as.pageBytes;
   const { addr, prot, flags, offset } = args;
+  if (!Number.isSafeInteger(offset) || offset < 0 || offset % page !== 0) return -EINVAL;
+  let file: { file: MappedFile; readable: boolean; writable: boolean } | undefined;
+  if ((flags & MAP_ANONYMOUS) === 0) {
+    const found = env.mappableFile(args.fd);
+    if (typeof found === 'number' && found !== -ENODEV) return found; // EBADF first, ENODEV last
+    if (typeof found !== 'number') file = found;
+  }
   if (!Number.isInteger(args.length) || args.length === 0) return -EINVAL;
   const type = flags & MAP_TYPE;
   if (type !== MAP_SHARED && type !== MAP_PRIVATE && type !== MAP_SHARED_VALIDATE) return -EINVAL;
   if (type === MAP_SHARED_VALIDATE && (flags & ~MAP_KNOWN) !== 0) return -EINVAL;
   if ((prot & ~(PROT_READ | PROT_WRITE | PROT_EXEC)) !== 0) return -EINVAL;
-  if (!Number.isSafeInteger(offset) || offset < 0 || offset % page !== 0) return -EINVAL;
   // A negative length is a huge size_t: no room for it.
   if (args.length < 0 || args.length > as.layout.taskSize) return -ENOMEM;
   const length = pageUp(args.length, page);
   if (length > as.layout.taskSize) return -ENOMEM;
-  if ((flags & MAP_ANONYMOUS) === 0) return -ENODEV;
+  if ((flags & MAP_ANONYMOUS) === 0) {
+    if (file === undefined) return -ENODEV; // the descriptor's file cannot be mapped
+    return mmapFile(as, { ...args, length }, file, env);
+  }
   // Anonymous memory is MAP_SHARED or MAP_PRIVATE (MAP_SHARED_VALIDATE, both bits, is for
   // files), and a shared anonymous mapping cannot grow down (Linux's do_mmap).
   if (type === MAP_SHARED_VALIDATE) return -EINVAL;
@@ -206,6 +236,97 @@ export function doMmap(
   return start;
 }
 
+/** The file half of mmap: access checks, then the VMA (arguments checked by doMmap). */
+function mmapFile(
+  as: AddressSpace,
+  args: { addr: number; length: number; prot: number; flags: number; offset: number },
+  opened: { file: MappedFile; readable: boolean; writable: boolean },
+  env: MmapEnv,
+): number {
+  const page = as.pageBytes;
+  const { addr, length, prot, flags } = args;
+  const shared = (flags & MAP_TYPE) !== MAP_PRIVATE;
+  if (!opened.readable) return -EACCES;
+  if (shared && (prot & PROT_WRITE) !== 0 && !opened.writable) return -EACCES;
+  let vmFlags = protToVmFlags(prot);
+  if (shared) {
+    vmFlags |= VM_SHARED | VM_MAYSHARE;
+    // A read-only descriptor: never writable, so not really shared (Linux clears both).
+    if (!opened.writable) vmFlags &= ~(VM_MAYWRITE | VM_SHARED);
+  }
+  if (flags & MAP_NORESERVE) vmFlags |= VM_NORESERVE;
+  const noReserve = (flags & MAP_NORESERVE) !== 0 && as.services.overcommitMode() !== 2;
+  if (!shared && (prot & PROT_WRITE) !== 0 && !noReserve) vmFlags |= VM_ACCOUNT;
+  const fixed = (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) !== 0;
+  let start: number;
+  if (fixed) {
+    if (!Number.isInteger(addr)) return -EINVAL;
+    if (outsideUser(as, addr, addr + length)) return -ENOMEM;
+    if (addr % page !== 0) return -EINVAL;
+    if (addr < as.layout.mmapMinAddr) return -EPERM;
+    if (as.vmas.overlaps(addr, addr + length) && (flags & MAP_FIXED_NOREPLACE) !== 0) return -EEXIST;
+    start = addr;
+  } else {
+    start = placeMapping(as, addr, length);
+    if (start < 0) return -ENOMEM;
+  }
+  if ((vmFlags & VM_ACCOUNT) !== 0 && !as.charge(length / page)) return -ENOMEM;
+  if (fixed && as.vmas.overlaps(start, start + length) && doMunmap(as, start, length) < 0) {
+    if ((vmFlags & VM_ACCOUNT) !== 0) as.uncharge(length / page);
+    return -ENOMEM;
+  }
+  const vma = as.vmas.create({
+    start,
+    end: start + length,
+    flags: vmFlags,
+    backing: { kind: 'file', file: opened.file },
+    pgoff: args.offset / page,
+  });
+  if (vma === undefined) {
+    if ((vmFlags & VM_ACCOUNT) !== 0) as.uncharge(length / page);
+    return -ENOMEM;
+  }
+  opened.file.mapUsers++;
+  env.fileMapped(opened.file);
+  as.vmas.mergeAround(vma);
+  as.updateHiwater();
+  if ((flags & MAP_POPULATE) !== 0) {
+    const write = shared && (prot & PROT_WRITE) !== 0;
+    for (let va = start; va < start + length; va += page) if (!env.populate(va, write)) break;
+  }
+  return start;
+}
+
+/**
+ * msync(addr, length, flags): write back the dirty pages of shared file mappings in the range.
+ * MS_SYNC waits for the disk; MS_ASYNC starts the writes and returns (Linux's MS_ASYNC only
+ * notes the pages: here they go at once, which a reader of the file cannot tell apart);
+ * MS_INVALIDATE has nothing to do, as mappings and read() share one page cache. Returns 0,
+ * -EINVAL (unaligned, bad flags, both MS_ASYNC and MS_SYNC) or -ENOMEM (part of the range is
+ * not mapped; the mapped part is still written).
+ */
+export function doMsync(as: AddressSpace, addr: number, len: number, flags: number, env: MmapEnv): number {
+  const page = as.pageBytes;
+  if (!Number.isInteger(addr) || addr % page !== 0) return -EINVAL;
+  if ((flags & ~(MS_ASYNC | MS_INVALIDATE | MS_SYNC)) !== 0) return -EINVAL;
+  if ((flags & MS_ASYNC) !== 0 && (flags & MS_SYNC) !== 0) return -EINVAL;
+  if (!Number.isSafeInteger(len) || len < 0) return -ENOMEM;
+  if (len === 0) return 0;
+  const end = addr + pageUp(len, page);
+  if (outsideUser(as, addr, end)) return -ENOMEM;
+  let at = addr;
+  let hole = false;
+  for (const v of as.vmas.overlapping(addr, end)) {
+    if (v.start > at) hole = true;
+    at = v.end;
+    if (v.backing.kind !== 'file' || !v.isShared() || (flags & (MS_ASYNC | MS_SYNC)) === 0) continue;
+    const from = v.pgoff + (Math.max(v.start, addr) - v.start) / page;
+    const to = v.pgoff + (Math.min(v.end, end) - v.start) / page;
+    env.syncFile(v.backing.file, from, to, (flags & MS_SYNC) !== 0 ? 'sync' : 'async');
+  }
+  return hole || at < end ? -ENOMEM : 0;
+}
+
 /** Where a non-fixed mapping goes: the hint if it is free and valid, else top-down from mmap_base. */
 function placeMapping(as: AddressSpace, hint: number, length: number): number {
   const page = as.pageBytes;
@@ -236,6 +357,7 @@ export function doMunmap(as: AddressSpace, addr: number, len: number): number {
     if ((v.flags & VM_ACCOUNT) !== 0) as.uncharge(v.length / page);
     as.zapRange(v.start, v.end);
     if (v.backing.kind === 'shmem') as.services.putShmem(v.backing.object);
+    if (v.backing.kind === 'file') as.services.fileVmaGone(as, v);
     as.vmas.destroy(v);
   }
   return 0;
@@ -254,6 +376,10 @@ export function doMprotect(as: AddressSpace, addr: number, len: number, prot: nu
   if (outsideUser(as, addr, end)) return -ENOMEM;
   if (!coversRange(as, addr, end)) return -ENOMEM;
   const access = protToVmFlags(prot) & (VM_READ | VM_WRITE | VM_EXEC);
+  // A shared mapping of a file opened read-only may never become writable.
+  for (const v of as.vmas.overlapping(addr, end)) {
+    if ((access & VM_WRITE) !== 0 && (v.flags & VM_MAYWRITE) === 0) return -EACCES;
+  }
   // Making private memory writable commits it (once: VM_ACCOUNT stays after write is dropped).
   const commits = (v: Vma): boolean =>
     (access & VM_WRITE) !== 0 &&

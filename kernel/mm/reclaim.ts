@@ -12,15 +12,20 @@
  * of anonymous memory through fork. Unmapping a frame walks the family's address spaces and
  * rewrites each PTE that maps it.
  *
+ * File pages (PG_FILE) are tracked too: the page cache finds their mappings through the
+ * file's mappers (i_mmap) and evicts them by dropping them, after writing a dirty one to its
+ * file; a cached page that no process maps is as evictable as a mapped one.
+ *
  *   tracked[pfn] == 1  <=>  the policy has pfn in its resident set
- *   every tracked frame is PG_ANON, not PG_SHMEM, with mapcount >= 1
+ *   every tracked frame is PG_FILE, or PG_ANON and not PG_SHMEM with mapcount >= 1
  */
 import { panic } from '../lib/panic.ts';
 import type { VmEvents } from '../observe/vmevents.ts';
+import type { PageCache } from './filemap.ts';
 import type { AddressSpace, MmServices } from './mm.ts';
-import { NIL, PG_DIRTY, PG_LAZYFREE, PG_LOCKED, PG_SWAPCACHE } from './page.ts';
+import { NIL, PG_DIRTY, PG_FILE, PG_LAZYFREE, PG_LOCKED, PG_SWAPCACHE } from './page.ts';
 import type { LoadInfo, ReplacementPolicy, VictimView } from './policy/types.ts';
-import { NP_SWAP } from './pte.ts';
+import { NP_PROTNONE, NP_SWAP } from './pte.ts';
 import type { SwapArea } from './swap.ts';
 import type { AnonFamily, VmaObjectPool } from './vma.ts';
 
@@ -46,6 +51,8 @@ export class Reclaimer {
   evictions = 0;
   /** Evictions that wrote the page out (dirty pages). */
   writebacks = 0;
+  /** The page cache, for file pages (set once the kernel has made it). */
+  files: PageCache | null = null;
   /** Families by id: the members (address spaces) and the kernel objects that stand for them. */
   private readonly families = new Map<number, { members: AddressSpace[]; kobj: number; chains: number[] }>();
   private readonly pools: { anonVma: VmaObjectPool; anonVmaChain: VmaObjectPool };
@@ -161,6 +168,16 @@ export class Reclaimer {
     this.policy.onLoad(pfn, this.loadInfo);
   }
 
+  /** A page-cache page became resident (read from its file, or created by a write). */
+  loadedFile(pfn: number): void {
+    if (this.tracked[pfn] === 1) panic(`reclaimLoadedFile: frame ${pfn} is already resident`);
+    this.frameFamily[pfn] = NIL;
+    this.tracked[pfn] = 1;
+    this.loadInfo.write = false;
+    this.loadInfo.refaultDistance = undefined;
+    this.policy.onLoad(pfn, this.loadInfo);
+  }
+
   /** A frame is being freed (its last reference went): forget it, end its swap-cache entry. */
   released(pfn: number): void {
     const pages = this.services.pages;
@@ -196,8 +213,11 @@ export class Reclaimer {
         if (victim < 0) break;
         if (!this.tracked[victim] || !this.eligible(victim))
           panic(`reclaim: policy ${this.policy.name} chose ineligible frame ${victim}`);
+        const file = this.services.pages.has(victim, PG_FILE);
+        if (file) this.events.pgscan_file++;
         if (this.evict(victim)) {
           freed++;
+          if (file) this.events.pgsteal_file++;
           if (who === 'kswapd') this.events.pgsteal_kswapd++;
           else this.events.pgsteal_direct++;
         }
@@ -212,7 +232,14 @@ export class Reclaimer {
   private eligible(pfn: number): boolean {
     if (this.tracked[pfn] !== 1) return false;
     if (this.services.pages.has(pfn, PG_LOCKED)) return false;
+    if (!this.services.pages.has(pfn, PG_FILE) && !this.anonEvictable(pfn)) return false;
     if (this.scopeMm === null && this.scopeGroup === null) return true;
+    if (this.services.pages.has(pfn, PG_FILE)) {
+      const accept = (mm: AddressSpace): boolean =>
+        (this.scopeMm === null || mm === this.scopeMm) &&
+        (this.scopeGroup === null || this.scopeGroup.members.has(mm));
+      return this.files?.mappedBy(pfn, accept) ?? false;
+    }
     const members = this.families.get(this.frameFamily[pfn]!)?.members;
     if (members === undefined) return false;
     for (const mm of members) {
@@ -223,7 +250,23 @@ export class Reclaimer {
     return false;
   }
 
-  /** Physical address of the PTE in `mm` that maps `pfn`, or -1. */
+  /**
+   * Can anonymous frame `pfn` leave memory now? Yes when a swap slot can take it, when it has
+   * one (the swap cache), or when it need not be written (clean, or MADV_FREE and still clean).
+   * Without swap, Linux does not scan anonymous pages at all; here the dirty ones are skipped.
+   */
+  private anonEvictable(pfn: number): boolean {
+    if (this.swap !== null && this.swap.freeSlots > 0) return true;
+    const pages = this.services.pages;
+    if (pages.has(pfn, PG_SWAPCACHE)) return true;
+    if (pages.has(pfn, PG_LAZYFREE)) return !this.ptesDirty(pfn);
+    return !this.isDirty(pfn);
+  }
+
+  /**
+   * Physical address of the PTE in `mm` that maps anonymous frame `pfn` (present, or kept under
+   * PROT_NONE), or -1.
+   */
   private mappingOf(mm: AddressSpace, pfn: number): number {
     const va = this.services.pages.index[pfn]! * this.services.fmt.pageBytes;
     const pa = mm.tables.entryAddress(va, 'lookup');
@@ -231,11 +274,17 @@ export class Reclaimer {
     const lo = mm.tables.read(pa);
     const hi = mm.tables.hi;
     const pte = this.services.pte;
-    return pte.isPresent(lo, hi) && pte.pfnOf(lo, hi) === pfn ? pa : -1;
+    if (pte.isPresent(lo, hi)) return pte.pfnOf(lo, hi) === pfn ? pa : -1;
+    const kept = !pte.isNone(lo, hi) && pte.nonPresentTag(lo, hi) === NP_PROTNONE;
+    return kept && pte.nonPresentPayload(lo, hi) === pfn ? pa : -1;
   }
 
-  /** Visit each (mm, entry address) mapping `pfn`. */
+  /** Visit each (mm, entry address) mapping `pfn` (present or PROT_NONE-kept). */
   private forEachMapping(pfn: number, visit: (mm: AddressSpace, pa: number) => void): void {
+    if (this.services.pages.has(pfn, PG_FILE)) {
+      this.files?.forEachMapping(pfn, visit);
+      return;
+    }
     const members = this.families.get(this.frameFamily[pfn]!)?.members;
     if (members === undefined) return;
     for (const mm of [...members]) {
@@ -252,7 +301,7 @@ export class Reclaimer {
     this.forEachMapping(pfn, (mm, pa) => {
       const lo = mm.tables.read(pa);
       const hi = mm.tables.hi;
-      if (!pte.isAccessed(lo, hi)) return;
+      if (!pte.isPresent(lo, hi) || !pte.isAccessed(lo, hi)) return;
       any = true;
       if (mode === 'clear') {
         const nlo = pte.withAccessed(lo, hi, false);
@@ -274,6 +323,7 @@ export class Reclaimer {
    */
   private evict(pfn: number): boolean {
     const pages = this.services.pages;
+    if (pages.has(pfn, PG_FILE)) return this.evictFile(pfn);
     const ptesDirty = this.ptesDirty(pfn);
     const lazy = pages.has(pfn, PG_LAZYFREE) && !ptesDirty;
     const dirty = !lazy && (ptesDirty || pages.has(pfn, PG_DIRTY));
@@ -326,13 +376,25 @@ export class Reclaimer {
     return true;
   }
 
+  /** Evict a page-cache page: the page cache unmaps it, writes it if dirty, and frees it. */
+  private evictFile(pfn: number): boolean {
+    if (this.files === null) panic(`evict: file frame ${pfn} but no page cache`);
+    const dirty = this.isDirty(pfn);
+    this.tracked[pfn] = 0;
+    this.policy.onEvicted(pfn);
+    this.files.evict(pfn);
+    if (dirty) this.writebacks++;
+    this.evictions++;
+    return true;
+  }
+
   /** Dirty bit of any PTE mapping the frame. */
   private ptesDirty(pfn: number): boolean {
     const pte = this.services.pte;
     let dirty = false;
     this.forEachMapping(pfn, (mm, pa) => {
       const lo = mm.tables.read(pa);
-      if (pte.isDirty(lo, mm.tables.hi)) dirty = true;
+      if (pte.isPresent(lo, mm.tables.hi) && pte.isDirty(lo, mm.tables.hi)) dirty = true;
     });
     return dirty;
   }
@@ -397,12 +459,25 @@ export class Reclaimer {
     return counts;
   }
 
-  /** Resident pages on the active and inactive lists (Active(anon), Inactive(anon)). */
-  lruCounts(): { active: number; inactive: number } {
-    if (this.policy.listSizes !== undefined) return this.policy.listSizes();
-    let n = 0;
-    for (let p = 0; p < this.tracked.length; p++) n += this.tracked[p]!;
-    return { active: 0, inactive: n };
+  /**
+   * Resident pages on the active and inactive lists, anonymous and file (Active(anon),
+   * Inactive(anon), Active(file), Inactive(file)). Policies without two lists count every
+   * page inactive.
+   */
+  lruCounts(): { activeAnon: number; inactiveAnon: number; activeFile: number; inactiveFile: number } {
+    const out = { activeAnon: 0, inactiveAnon: 0, activeFile: 0, inactiveFile: 0 };
+    const pages = this.services.pages;
+    const isActive = this.policy.isActive;
+    for (let p = 0; p < this.tracked.length; p++) {
+      if (this.tracked[p] !== 1) continue;
+      const active = isActive?.call(this.policy, p) ?? false;
+      if (pages.has(p, PG_FILE)) {
+        if (active) out.activeFile++;
+        else out.inactiveFile++;
+      } else if (active) out.activeAnon++;
+      else out.inactiveAnon++;
+    }
+    return out;
   }
 
   /** Check the policy and the tracked set. */

@@ -31,13 +31,26 @@ export const VM_ACCESS_FLAGS = VM_READ | VM_WRITE | VM_EXEC;
 export type VmaBacking =
   | { kind: 'anon' }
   | { kind: 'shmem'; object: SharedAnonObject }
-  | {
-      kind: 'file';
-      /** The open file description's inode id and path, for maps and the page cache. */
-      inode: number;
-      path: string;
-      device: number;
-    };
+  | { kind: 'file'; file: MappedFile };
+
+/**
+ * A file as the memory layer sees it (the file system's inode): what /proc/PID/maps names and
+ * what the page cache keys its pages by. Every VMA mapping the file holds one `mapUsers`
+ * reference (Linux's vm_file), taken at mmap, fork and split, dropped at unmap and merge.
+ */
+export interface MappedFile {
+  readonly ino: number;
+  /** Device number (major << 20 | minor, as the kernel's dev_t). */
+  readonly device: number;
+  /** Path inside the sandbox, for maps. */
+  readonly path: string;
+  /** Bytes in the file (i_size). */
+  sizeBytes: number;
+  /** VMAs mapping the file. */
+  mapUsers: number;
+  /** page index -> frame holding it (the page cache: each entry holds one frame reference). */
+  readonly pages: Map<number, number>;
+}
 
 /** A shared anonymous memory object (MAP_SHARED|MAP_ANONYMOUS): its pages outlive any one mapping. */
 export interface SharedAnonObject {
@@ -118,7 +131,7 @@ export function canMerge(a: Vma, b: Vma, pageBytes: number): boolean {
     return a.backing.object === b.backing.object && a.pgoff + (a.end - a.start) / pageBytes === b.pgoff;
   }
   if (a.backing.kind === 'file' && b.backing.kind === 'file') {
-    return a.backing.inode === b.backing.inode && a.pgoff + (a.end - a.start) / pageBytes === b.pgoff;
+    return a.backing.file === b.backing.file && a.pgoff + (a.end - a.start) / pageBytes === b.pgoff;
   }
   return a.anon === b.anon || a.anon === null || b.anon === null;
 }
@@ -237,6 +250,7 @@ export class VmaSet {
     vma.end = at;
     this.list.splice(this.list.indexOf(vma) + 1, 0, upper);
     if (upper.backing.kind === 'shmem') upper.backing.object.users++;
+    if (upper.backing.kind === 'file') upper.backing.file.mapUsers++;
     return upper;
   }
 
@@ -284,6 +298,7 @@ export class VmaSet {
   /** Destroy a VMA whose range a neighbour has taken over (same backing). */
   private absorb(gone: Vma): void {
     if (gone.backing.kind === 'shmem') gone.backing.object.users--;
+    if (gone.backing.kind === 'file') gone.backing.file.mapUsers--;
     this.destroy(gone);
   }
 

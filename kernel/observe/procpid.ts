@@ -116,7 +116,7 @@ export function mmFigures(mm: AddressSpace): MmFigures {
 
 /** The name column of one maps line: file path, [heap], [stack], or the VMA's own label. */
 export function vmaDisplayName(mm: AddressSpace, vma: Vma): string | undefined {
-  if (vma.backing.kind === 'file') return vma.backing.path;
+  if (vma.backing.kind === 'file') return vma.backing.file.path;
   if (vma.backing.kind === 'shmem') return SHMEM_NAME;
   if (vma.start <= mm.brk && vma.end >= mm.startBrk) return '[heap]';
   if (vma.start <= mm.startStack && vma.end >= mm.startStack) return '[stack]';
@@ -144,9 +144,9 @@ export function mapsLine(mm: AddressSpace, vma: Vma): string {
   let inode = 0;
   if (vma.backing.kind === 'file') {
     offset = vma.pgoff * page;
-    major = Math.floor(vma.backing.device / 2 ** 20);
-    minor = vma.backing.device % 2 ** 20;
-    inode = vma.backing.inode;
+    major = Math.floor(vma.backing.file.device / 2 ** 20);
+    minor = vma.backing.file.device % 2 ** 20;
+    inode = vma.backing.file.ino;
   } else if (vma.backing.kind === 'shmem') {
     offset = vma.pgoff * page;
     major = SHMEM_DEVICE.major;

@@ -4,7 +4,7 @@
  * allocator files from procmm.ts. Only fields vmlab fills honestly are printed (Linux's own
  * documentation allows missing fields).
  */
-import { PG_ANON, PG_PAGETABLE, PG_SHMEM, PG_SWAPCACHE } from '../mm/page.ts';
+import { PG_ANON, PG_FILE, PG_PAGETABLE, PG_SHMEM, PG_SWAPCACHE } from '../mm/page.ts';
 import type { Kernel } from '../proc/kernel.ts';
 import { kernelMeminfoKb, renderBuddyinfo, renderSlabinfo, renderZoneinfo } from './procmm.ts';
 import { type ProcContent, renderProc } from './procpid.ts';
@@ -14,6 +14,9 @@ export interface FrameCounts {
   anon: number;
   shmem: number;
   swapCached: number;
+  /** Page-cache pages of files, and those of them some process maps. */
+  file: number;
+  fileMapped: number;
 }
 
 export function countFrames(kernel: Kernel): FrameCounts {
@@ -21,14 +24,21 @@ export function countFrames(kernel: Kernel): FrameCounts {
   let anon = 0;
   let shmem = 0;
   let swapCached = 0;
+  let file = 0;
+  let fileMapped = 0;
   for (let pfn = 0; pfn < pages.count; pfn++) {
     const f = pages.flags[pfn]!;
+    if ((f & PG_FILE) !== 0) {
+      file++;
+      if (pages.mapcount[pfn]! > 0) fileMapped++;
+      continue;
+    }
     if ((f & PG_ANON) === 0) continue;
     if ((f & PG_SHMEM) !== 0) shmem++;
     else anon++;
     if ((f & PG_SWAPCACHE) !== 0) swapCached++;
   }
-  return { anon, shmem, swapCached };
+  return { anon, shmem, swapCached, file, fileMapped };
 }
 
 /** The figures behind /proc/meminfo, in kB, in Linux's order. */
@@ -58,22 +68,22 @@ export function meminfoFields(kernel: Kernel): Array<[string, number]> {
     ['MemFree', kb(free)],
     ['MemAvailable', kb(available)],
     ['Buffers', 0],
-    ['Cached', kb(frames.shmem)],
+    ['Cached', kb(frames.file + frames.shmem)],
     ['SwapCached', kb(frames.swapCached)],
-    ['Active', kb(lists.active)],
-    ['Inactive', kb(lists.inactive)],
-    ['Active(anon)', kb(lists.active)],
-    ['Inactive(anon)', kb(lists.inactive)],
-    ['Active(file)', 0],
-    ['Inactive(file)', 0],
+    ['Active', kb(lists.activeAnon + lists.activeFile)],
+    ['Inactive', kb(lists.inactiveAnon + lists.inactiveFile)],
+    ['Active(anon)', kb(lists.activeAnon)],
+    ['Inactive(anon)', kb(lists.inactiveAnon)],
+    ['Active(file)', kb(lists.activeFile)],
+    ['Inactive(file)', kb(lists.inactiveFile)],
     ['Unevictable', kb(frames.shmem)],
     ['Mlocked', 0],
     ['SwapTotal', kb(swapTotal)],
     ['SwapFree', kb(swapFree)],
-    ['Dirty', 0],
-    ['Writeback', 0],
+    ['Dirty', kb(kernel.pageCache.nrDirty)],
+    ['Writeback', kb(kernel.pageCache.nrWriteback)],
     ['AnonPages', kb(frames.anon)],
-    ['Mapped', 0],
+    ['Mapped', kb(frames.fileMapped + frames.shmem)],
     ['Shmem', kb(frames.shmem)],
     ['KReclaimable', k.SReclaimable],
     ['Slab', k.Slab],
@@ -106,17 +116,17 @@ export function renderVmstat(kernel: Kernel): string {
   const pageTables = buddy.pagesOwnedBy(PG_PAGETABLE);
   const rows: Array<[string, number]> = [
     ['nr_free_pages', buddy.freePages()],
-    ['nr_zone_inactive_anon', lists.inactive],
-    ['nr_zone_active_anon', lists.active],
-    ['nr_zone_inactive_file', 0],
-    ['nr_zone_active_file', 0],
+    ['nr_zone_inactive_anon', lists.inactiveAnon],
+    ['nr_zone_active_anon', lists.activeAnon],
+    ['nr_zone_inactive_file', lists.inactiveFile],
+    ['nr_zone_active_file', lists.activeFile],
     ['nr_zone_unevictable', frames.shmem],
-    ['nr_zone_write_pending', 0],
+    ['nr_zone_write_pending', kernel.pageCache.nrDirty + kernel.pageCache.nrWriteback],
     ['nr_mlock', 0],
-    ['nr_inactive_anon', lists.inactive],
-    ['nr_active_anon', lists.active],
-    ['nr_inactive_file', 0],
-    ['nr_active_file', 0],
+    ['nr_inactive_anon', lists.inactiveAnon],
+    ['nr_active_anon', lists.activeAnon],
+    ['nr_inactive_file', lists.inactiveFile],
+    ['nr_active_file', lists.activeFile],
     ['nr_unevictable', frames.shmem],
     ['nr_slab_reclaimable', kernel.hw.slab.slabPages('reclaimable')],
     ['nr_slab_unreclaimable', kernel.hw.slab.slabPages('unreclaimable')],
@@ -125,10 +135,10 @@ export function renderVmstat(kernel: Kernel): string {
     ['workingset_activate_anon', e.workingset_activate_anon + act.refaultActivations],
     ['workingset_activate_file', e.workingset_activate_file],
     ['nr_anon_pages', frames.anon],
-    ['nr_mapped', 0],
-    ['nr_file_pages', frames.shmem + frames.swapCached],
-    ['nr_dirty', 0],
-    ['nr_writeback', 0],
+    ['nr_mapped', frames.fileMapped + frames.shmem],
+    ['nr_file_pages', frames.file + frames.shmem + frames.swapCached],
+    ['nr_dirty', kernel.pageCache.nrDirty],
+    ['nr_writeback', kernel.pageCache.nrWriteback],
     ['nr_shmem', frames.shmem],
     ['nr_page_table_pages', pageTables],
     ['nr_swapcached', frames.swapCached],
@@ -150,10 +160,10 @@ export function renderVmstat(kernel: Kernel): string {
     ['pgsteal_direct', e.pgsteal_direct],
     ['pgscan_kswapd', e.pgscan_kswapd],
     ['pgscan_direct', e.pgscan_direct],
-    ['pgscan_anon', e.pgscan_kswapd + e.pgscan_direct],
-    ['pgscan_file', 0],
-    ['pgsteal_anon', e.pgsteal_kswapd + e.pgsteal_direct],
-    ['pgsteal_file', 0],
+    ['pgscan_anon', e.pgscan_kswapd + e.pgscan_direct - e.pgscan_file],
+    ['pgscan_file', e.pgscan_file],
+    ['pgsteal_anon', e.pgsteal_kswapd + e.pgsteal_direct - e.pgsteal_file],
+    ['pgsteal_file', e.pgsteal_file],
     ['oom_kill', e.oom_kill],
     ['nr_tlb_local_flush_all', kernel.hw.mmu.dtlb.flushes],
     ['nr_tlb_local_flush_one', kernel.hw.mmu.dtlb.invalidations],

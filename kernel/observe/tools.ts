@@ -92,7 +92,7 @@ export function renderPmap(task: Task): string {
     total += kb;
     const perms = `${v.flags & 1 ? 'r' : '-'}${v.flags & 2 ? 'w' : '-'}${v.flags & 4 ? 'x' : '-'}${v.isShared() ? 's' : '-'}-`;
     let name = '  [ anon ]';
-    if (v.backing.kind === 'file') name = `${v.backing.path}`;
+    if (v.backing.kind === 'file') name = `${v.backing.file.path}`;
     else if (v.start <= mm.brk && v.end >= mm.startBrk) name = '  [ heap ]';
     else if (v.start <= mm.startStack && v.end >= mm.startStack) name = '  [ stack ]';
     else if (v.name !== undefined && !MAP_NAMES.has(v.name)) name = v.name;

@@ -15,6 +15,9 @@ export class VmEvents {
   pgscan_direct = 0;
   pgsteal_kswapd = 0;
   pgsteal_direct = 0;
+  /** Of the scans and steals above, those whose victim was a file page. */
+  pgscan_file = 0;
+  pgsteal_file = 0;
   allocstall_normal = 0;
   pgactivate = 0;
   pgdeactivate = 0;

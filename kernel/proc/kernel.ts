@@ -13,13 +13,31 @@
  * allocation is an error number or the OOM killer. A KernelPanic (a broken invariant) stops the
  * machine in the 'panic' state.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createActor } from 'xstate';
+import { FdTable } from '../fs/fdtable.ts';
+import {
+  type FileCallEnv,
+  sysClose,
+  sysFstat,
+  sysFsync,
+  sysFtruncate,
+  sysLseek,
+  sysOpen,
+  sysRead,
+  sysUnlink,
+  sysWrite,
+} from '../fs/filecalls.ts';
+import { canRead, canWrite, FileSystem, type Inode } from '../fs/vfs.ts';
 import type { Clock } from '../hw/clock.ts';
+import { BlockDevice, type DiskProfileName } from '../hw/disk.ts';
 import type { Mmu } from '../hw/mmu.ts';
 import { ACCESS_NAMES, ACCESS_WRITE, type MmuFault, MODE_KERNEL, MODE_USER } from '../hw/mmu.ts';
 import type { PagingFormat } from '../hw/paging/format.ts';
 import type { PhysicalMemory } from '../hw/physmem.ts';
-import { ECHILD, EFAULT, EINVAL, ENOENT, ENOMEM, ESRCH } from '../lib/errno.ts';
+import { EBADF, ECHILD, EFAULT, EINVAL, ENODEV, ENOENT, ENOMEM, ESRCH } from '../lib/errno.ts';
 import { KernelPanic, panic } from '../lib/panic.ts';
 import { Prng } from '../lib/prng.ts';
 import {
@@ -41,6 +59,7 @@ import {
   type FaultResult,
   handleFault,
 } from '../mm/fault.ts';
+import { PageCache } from '../mm/filemap.ts';
 import { createKernelCaches, type KernelCaches } from '../mm/kobjects.ts';
 import {
   AddressSpace,
@@ -50,8 +69,18 @@ import {
   type MmTunables,
   putPage,
 } from '../mm/mm.ts';
-import { doBrk, doMadvise, doMincore, doMmap, doMprotect, doMunmap } from '../mm/mmap.ts';
-import { type PageFrames, PG_ANON } from '../mm/page.ts';
+import {
+  doBrk,
+  doMadvise,
+  doMincore,
+  doMmap,
+  doMprotect,
+  doMsync,
+  doMunmap,
+  type MmapEnv,
+  VM_RAND_READ,
+} from '../mm/mmap.ts';
+import { type PageFrames, PG_ANON, PG_FILE } from '../mm/page.ts';
 import { createPolicy } from '../mm/policy/index.ts';
 import type { ReplacementPolicy } from '../mm/policy/types.ts';
 import { NP_SWAP, PteCodec } from '../mm/pte.ts';
@@ -60,6 +89,7 @@ import type { SlabAllocator } from '../mm/slab.ts';
 import type { SwapArea } from '../mm/swap.ts';
 import {
   type AnonFamily,
+  type MappedFile,
   type SharedAnonObject,
   VM_ACCOUNT,
   VM_EXEC,
@@ -177,6 +207,17 @@ export class Kernel {
   readonly scope: ReclaimScope;
   readonly groups = new Map<string, MemoryGroup>();
   kswapdTask: Task | null = null;
+  /** The files processes open and map, inside the sandbox root. */
+  readonly fs: FileSystem;
+  /** File pages in frames, shared by every reader and mapper. */
+  readonly pageCache: PageCache;
+  /** The disk files' data moves through. */
+  readonly fileDisk: BlockDevice;
+  private readonly scratchRoot: boolean;
+  /** A page-sized kernel buffer for moving file data to and from user memory. */
+  private readonly bounce: Uint8Array;
+  /** FaultMemory: did the last filePage have to read from the disk? */
+  fileReadWasMajor = false;
 
   constructor(
     hw: KernelHardware,
@@ -187,6 +228,11 @@ export class Kernel {
       memory?: Partial<Omit<KernelMemory, 'swap'>>;
       /** Make the swap area once the kernel caches exist (its slot map uses one). */
       makeSwap?: (caches: KernelCaches) => SwapArea | null;
+      /**
+       * The file system: its sandbox root (default: a scratch directory removed at shutdown)
+       * and the disk its files' data moves through (default: a timing-only ssd).
+       */
+      files?: { root?: string; disk?: BlockDevice; profile?: DiskProfileName };
     },
   ) {
     this.hw = hw;
@@ -229,6 +275,10 @@ export class Kernel {
       },
       newShmem: () => ({ id: this.nextShmemId++, pages: new Map(), users: 1 }),
       putShmem: (obj) => this.putShmem(obj),
+      fileMapped: (file, mm) => this.pageCache.addMapper(file, mm),
+      fileDirtied: (pfn) => this.pageCache.markDirty(pfn),
+      fileVmaGone: (_mm, vma) => this.fileVmaGone(vma),
+      mmGone: (mm) => this.pageCache.removeMapper(mm),
     };
     this.swap = options.makeSwap?.(this.caches) ?? null;
     this.scope = options.memory?.scope ?? 'global';
@@ -243,6 +293,28 @@ export class Kernel {
         anonVmaChain: { alloc: () => anonVmaChain.alloc(), free: (a) => anonVmaChain.free(a) },
       },
     });
+    this.fileDisk =
+      options.files?.disk ??
+      new BlockDevice({
+        path: null,
+        sizeBytes: 0,
+        profile: options.files?.profile ?? 'ssd',
+        clock: hw.clock,
+      });
+    this.scratchRoot = options.files?.root === undefined;
+    const root = options.files?.root ?? (() => mkdtempSync(join(tmpdir(), 'vmlab-files-')));
+    this.pageCache = new PageCache(this.services, {
+      allocFrame: (reclaim) => this.allocFrame(-1, PG_FILE, reclaim),
+      loaded: (pfn) => this.reclaimer.loadedFile(pfn),
+      emptied: (file) => this.fs.maybeFree(file as Inode),
+      disk: this.fileDisk,
+    });
+    this.reclaimer.files = this.pageCache;
+    this.fs = new FileSystem(root, {
+      caches: { inode: this.caches.inode, dentry: this.caches.dentry, file: this.caches.file },
+      truncatePages: (inode, fromBytes) => this.pageCache.truncate(inode, fromBytes),
+    });
+    this.bounce = new Uint8Array(hw.format.pageBytes);
     if (policy.wantsEveryReference) {
       const reclaimer = this.reclaimer;
       hw.mmu.referenceHook = (pfn, access) => reclaimer.referencedBy(pfn, access === ACCESS_WRITE);
@@ -365,10 +437,18 @@ export class Kernel {
     this.nextPid++;
     task.oomScoreAdj = options.oomScoreAdj ?? 0;
     task.startTime = this.hw.clock.now;
+    const files = this.consoleFiles();
+    if (files === null) {
+      task.destroy();
+      return -ENOMEM;
+    }
+    task.files = files;
     this.tasks.set(task.pid, task);
     const err = this.loadImage(task, image, argv);
     if (err < 0) {
       this.tasks.delete(task.pid);
+      files.destroy(this.fs);
+      task.files = null;
       task.destroy();
       return err;
     }
@@ -377,6 +457,31 @@ export class Kernel {
       ?.process(task.pid, task.comm)
       .info({ event: 'spawn', ppid: task.ppid, argv }, 'process started');
     return task;
+  }
+
+  /** A descriptor table holding stdin, stdout and stderr (0, 1, 2), or null when memory is short. */
+  private consoleFiles(): FdTable | null {
+    const table = FdTable.create(this.caches.files);
+    if (table === null) return null;
+    for (const stream of ['stdin', 'stdout', 'stderr'] as const) {
+      const f = this.fs.openConsole(stream);
+      if (f === null) {
+        table.destroy(this.fs);
+        return null;
+      }
+      table.install(f);
+    }
+    return table;
+  }
+
+  /**
+   * Write every dirty file page to its file and let go of the host (the machine is shutting
+   * down). A scratch sandbox root is removed.
+   */
+  shutdown(): void {
+    this.pageCache.syncAll();
+    this.fs.shutdown();
+    if (this.scratchRoot && this.fs.hasRoot) rmSync(this.fs.root, { recursive: true, force: true });
   }
 
   /**
@@ -452,10 +557,12 @@ export class Kernel {
         anonMapped += t.mm.rss();
       }
     }
+    this.pageCache.checkInvariants();
+    this.fs.checkInvariants();
     const pages = this.hw.pages;
     let mapcountSum = 0;
     for (let pfn = 0; pfn < pages.count; pfn++)
-      if (pages.has(pfn, PG_ANON)) mapcountSum += pages.mapcount[pfn]!;
+      if (pages.has(pfn, PG_ANON) || pages.has(pfn, PG_FILE)) mapcountSum += pages.mapcount[pfn]!;
     if (mapcountSum !== anonMapped)
       panic(`kernelCheck: ${mapcountSum} user mappings counted by frames, ${anonMapped} by address spaces`);
   }
@@ -589,6 +696,10 @@ export class Kernel {
       }
     }
     task.program = null;
+    if (task.files !== null) {
+      task.files.destroy(this.fs);
+      task.files = null;
+    }
     if (task.mm !== null) {
       task.peakRssPages = Math.max(task.peakRssPages, task.mm.hiwaterRss);
       task.swapPagesAtEnd = task.mm.swapEntries;
@@ -748,6 +859,15 @@ export class Kernel {
 
   /** A zeroed user frame for `pid`, or -1 (FaultMemory). */
   allocUserFrame(pid: number): number {
+    return this.allocFrame(pid, PG_ANON, 'yes');
+  }
+
+  /**
+   * A zeroed frame typed `owner` (PG_ANON for `pid`, or PG_FILE for the page cache), reclaiming
+   * when memory is short and `reclaim` is 'yes' (readahead asks with 'no'). -1 when none.
+   */
+  private allocFrame(pid: number, owner: number, reclaim: 'yes' | 'no'): number {
+    if (reclaim === 'no') return this.hw.buddy.alloc(0, { owner, contents: 'zeroed' });
     const task = this.tasks.get(pid);
     const mm = task?.mm ?? null;
     if (mm !== null && task !== undefined) {
@@ -760,16 +880,16 @@ export class Kernel {
         this.reclaimer.reclaim(this.groupRss(group) - group.limitPages + 1, 'direct', { group });
       }
     }
-    let pfn = this.hw.buddy.alloc(0, { owner: PG_ANON, contents: 'zeroed' });
+    let pfn = this.hw.buddy.alloc(0, { owner, contents: 'zeroed' });
     if (pfn < 0) {
       this.events.allocstall_normal++;
       this.hw.slab.shrinkSlabs(); // reclaimable slab caches give back their empty slabs first
       const local = this.scope === 'local' && mm !== null;
       this.reclaimer.reclaim(this.tunables.reclaimBatchPages, 'direct', local ? { mm } : {});
-      pfn = this.hw.buddy.alloc(0, { owner: PG_ANON, contents: 'zeroed' });
+      pfn = this.hw.buddy.alloc(0, { owner, contents: 'zeroed' });
       if (pfn < 0 && local) {
         this.reclaimer.reclaim(this.tunables.reclaimBatchPages, 'direct');
-        pfn = this.hw.buddy.alloc(0, { owner: PG_ANON, contents: 'zeroed' });
+        pfn = this.hw.buddy.alloc(0, { owner, contents: 'zeroed' });
       }
     }
     if (pfn < 0) return -1;
@@ -847,6 +967,34 @@ export class Kernel {
     this.events.pswpin++;
     this.events.pgpgin += this.hw.format.pageBytes / 1024;
     return FAULT_SWAP_IN_MAJOR;
+  }
+
+  /** FaultMemory: the page-cache frame for page `index` of `file`; the process waits for a read. */
+  filePage(file: MappedFile, index: number, vma: Vma): number {
+    const pattern = (vma.flags & VM_RAND_READ) !== 0 ? 'random' : 'sequential';
+    const pfn = this.pageCache.getPage(file as Inode, index, pattern);
+    if (pfn < 0) return -1;
+    this.fileReadWasMajor = this.pageCache.lastMajor;
+    this.waitForIo(this.pageCache.lastReadyAt);
+    return pfn;
+  }
+
+  /** The running process sleeps (at its next yield) until emulated time `time`. */
+  private waitForIo(time: number): void {
+    const task = this.current;
+    if (task === null || time <= this.hw.clock.now) return;
+    task.blockOn = 'io';
+    task.ioDoneAt = Math.max(task.ioDoneAt, time);
+  }
+
+  /** A VMA of a file is gone: a shared one's dirty pages go to the file; the file loses a user. */
+  private fileVmaGone(vma: Vma): void {
+    if (vma.backing.kind !== 'file') return;
+    const file = vma.backing.file as Inode;
+    if (vma.isShared())
+      this.pageCache.syncRange(file, vma.pgoff, vma.pgoff + vma.length / this.hw.format.pageBytes);
+    file.mapUsers--;
+    this.fs.maybeFree(file);
   }
 
   private putShmem(obj: SharedAnonObject): void {
@@ -996,21 +1144,45 @@ export class Kernel {
     }
   }
 
-  private copyFromUser(va: number, length: number): Uint8Array | number {
-    const out = new Uint8Array(length);
+  /** Fill `dst` from user memory: 0 or -EFAULT. */
+  private copyFromUserInto(va: number, dst: Uint8Array): number {
     try {
-      this.hw.mmu.loadBytes(va, out);
-      return out;
+      this.hw.mmu.loadBytes(va, dst);
+      return 0;
     } catch (err) {
       if (err instanceof UserFault) return -EFAULT;
       throw err;
     }
   }
 
+  /** What the file calls need, for `task`. */
+  private fileEnv(task: Task): FileCallEnv {
+    return {
+      fs: this.fs,
+      cache: this.pageCache,
+      get fds(): FdTable {
+        return task.files!;
+      },
+      pageBytes: this.hw.format.pageBytes,
+      copyToUser: (va, bytes) => this.copyToUser(va, bytes),
+      copyFromUser: (va, dst) => this.copyFromUserInto(va, dst),
+      frame: (pfn) => this.hw.mem.frameView(pfn),
+      frameForWrite: (pfn) => this.hw.mem.frameViewForWrite(pfn),
+      waitFor: (time) => this.waitForIo(time),
+      console: (stream, bytes) => {
+        const text = new TextDecoder().decode(bytes);
+        if (stream === 'stdout') task.stdout += text;
+        else task.stderr += text;
+      },
+      bounce: this.bounce,
+    };
+  }
+
   private syscallsFor(task: Task): Syscalls {
     const k = this;
     const mm = (): AddressSpace => task.mm!;
-    const env = {
+    const files = this.fileEnv(task);
+    const env: MmapEnv = {
       populate: (va: number, write: boolean): boolean => {
         try {
           if (write) k.hw.mmu.store8(va, k.hw.mmu.load8(va));
@@ -1020,6 +1192,17 @@ export class Kernel {
           if (err instanceof UserFault) return false;
           throw err;
         }
+      },
+      mappableFile: (fd) => {
+        const f = task.files?.get(fd);
+        if (f === undefined) return -EBADF;
+        if (f.kind !== 'regular' || f.inode.isDirectory) return -ENODEV;
+        return { file: f.inode, readable: canRead(f), writable: canWrite(f) };
+      },
+      fileMapped: (file) => k.pageCache.addMapper(file, mm()),
+      syncFile: (file, from, to, mode) => {
+        const done = k.pageCache.syncRange(file as Inode, from, to);
+        if (mode === 'sync') k.waitForIo(done);
       },
     };
     return {
@@ -1043,6 +1226,7 @@ export class Kernel {
           if (image === undefined) return -ENOENT;
           const err = k.loadImage(task, image, argv);
           if (err < 0) return err;
+          task.files?.closeOnExec(k.fs);
           k.hw.mmu.switchAddressSpace(task.mm!.tables.root, task.mm!.asid);
           throw new ExecReplaced();
         }),
@@ -1078,17 +1262,19 @@ export class Kernel {
         yield;
         return 0;
       },
-      write: (fd, va, length) =>
-        k.enter(() => {
-          if (fd !== 1 && fd !== 2) return -9; // EBADF until files exist
-          if (!Number.isSafeInteger(length) || length < 0) return -EINVAL;
-          const bytes = k.copyFromUser(va, length);
-          if (typeof bytes === 'number') return bytes;
-          const text = new TextDecoder().decode(bytes);
-          if (fd === 1) task.stdout += text;
-          else task.stderr += text;
-          return length;
-        }),
+      write: (fd, va, length) => k.enter(() => sysWrite(files, fd, va, length)),
+      read: (fd, va, length) => k.enter(() => sysRead(files, fd, va, length)),
+      pread64: (fd, va, length, offset) => k.enter(() => sysRead(files, fd, va, length, offset)),
+      pwrite64: (fd, va, length, offset) => k.enter(() => sysWrite(files, fd, va, length, offset)),
+      open: (path, flags, mode = 0o644) => k.enter(() => sysOpen(files, path, flags, mode)),
+      close: (fd) => k.enter(() => sysClose(files, fd)),
+      lseek: (fd, offset, whence) => k.enter(() => sysLseek(files, fd, offset, whence)),
+      fstat: (fd, statVa) => k.enter(() => sysFstat(files, fd, statVa)),
+      ftruncate: (fd, length) => k.enter(() => sysFtruncate(files, fd, length)),
+      fsync: (fd) => k.enter(() => sysFsync(files, fd)),
+      fdatasync: (fd) => k.enter(() => sysFsync(files, fd)),
+      unlink: (path) => k.enter(() => sysUnlink(files, path)),
+      msync: (addr, length, flags) => k.enter(() => doMsync(mm(), addr, length, flags, env)),
       vmlab_pageinfo: (va) => k.enter(() => k.pageInfo(task, va)),
       vmlab_maps: () =>
         k.enter(() =>
@@ -1107,16 +1293,24 @@ export class Kernel {
   private fork(parent: Task, childMain: UserMain): number {
     const child = Task.create(this.caches, this.nextPid, parent.pid, parent.comm);
     if (child === null) return -ENOMEM;
+    const files = parent.files?.fork() ?? FdTable.create(this.caches.files);
+    if (files === null) {
+      child.destroy();
+      return -ENOMEM;
+    }
     const mm = this.newAddressSpace(child.pid);
     if (mm === undefined) {
+      files.destroy(this.fs);
       child.destroy();
       return -ENOMEM;
     }
     if (!parent.mm!.forkInto(mm)) {
       mm.destroy();
+      files.destroy(this.fs);
       child.destroy();
       return -ENOMEM;
     }
+    child.files = files;
     this.nextPid++;
     child.mm = mm;
     child.oomScoreAdj = parent.oomScoreAdj;

@@ -6,6 +6,7 @@
  * A task exists only while its task_struct slab object does (KernelObject).
  */
 import { type Actor, createActor } from 'xstate';
+import type { FdTable } from '../fs/fdtable.ts';
 import { type KernelCaches, KernelObject, SlabRef } from '../mm/kobjects.ts';
 import type { AddressSpace } from '../mm/mm.ts';
 import type { MemoryGroup } from '../mm/reclaim.ts';
@@ -20,6 +21,8 @@ export class Task extends KernelObject {
   /** Command name (comm), at most 15 characters as in Linux. */
   comm: string;
   mm: AddressSpace | null = null;
+  /** Open files (descriptor table); null once the process has exited. */
+  files: FdTable | null = null;
   program: TaskProgram | null = null;
   ctx: UserContext | null = null;
   readonly actor: Actor<typeof processMachine>;

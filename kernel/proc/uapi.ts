@@ -9,6 +9,20 @@
  *
  * Raw system calls return -errno on failure, as Linux's do (libc turns that into errno).
  */
+
+export { SEEK_CUR, SEEK_END, SEEK_SET, STAT_BYTES } from '../fs/filecalls.ts';
+export {
+  O_ACCMODE,
+  O_APPEND,
+  O_CLOEXEC,
+  O_CREAT,
+  O_DIRECTORY,
+  O_EXCL,
+  O_RDONLY,
+  O_RDWR,
+  O_TRUNC,
+  O_WRONLY,
+} from '../fs/vfs.ts';
 export * from '../lib/errno.ts';
 export * from '../lib/signals.ts';
 export {
@@ -28,6 +42,9 @@ export {
   MAP_SHARED,
   MAP_SHARED_VALIDATE,
   MAP_STACK,
+  MS_ASYNC,
+  MS_INVALIDATE,
+  MS_SYNC,
   PROT_EXEC,
   PROT_NONE,
   PROT_READ,
@@ -108,8 +125,28 @@ export interface Syscalls {
   kill(pid: number, sig: number): number;
   sched_yield(): Generator<void, number, void>;
   nanosleep(nanoseconds: number): Generator<void, number, void>;
-  /** write(2) on stdout (1) or stderr (2): the bytes at `va` go to the process's output. */
+  /**
+   * write(2): to a file through the page cache, or to the process's captured stdout (1) or
+   * stderr (2). Bytes written, or -errno.
+   */
   write(fd: number, va: number, length: number): number;
+  /** read(2): bytes read (0 at end of file), or -errno. A read from the disk sleeps at the next yield. */
+  read(fd: number, va: number, length: number): number;
+  pread64(fd: number, va: number, length: number, offset: number): number;
+  pwrite64(fd: number, va: number, length: number, offset: number): number;
+  /** open(2) inside the machine's sandbox root: a descriptor, or -errno. `mode` defaults to 0644. */
+  open(path: string, flags: number, mode?: number): number;
+  close(fd: number): number;
+  lseek(fd: number, offset: number, whence: number): number;
+  /** fstat(2): writes a struct stat (x86-64 layout, STAT_BYTES bytes) at `statVa`. */
+  fstat(fd: number, statVa: number): number;
+  ftruncate(fd: number, length: number): number;
+  /** fsync(2): the file's dirty pages go to the disk; the caller sleeps until they are written. */
+  fsync(fd: number): number;
+  fdatasync(fd: number): number;
+  unlink(path: string): number;
+  /** msync(2) on shared file mappings (MS_SYNC waits for the disk). */
+  msync(addr: number, length: number, flags: number): number;
   /** vmlab introspection: what backs the page holding `va` in this process. */
   vmlab_pageinfo(va: number): PageInfo;
   /** vmlab introspection: this process's mappings, as /proc/self/maps lists them. */

@@ -25,6 +25,8 @@ export interface TestMachineOptions {
   swapMiB?: number;
   policy?: BootOptions['policy'];
   asidBits?: number;
+  /** The files processes see (BootOptions.files): a host folder, copied unless writeThrough. */
+  files?: BootOptions['files'];
 }
 
 export interface TestMachine extends BootedMachine {
@@ -57,6 +59,7 @@ export function bootTestMachine(options: TestMachineOptions = {}): TestMachine {
     tunables: options.tunables,
     policy: options.policy,
     swap: options.swapMiB === undefined ? undefined : { bytes: options.swapMiB * 1024 * 1024 },
+    files: options.files,
   });
   let n = 0;
   const register = (main: UserMain, path?: string): string => {

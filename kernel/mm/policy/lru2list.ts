@@ -149,6 +149,10 @@ export class Lru2ListPolicy implements ReplacementPolicy {
     };
   }
 
+  isActive(pfn: number): boolean {
+    return this.active.has(pfn);
+  }
+
   listSizes(): { active: number; inactive: number } {
     return { active: this.active.size, inactive: this.inactive.size };
   }

@@ -65,6 +65,8 @@ export interface ReplacementPolicy {
    * leave it out and count every resident page as inactive in /proc/meminfo.
    */
   listSizes?(): { active: number; inactive: number };
+  /** Is frame `pfn` on the active list? (Two-list policies; for meminfo's Active/Inactive.) */
+  isActive?(pfn: number): boolean;
   /** Activation counters of two-list policies (pgactivate, pgdeactivate, workingset_activate). */
   activity?(): { activations: number; deactivations: number; refaultActivations: number };
   /** The resident frames in the policy's order (for traces: FIFO order, LRU -> MRU, clock order). */
