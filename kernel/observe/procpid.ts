@@ -8,14 +8,18 @@
  *   /proc/PID/oom_score      renderOomScore
  *   /proc/PID/oom_score_adj  renderOomScoreAdj
  *   /proc/PID/pagemap        renderPagemap (a range of virtual pages), readPagemap (a byte window)
+ *   /proc/PID/smaps          renderSmaps       (maps lines with each VMA's Rss, Pss, Swap …)
+ *   /proc/PID/smaps_rollup   renderSmapsRollup (the same figures summed over the address space)
  * and renderProc(kernel, path), which finds the file for a path.
  *
  * A task without an address space (a zombie, a kernel thread) reads as Linux shows one: an empty
- * maps, a status without memory lines, a statm of zeros. A reaped task has no /proc directory.
+ * maps and smaps, a status without memory lines, a statm of zeros, an smaps_rollup whose read
+ * fails (ESRCH). A reaped task has no /proc directory.
  */
-import { EINVAL } from '../lib/errno.ts';
+import { EINVAL, ESRCH } from '../lib/errno.ts';
+import { panic } from '../lib/panic.ts';
 import type { AddressSpace } from '../mm/mm.ts';
-import { PG_ANON, PG_SHMEM } from '../mm/page.ts';
+import { PG_ANON, PG_DIRTY, PG_LAZYFREE, PG_REFERENCED, PG_SHMEM } from '../mm/page.ts';
 import { NP_PROTNONE, NP_SWAP } from '../mm/pte.ts';
 import {
   VM_EXEC,
@@ -489,6 +493,339 @@ export function decodePagemapEntry(bytes: Uint8Array, index: number): PagemapEnt
   };
 }
 
+// ---- /proc/PID/smaps, smaps_rollup ----
+
+/*
+ * Linux's smaps accounting (fs/proc/task_mmu.c smap_gather_stats, smaps_pte_entry,
+ * smaps_account, smaps_page_accumulate), page by page over the VMA's entries:
+ *
+ *   present (or kept under PROT_NONE, which Linux's pte_present counts):
+ *     Rss += PAGE; Anonymous += PAGE for an anonymous page (not shmem), LazyFree too when it
+ *     was given MADV_FREE and neither the entry nor the page is dirty; Referenced += PAGE when
+ *     the entry is accessed or the page PG_REFERENCED;
+ *     refcount == 1: private, pss = PAGE << PSS_SHIFT
+ *     else:          mapcount >= 2: shared, pss = (PAGE << PSS_SHIFT) / mapcount
+ *                    mapcount <  2: private, pss = PAGE << PSS_SHIFT
+ *     dirty (entry or PG_DIRTY): Private_Dirty or Shared_Dirty, Pss_Dirty += pss;
+ *     else Private_Clean or Shared_Clean; Pss_Anon, Pss_Shmem or Pss_File += pss by the
+ *     page's kind; Locked += pss in a VM_LOCKED VMA
+ *   swap entry:
+ *     Swap += PAGE; SwapPss += (PAGE << PSS_SHIFT) / n when n = swp_swapcount >= 2 (the
+ *     slot's references from page tables, the swap cache's one left out), else PAGE << PSS_SHIFT
+ *
+ * The Pss figures stay in fixed point (bytes << PSS_SHIFT) until they are printed as
+ * pss >> PSS_SHIFT >> 10 kB, so that shares of a page are not rounded away one by one.
+ * vmlab has no KSM, transparent or hugetlb pages: those lines read 0, and THPeligible 0 (as
+ * Linux with transparent_hugepage=never). Shared anonymous pages never go to swap here, so
+ * shmem_swap_usage adds nothing to Swap.
+ */
+
+/** Fixed-point shift of the Pss counters (Linux's PSS_SHIFT). */
+export const PSS_SHIFT = 12;
+
+/**
+ * Linux's struct mem_size_stats for one VMA or a whole address space: sizes in bytes, the
+ * pss* and swapPss figures in bytes << PSS_SHIFT.
+ *   resident == sharedClean + sharedDirty + privateClean + privateDirty
+ *   pss == pssAnon + pssFile + pssShmem
+ */
+export interface MemSizeStats {
+  resident: number;
+  sharedClean: number;
+  sharedDirty: number;
+  privateClean: number;
+  privateDirty: number;
+  referenced: number;
+  anonymous: number;
+  ksm: number;
+  lazyfree: number;
+  anonymousThp: number;
+  shmemThp: number;
+  fileThp: number;
+  sharedHugetlb: number;
+  privateHugetlb: number;
+  swap: number;
+  pss: number;
+  pssAnon: number;
+  pssFile: number;
+  pssShmem: number;
+  pssDirty: number;
+  pssLocked: number;
+  swapPss: number;
+}
+
+/** All-zero statistics. */
+export function emptyMemSizeStats(): MemSizeStats {
+  return {
+    resident: 0,
+    sharedClean: 0,
+    sharedDirty: 0,
+    privateClean: 0,
+    privateDirty: 0,
+    referenced: 0,
+    anonymous: 0,
+    ksm: 0,
+    lazyfree: 0,
+    anonymousThp: 0,
+    shmemThp: 0,
+    fileThp: 0,
+    sharedHugetlb: 0,
+    privateHugetlb: 0,
+    swap: 0,
+    pss: 0,
+    pssAnon: 0,
+    pssFile: 0,
+    pssShmem: 0,
+    pssDirty: 0,
+    pssLocked: 0,
+    swapPss: 0,
+  };
+}
+
+/**
+ * Add the pages of `vma` (in `mm`) to `into`, as smap_gather_stats walks them, and return it
+ * (new statistics without `into`). Reads the page tables and frame metadata only.
+ */
+export function smapGatherStats(
+  kernel: Kernel,
+  where: { mm: AddressSpace; vma: Vma; into?: MemSizeStats },
+): MemSizeStats {
+  const { mm, vma } = where;
+  const mss = where.into ?? emptyMemSizeStats();
+  const locked = (vma.flags & VM_LOCKED) !== 0;
+  mm.tables.forEachEntry(vma.start, vma.end, (_va, _pa, lo, hi) => {
+    smapsPteEntry(kernel, mss, { lo, hi, locked });
+  });
+  return mss;
+}
+
+/** One non-none entry (smaps_pte_entry): a mapped frame, or a swap slot. */
+function smapsPteEntry(
+  kernel: Kernel,
+  mss: MemSizeStats,
+  entry: { lo: number; hi: number; locked: boolean },
+): void {
+  const { lo, hi, locked } = entry;
+  const pte = kernel.pte;
+  if (pte.isPresent(lo, hi)) {
+    const pfn = pte.pfnOf(lo, hi);
+    smapsAccount(kernel, mss, { pfn, young: pte.isAccessed(lo, hi), dirty: pte.isDirty(lo, hi), locked });
+    return;
+  }
+  const tag = pte.nonPresentTag(lo, hi);
+  if (tag === NP_PROTNONE) {
+    // Present to Linux; the entry's dirty bit went to PG_DIRTY when PROT_NONE was applied.
+    const pfn = pte.nonPresentPayload(lo, hi);
+    smapsAccount(kernel, mss, { pfn, young: false, dirty: false, locked });
+  } else if (tag === NP_SWAP) {
+    smapsSwapEntry(kernel, mss, pte.nonPresentPayload(lo, hi));
+  }
+}
+
+/** A swap entry: Swap, and SwapPss shared by the page tables naming the slot. */
+function smapsSwapEntry(kernel: Kernel, mss: MemSizeStats, slot: number): void {
+  const swap = kernel.swap;
+  if (swap === null) panic(`smapsSwapEntry: swap entry for slot ${slot} without a swap area`);
+  const page = kernel.hw.format.pageBytes;
+  // swp_swapcount: the slot's count without the swap cache's reference.
+  const mapcount = swap.count[slot]! - (swap.cachePfn[slot]! >= 0 ? 1 : 0);
+  mss.swap += page;
+  const full = page * 2 ** PSS_SHIFT;
+  mss.swapPss += mapcount >= 2 ? Math.floor(full / mapcount) : full;
+}
+
+/** A mapped frame (smaps_account, one base page). */
+function smapsAccount(
+  kernel: Kernel,
+  mss: MemSizeStats,
+  entry: { pfn: number; young: boolean; dirty: boolean; locked: boolean },
+): void {
+  const { pfn } = entry;
+  const pages = kernel.hw.pages;
+  const size = kernel.hw.format.pageBytes;
+  const flags = pages.flags[pfn]!;
+  const kind = smapsPageKind(flags);
+  const pageDirty = (flags & PG_DIRTY) !== 0;
+  if (kind === 'anon') {
+    mss.anonymous += size;
+    if ((flags & PG_LAZYFREE) !== 0 && !entry.dirty && !pageDirty) mss.lazyfree += size;
+  }
+  mss.resident += size;
+  if (entry.young || (flags & PG_REFERENCED) !== 0) mss.referenced += size;
+  const full = size * 2 ** PSS_SHIFT;
+  const dirty = entry.dirty || pageDirty;
+  if (pages.refcount[pfn] === 1) {
+    smapsPageAccumulate(mss, { kind, size, pss: full, dirty, locked: entry.locked, sharing: 'private' });
+    return;
+  }
+  const mapcount = pages.mapcount[pfn]!;
+  smapsPageAccumulate(mss, {
+    kind,
+    size,
+    pss: mapcount >= 2 ? Math.floor(full / mapcount) : full,
+    dirty,
+    locked: entry.locked,
+    sharing: mapcount >= 2 ? 'shared' : 'private',
+  });
+}
+
+/** Linux's folio kinds for the Pss split: anonymous, shmem (swap-backed, not anon), or file. */
+function smapsPageKind(flags: number): 'anon' | 'shmem' | 'file' {
+  if ((flags & PG_SHMEM) !== 0) return 'shmem';
+  if ((flags & PG_ANON) !== 0) return 'anon';
+  return 'file';
+}
+
+/** smaps_page_accumulate: the Pss split and the shared/private, clean/dirty sizes. */
+function smapsPageAccumulate(
+  mss: MemSizeStats,
+  p: {
+    kind: 'anon' | 'shmem' | 'file';
+    size: number;
+    pss: number;
+    dirty: boolean;
+    locked: boolean;
+    sharing: 'private' | 'shared';
+  },
+): void {
+  mss.pss += p.pss;
+  if (p.kind === 'anon') mss.pssAnon += p.pss;
+  else if (p.kind === 'shmem') mss.pssShmem += p.pss;
+  else mss.pssFile += p.pss;
+  if (p.locked) mss.pssLocked += p.pss;
+  if (p.dirty) {
+    mss.pssDirty += p.pss;
+    if (p.sharing === 'private') mss.privateDirty += p.size;
+    else mss.sharedDirty += p.size;
+  } else if (p.sharing === 'private') {
+    mss.privateClean += p.size;
+  } else {
+    mss.sharedClean += p.size;
+  }
+}
+
+/** `val >> 10` for byte counts past 32 bits. */
+function kB(bytes: number): number {
+  return Math.floor(bytes / 1024);
+}
+
+/** `pss >> PSS_SHIFT`: a fixed-point figure back in bytes. */
+function pssBytes(pss: number): number {
+  return Math.floor(pss / 2 ** PSS_SHIFT);
+}
+
+/** Column where an smaps value ends: a 16-byte label and %8lu (7 after "Private_Hugetlb: "). */
+const SMAPS_VALUE_END = 24;
+
+/** `seq_put_decimal_ull_width(m, label, bytes >> 10, …)` and the " kB\n" that follows. */
+function smapsLine(label: string, bytes: number): string {
+  return `${label}${String(kB(bytes)).padStart(SMAPS_VALUE_END - label.length)} kB\n`;
+}
+
+/** __show_smap: Rss to Locked; Pss_Anon, Pss_File and Pss_Shmem in the rollup only. */
+function showSmapFields(mss: MemSizeStats, mode: 'vma' | 'rollup'): string {
+  let out = smapsLine('Rss:            ', mss.resident);
+  out += smapsLine('Pss:            ', pssBytes(mss.pss));
+  out += smapsLine('Pss_Dirty:      ', pssBytes(mss.pssDirty));
+  if (mode === 'rollup') {
+    out += smapsLine('Pss_Anon:       ', pssBytes(mss.pssAnon));
+    out += smapsLine('Pss_File:       ', pssBytes(mss.pssFile));
+    out += smapsLine('Pss_Shmem:      ', pssBytes(mss.pssShmem));
+  }
+  out += smapsLine('Shared_Clean:   ', mss.sharedClean);
+  out += smapsLine('Shared_Dirty:   ', mss.sharedDirty);
+  out += smapsLine('Private_Clean:  ', mss.privateClean);
+  out += smapsLine('Private_Dirty:  ', mss.privateDirty);
+  out += smapsLine('Referenced:     ', mss.referenced);
+  out += smapsLine('Anonymous:      ', mss.anonymous);
+  out += smapsLine('KSM:            ', mss.ksm);
+  out += smapsLine('LazyFree:       ', mss.lazyfree);
+  out += smapsLine('AnonHugePages:  ', mss.anonymousThp);
+  out += smapsLine('ShmemPmdMapped: ', mss.shmemThp);
+  out += smapsLine('FilePmdMapped:  ', mss.fileThp);
+  out += smapsLine('Shared_Hugetlb: ', mss.sharedHugetlb);
+  out += smapsLine('Private_Hugetlb: ', mss.privateHugetlb);
+  out += smapsLine('Swap:           ', mss.swap);
+  out += smapsLine('SwapPss:        ', pssBytes(mss.swapPss));
+  out += smapsLine('Locked:         ', pssBytes(mss.pssLocked));
+  return out;
+}
+
+/**
+ * VmFlags mnemonics by bit (show_smap_vma_flags, Linux 6.x on x86-64 with soft-dirty). The VM_*
+ * values of kernel/mm/vma.ts are Linux's, so a flag's bit picks its name:
+ *   0-7    VM_READ VM_WRITE VM_EXEC VM_SHARED VM_MAYREAD VM_MAYWRITE VM_MAYEXEC VM_MAYSHARE
+ *   8-15   VM_GROWSDOWN VM_UFFD_MISSING VM_PFNMAP (bit 11 unnamed) VM_UFFD_WP VM_LOCKED VM_IO
+ *          VM_SEQ_READ
+ *   16-23  VM_RAND_READ VM_DONTCOPY VM_DONTEXPAND VM_LOCKONFAULT VM_ACCOUNT VM_NORESERVE
+ *          VM_HUGETLB VM_SYNC
+ *   24-31  VM_ARCH_1 VM_WIPEONFORK VM_DONTDUMP VM_SOFTDIRTY VM_MIXEDMAP VM_HUGEPAGE
+ *          VM_NOHUGEPAGE VM_MERGEABLE
+ * Bit 11 (VM_DENYWRITE until 5.15) and the high bits vmlab has no flags for print "??", as an
+ * unknown flag does in Linux.
+ */
+// biome-ignore format: eight flags a row, in bit order
+const VM_FLAG_MNEMONICS: readonly string[] = [
+  'rd', 'wr', 'ex', 'sh', 'mr', 'mw', 'me', 'ms',
+  'gd', 'um', 'pf', '??', 'uw', 'lo', 'io', 'sr',
+  'rr', 'dc', 'de', 'lf', 'ac', 'nr', 'ht', 'sf',
+  'ar', 'wf', 'dd', 'sd', 'mm', 'hg', 'nh', 'mg',
+];
+
+/** The VmFlags line: `VmFlags: ` and `%s ` per set flag in bit order (a trailing space). */
+export function vmFlagsLine(flags: number): string {
+  const value = flags < 0 ? flags >>> 0 : flags; // bit 31 set by a 32-bit `|` reads as negative
+  let out = 'VmFlags: ';
+  for (let bit = 0; bit < 53 && 2 ** bit <= value; bit++) {
+    if (Math.floor(value / 2 ** bit) % 2 === 1) out += `${VM_FLAG_MNEMONICS[bit] ?? '??'} `;
+  }
+  return `${out}\n`;
+}
+
+/**
+ * One VMA's smaps entry (show_smap): the maps line, Size, KernelPageSize, MMUPageSize (the
+ * machine's page size), __show_smap's lines, THPeligible and VmFlags.
+ */
+function showSmap(kernel: Kernel, mm: AddressSpace, vma: Vma): string {
+  const mss = smapGatherStats(kernel, { mm, vma });
+  const page = kernel.hw.format.pageBytes;
+  let out = mapsLine(mm, vma);
+  out += smapsLine('Size:           ', vma.length);
+  out += smapsLine('KernelPageSize: ', page);
+  out += smapsLine('MMUPageSize:    ', page);
+  out += showSmapFields(mss, 'vma');
+  out += `THPeligible:    ${String(0).padStart(8)}\n`; // no transparent huge pages
+  out += vmFlagsLine(vma.flags);
+  return out;
+}
+
+/** /proc/PID/smaps: each VMA's maps line and its memory figures; empty without an address space. */
+export function renderSmaps(kernel: Kernel, task: Task): string {
+  const mm = task.mm;
+  if (mm === null) return '';
+  let out = '';
+  for (const v of mm.vmas.all()) out += showSmap(kernel, mm, v);
+  return out;
+}
+
+/**
+ * /proc/PID/smaps_rollup (show_smaps_rollup): the figures of every VMA summed (Pss in fixed
+ * point before the shift), under a header from the first VMA's start to the last one's end,
+ * `---p 00000000 00:00 0` and the name `[rollup]` at byte 73; 00000000-00000000 for an empty
+ * address space. Without an address space Linux's read fails: -ESRCH.
+ */
+export function renderSmapsRollup(kernel: Kernel, task: Task): string | number {
+  const mm = task.mm;
+  if (mm === null) return -ESRCH;
+  const mss = emptyMemSizeStats();
+  const vmas = mm.vmas.all();
+  for (const v of vmas) smapGatherStats(kernel, { mm, vma: v, into: mss });
+  const start = vmas[0]?.start ?? 0;
+  const end = vmas.at(-1)?.end ?? 0;
+  const head = `${hex(start, 8)}-${hex(end, 8)} ---p 00000000 00:00 0 `;
+  return `${head.padEnd(MAPS_NAME_COLUMN)} [rollup]\n${showSmapFields(mss, 'rollup')}`;
+}
+
 // ---- the dispatcher ----
 
 const PROC_PID_PATH = /^\/proc\/(\d+|self)\/([a-z_]+)$/;
@@ -497,6 +834,7 @@ const PROC_PID_PATH = /^\/proc\/(\d+|self)\/([a-z_]+)$/;
  * The contents of the /proc file at `path`, or undefined when there is no such file (unknown
  * name, no such pid, a reaped task, `self` with no current task). `/proc/PID/pagemap` reads the
  * page range given in `options.pagemap` (empty without one); see readPagemap for byte windows.
+ * An smaps_rollup that cannot be read (no address space: ESRCH) is undefined too.
  */
 export function renderProc(
   kernel: Kernel,
@@ -522,6 +860,12 @@ export function renderProc(
       return renderOomScoreAdj(task);
     case 'pagemap':
       return renderPagemap(kernel, task, options.pagemap ?? { startVa: 0, endVa: 0 });
+    case 'smaps':
+      return renderSmaps(kernel, task);
+    case 'smaps_rollup': {
+      const rollup = renderSmapsRollup(kernel, task);
+      return typeof rollup === 'string' ? rollup : undefined;
+    }
     default:
       return undefined;
   }
