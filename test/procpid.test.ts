@@ -2,12 +2,19 @@
  * /proc/PID files (kernel/observe/procpid.ts): golden files for a deterministic workload
  * (test/fixtures/proc/), and hand-computed bytes for the layout rules that matter: the maps
  * name column at byte 73, the trailing space of anonymous maps lines, the TAB and %8lu of the
- * status memory lines, statm's seven fields, stat's 52, oom_score's integer formula, and the
- * pagemap bits.
+ * status memory lines, statm's seven fields, stat's 52, oom_score's integer formula, the
+ * pagemap bits, and smaps' accounting (Pss shares in Linux's fixed point, Swap and SwapPss,
+ * LazyFree, shared file pages).
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { bootKernel, buildMachine } from '../kernel/boot/machine.ts';
-import { EINVAL } from '../kernel/lib/errno.ts';
+import { withPageSize } from '../kernel/boot/formatfile.ts';
+import { type BootedMachine, bootKernel, buildMachine } from '../kernel/boot/machine.ts';
+import { PRESET_FORMATS } from '../kernel/hw/paging/presets.ts';
+import { EINVAL, ESRCH } from '../kernel/lib/errno.ts';
+import { VM_LOCKED, VM_NORESERVE, VM_READ } from '../kernel/mm/vma.ts';
 import {
   decodePagemapEntry,
   oomScore,
@@ -18,22 +25,29 @@ import {
   renderOomScoreAdj,
   renderPagemap,
   renderProc,
+  renderSmaps,
+  renderSmapsRollup,
   renderStat,
   renderStatm,
   renderStatus,
   STAT_FIELDS,
+  vmFlagsLine,
 } from '../kernel/observe/procpid.ts';
 import type { Kernel } from '../kernel/proc/kernel.ts';
 import { Task } from '../kernel/proc/task.ts';
 import {
+  MADV_FREE,
   MAP_ANONYMOUS,
   MAP_PRIVATE,
   MAP_SHARED,
+  O_RDWR,
+  PROT_NONE,
   PROT_READ,
   PROT_WRITE,
   type ProgramImage,
   type UserMain,
 } from '../kernel/proc/uapi.ts';
+import { bootTestMachine } from './helpers/kernel.ts';
 
 const PAGE = 4096;
 const SLEEP_NS = 1e9;
@@ -141,6 +155,12 @@ describe('golden files: probe asleep', () => {
     const high = vmas.at(-2)!.end;
     pm.push(pagemapText(renderPagemap(k, task, { startVa: low, endVa: high }), low));
     await expect(pm.join('--\n')).toMatchFileSnapshot('./fixtures/proc/probe.pagemap.txt');
+  });
+
+  it('smaps and smaps_rollup match test/fixtures/proc', async () => {
+    const { k, task } = bootProbe();
+    await expect(renderSmaps(k, task)).toMatchFileSnapshot('./fixtures/proc/probe.smaps.txt');
+    await expect(renderSmapsRollup(k, task)).toMatchFileSnapshot('./fixtures/proc/probe.smaps_rollup.txt');
   });
 });
 
@@ -489,5 +509,422 @@ describe('renderProc', () => {
     expect(k.run()).toBe('halted');
     expect(task.state).toBe('reaped');
     expect(renderProc(k, `/proc/${task.pid}/status`)).toBeUndefined();
+  });
+});
+
+// ---- /proc/PID/smaps and smaps_rollup ----
+
+/** One smaps entry: its header line, `Key: value` figures (kB, or the bare THPeligible), VmFlags. */
+interface SmapsEntry {
+  header: string;
+  start: number;
+  fields: Record<string, number>;
+  vmFlags: string;
+}
+
+function parseSmaps(text: string): SmapsEntry[] {
+  const entries: SmapsEntry[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    const field = /^([A-Za-z_]+): +(\d+)( kB)?$/.exec(line);
+    if (field !== null) {
+      entries.at(-1)!.fields[field[1]!] = Number(field[2]);
+    } else if (line.startsWith('VmFlags: ')) {
+      entries.at(-1)!.vmFlags = line.slice('VmFlags: '.length);
+    } else {
+      entries.push({ header: line, start: Number.parseInt(line, 16), fields: {}, vmFlags: '' });
+    }
+  }
+  return entries;
+}
+
+/** The smaps entry of the VMA containing `va`. */
+function smapsAt(k: Kernel, task: Task, va: number): Record<string, number> {
+  const v = task.mm!.vmas.find(va)!;
+  return parseSmaps(renderSmaps(k, task)).find((e) => e.start === v.start)!.fields;
+}
+
+function rollupOf(k: Kernel, task: Task): Record<string, number> {
+  return parseSmaps(renderSmapsRollup(k, task) as string)[0]!.fields;
+}
+
+/** Run `m` until every task in `tasks` (and their children) sleeps, and `ready()` holds. */
+function runUntilAsleep(m: BootedMachine, tasks: Task[], ready: () => boolean = () => true): void {
+  const asleep = (t: Task): boolean => t.state === 'blocked.sleep' && t.children.every(asleep);
+  const done = (): boolean => tasks.every(asleep) && ready();
+  for (let i = 0; i < 100_000 && !done(); i++) m.kernel.run({ untilCycles: m.clock.now + 100_000 });
+  expect(done()).toBe(true);
+  m.kernel.checkInvariants();
+}
+
+const SMAPS_KEYS = [
+  'Size',
+  'KernelPageSize',
+  'MMUPageSize',
+  'Rss',
+  'Pss',
+  'Pss_Dirty',
+  'Shared_Clean',
+  'Shared_Dirty',
+  'Private_Clean',
+  'Private_Dirty',
+  'Referenced',
+  'Anonymous',
+  'KSM',
+  'LazyFree',
+  'AnonHugePages',
+  'ShmemPmdMapped',
+  'FilePmdMapped',
+  'Shared_Hugetlb',
+  'Private_Hugetlb',
+  'Swap',
+  'SwapPss',
+  'Locked',
+  'THPeligible',
+  'VmFlags',
+];
+
+const ROLLUP_KEYS = [
+  'Rss',
+  'Pss',
+  'Pss_Dirty',
+  'Pss_Anon',
+  'Pss_File',
+  'Pss_Shmem',
+  ...SMAPS_KEYS.slice(6, SMAPS_KEYS.indexOf('THPeligible')),
+];
+
+describe('/proc/PID/smaps: layout', () => {
+  it("prints each VMA's maps line, then Linux's fields in order with values ending at column 24", () => {
+    const { k, task } = bootProbe();
+    const text = renderSmaps(k, task);
+    const lines = text.split('\n');
+    expect(lines.pop()).toBe('');
+    const maps = renderMaps(task).split('\n').slice(0, -1);
+    expect(lines).toHaveLength(maps.length * (1 + SMAPS_KEYS.length));
+    for (let i = 0; i < maps.length; i++) {
+      const block = lines.slice(i * 25, (i + 1) * 25);
+      expect(block[0]).toBe(maps[i]); // the maps line, trailing space and name column included
+      expect(block.slice(1).map((l) => l.split(':')[0])).toEqual(SMAPS_KEYS);
+      for (const l of block.slice(1, 23)) {
+        expect(l).toMatch(/^[A-Za-z_]+: +\d+ kB$/);
+        expect(l.length).toBe(24 + ' kB'.length);
+      }
+      expect(block[23]).toBe('THPeligible:           0');
+      expect(block[24]).toMatch(/^VmFlags:( [a-z?]{2})+ $/); // "%s " per flag: a trailing space
+    }
+    expect(lines[1]).toBe('Size:                  8 kB');
+    expect(lines[2]).toBe('KernelPageSize:        4 kB');
+    expect(lines.find((l) => l.startsWith('Private_Hugetlb:'))).toBe('Private_Hugetlb:       0 kB');
+  });
+
+  it('names the VM_* flags with their two-letter mnemonics in bit order', () => {
+    const { k, task } = bootProbe();
+    const flags = parseSmaps(renderSmaps(k, task)).map((e) => e.vmFlags);
+    expect(flags[0]).toBe('rd ex mr mw me '); // text
+    expect(flags[2]).toBe('rd wr mr mw me ac '); // heap: private writable, accounted
+    expect(flags[3]).toBe('rd wr sh mr mw me ms '); // shared anonymous
+    expect(flags.at(-1)).toBe('rd wr mr mw me gd ac '); // stack: grows down
+    expect(vmFlagsLine(VM_READ | VM_LOCKED | VM_NORESERVE)).toBe('VmFlags: rd lo nr \n');
+    expect(vmFlagsLine(0x800 | 0x80000000)).toBe('VmFlags: ?? mg \n'); // unnamed bit 11, VM_MERGEABLE
+    expect(vmFlagsLine(0)).toBe('VmFlags: \n');
+  });
+
+  it('smaps_rollup: [rollup] from the first VMA start to the last end, and the summed fields', () => {
+    const { k, task } = bootProbe();
+    const rollup = renderSmapsRollup(k, task) as string;
+    const lines = rollup.split('\n');
+    expect(lines.pop()).toBe('');
+    expect(lines[0]).toBe(`00400000-7ffffffff000 ---p 00000000 00:00 0${' '.repeat(30)}[rollup]`);
+    expect(lines[0]!.indexOf('[rollup]')).toBe(73);
+    expect(lines.slice(1).map((l) => l.split(':')[0])).toEqual(ROLLUP_KEYS);
+    for (const l of lines.slice(1)) expect(l.length).toBe(27);
+    // by hand from probe's layout: 2 heap + 5 private (anonymous) + 1 shared page, all written once
+    expect(rollupOf(k, task)).toMatchObject({
+      Rss: 32,
+      Pss: 32,
+      Pss_Dirty: 32,
+      Pss_Anon: 28,
+      Pss_File: 0,
+      Pss_Shmem: 4,
+      Private_Dirty: 32,
+      Shared_Clean: 0,
+      Shared_Dirty: 0,
+      Anonymous: 28,
+      Referenced: 32,
+      Swap: 0,
+    });
+  });
+
+  it('an address space-less task: empty smaps, smaps_rollup read fails with ESRCH', () => {
+    const { k } = bootProbe();
+    const t = Task.create(k.caches, 999, 1, 'lonely')!;
+    expect(renderSmaps(k, t)).toBe('');
+    expect(renderSmapsRollup(k, t)).toBe(-ESRCH);
+    t.destroy();
+  });
+
+  it('renderProc serves smaps and smaps_rollup', () => {
+    const { k, task } = bootProbe();
+    expect(renderProc(k, `/proc/${task.pid}/smaps`)).toBe(renderSmaps(k, task));
+    expect(renderProc(k, `/proc/${task.pid}/smaps_rollup`)).toBe(renderSmapsRollup(k, task));
+  });
+
+  it("prints the machine's page size: 16 KiB pages", () => {
+    const format = withPageSize(PRESET_FORMATS['x86-64']!, 16384);
+    const page = format.pageBytes;
+    let base = 0;
+    const main: UserMain = function* ({ cpu, sys }) {
+      base = sys.mmap(0, 3 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (base < 0) return 1;
+      cpu.store8(base, 1);
+      cpu.store8(base + 2 * page, 2);
+      yield* sys.nanosleep(SLEEP_NS);
+      return 0;
+    };
+    const m = bootKernel(buildMachine({ memoryBytes: 16 << 20, format }), {
+      loader: (path) =>
+        path === '/bin/big' ? { path, main, textBytes: page, dataBytes: page, bssBytes: page } : undefined,
+    });
+    const task = m.kernel.spawn('/bin/big', ['big']);
+    if (typeof task === 'number') throw new Error(`spawn: ${task}`);
+    runUntilAsleep(m, [task]);
+    expect(smapsAt(m.kernel, task, base)).toMatchObject({
+      Size: 48,
+      KernelPageSize: 16,
+      MMUPageSize: 16,
+      Rss: 32,
+      Pss: 32,
+      Private_Dirty: 32,
+      Anonymous: 32,
+    });
+  });
+});
+
+describe('/proc/PID/smaps: accounting', () => {
+  it('a page shared by parent and child after fork has Pss = half, and counts as shared', () => {
+    const { k, task } = bootProbe({ fork: true });
+    const child = task.children[0]!;
+    const heap = task.mm!.startBrk;
+    for (const t of [task, child]) {
+      // 2 written heap pages, mapped by both: Pss 2 x 4 kB / 2
+      expect(smapsAt(k, t, heap)).toMatchObject({
+        Rss: 8,
+        Pss: 4,
+        Pss_Dirty: 4,
+        Shared_Clean: 0,
+        Shared_Dirty: 8,
+        Private_Clean: 0,
+        Private_Dirty: 0,
+        Anonymous: 8,
+      });
+    }
+    // everything resident is shared with the child: 8 pages, Pss half of Rss
+    expect(rollupOf(k, task)).toMatchObject({
+      Rss: 32,
+      Pss: 16,
+      Pss_Anon: 14,
+      Pss_Shmem: 2,
+      Shared_Dirty: 32,
+    });
+  });
+
+  it("sums a page's shares in fixed point (PSS_SHIFT 12) before printing, as Linux does", () => {
+    // 6 pages mapped by 3 processes: each page adds (4096 << 12) / 3 = 5592405 to Pss, so the
+    // VMA's Pss is 6 x 5592405 >> 12 = 8191 bytes, printed as 7 kB (not 8, and not 6 x 1 kB).
+    const m = bootTestMachine({ memoryMiB: 16 });
+    let base = 0;
+    const sleeper: UserMain = function* ({ sys }) {
+      yield* sys.nanosleep(SLEEP_NS);
+      return 0;
+    };
+    const parent = m.start(function* ({ cpu, sys }) {
+      base = sys.mmap(0, 6 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      for (let p = 0; p < 6; p++) cpu.store8(base + p * PAGE, p);
+      if (sys.fork(sleeper) < 0 || sys.fork(sleeper) < 0) return 1;
+      yield* sys.nanosleep(SLEEP_NS);
+      return 0;
+    });
+    runUntilAsleep(m, [parent]);
+    expect(parent.children).toHaveLength(3 - 1);
+    expect(Math.floor((6 * Math.floor((PAGE * 4096) / 3)) / 4096)).toBe(8191);
+    for (const t of [parent, ...parent.children]) {
+      expect(smapsAt(m.kernel, t, base)).toMatchObject({ Rss: 24, Pss: 7, Pss_Dirty: 7, Shared_Dirty: 24 });
+    }
+    m.shutdown();
+  });
+
+  it('a MADV_FREE page is LazyFree while clean; written again it is not', () => {
+    const m = bootTestMachine({ memoryMiB: 16 });
+    let base = 0;
+    const t = m.start(function* ({ cpu, sys }) {
+      base = sys.mmap(0, 4 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      for (let p = 0; p < 4; p++) cpu.store8(base + p * PAGE, p + 1);
+      if (sys.madvise(base, 3 * PAGE, MADV_FREE) !== 0) return 1;
+      cpu.store8(base + PAGE, 9); // page 1 is dirty again: its data must be kept
+      yield* sys.nanosleep(SLEEP_NS);
+      return 0;
+    });
+    runUntilAsleep(m, [t]);
+    // pages 0 and 2: freed and clean (LazyFree, Private_Clean); page 1: rewritten; page 3: kept
+    expect(smapsAt(m.kernel, t, base)).toMatchObject({
+      Rss: 16,
+      Pss: 16,
+      Pss_Dirty: 8,
+      Private_Clean: 8,
+      Private_Dirty: 8,
+      Anonymous: 16,
+      LazyFree: 8,
+    });
+    expect(rollupOf(m.kernel, t).LazyFree).toBe(8);
+    m.shutdown();
+  });
+
+  it('a page kept under PROT_NONE is still resident (Linux: pte_present), its dirt in PG_DIRTY', () => {
+    const m = bootTestMachine({ memoryMiB: 16 });
+    let base = 0;
+    const t = m.start(function* ({ cpu, sys }) {
+      base = sys.mmap(0, 2 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      cpu.store8(base, 1);
+      cpu.store8(base + PAGE, 2);
+      if (sys.mprotect(base, 2 * PAGE, PROT_NONE) !== 0) return 1;
+      yield* sys.nanosleep(SLEEP_NS);
+      return 0;
+    });
+    runUntilAsleep(m, [t]);
+    expect(smapsAt(m.kernel, t, base)).toMatchObject({ Rss: 8, Pss: 8, Private_Dirty: 8, Anonymous: 8 });
+    expect(parseSmaps(renderSmaps(m.kernel, t)).find((e) => e.start === base)!.header).toContain(' ---p ');
+    m.shutdown();
+  });
+
+  it('a swapped page shows in Swap, and SwapPss splits it among the page tables naming its slot', () => {
+    const pages = 2048; // 8 MiB of data in 4 MiB of RAM
+    let base = 0;
+    const main: UserMain = function* ({ cpu, sys }) {
+      base = sys.mmap(0, pages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (base < 0) return 1;
+      for (let p = 0; p < pages; p++) {
+        cpu.store32(base + p * PAGE, p);
+        yield;
+      }
+      yield* sys.nanosleep(1_000_000); // 1 ms: looked at here, then it forks
+      if (
+        sys.fork(function* ({ sys: s }) {
+          yield* s.nanosleep(SLEEP_NS);
+          return 0;
+        }) < 0
+      )
+        return 2;
+      yield* sys.nanosleep(SLEEP_NS);
+      return 0;
+    };
+    const m = bootKernel(buildMachine({ memoryBytes: 4 << 20 }), {
+      loader: (path) =>
+        path === '/bin/hog' ? { path, main, textBytes: PAGE, dataBytes: PAGE, bssBytes: PAGE } : undefined,
+      swap: { bytes: 16 << 20 },
+    });
+    try {
+      const k = m.kernel;
+      const task = k.spawn('/bin/hog', ['hog']);
+      if (typeof task === 'number') throw new Error(`spawn: ${task}`);
+      runUntilAsleep(m, [task]);
+      expect(task.children).toHaveLength(0);
+      const swapped = task.mm!.swapEntries;
+      expect(swapped).toBeGreaterThan(0);
+      // one page table names each slot: SwapPss = Swap
+      const alone = smapsAt(k, task, base);
+      expect(alone.Swap).toBe(swapped * 4);
+      expect(alone.SwapPss).toBe(swapped * 4);
+      expect(alone.Rss + alone.Swap).toBe(pages * 4);
+      expect(renderStatus(task)).toContain(`\nVmSwap:\t${String(swapped * 4).padStart(8)} kB\n`);
+      expect(rollupOf(k, task)).toMatchObject({ Swap: swapped * 4, SwapPss: swapped * 4 });
+      // after fork parent and child name every slot: (4096 << 12) / 2 per entry, half of Swap
+      runUntilAsleep(m, [task], () => task.children.length === 1); // wake, fork, sleep again
+      const child = task.children[0]!;
+      const n = task.mm!.swapEntries;
+      expect(child.mm!.swapEntries).toBe(n);
+      for (const t of [task, child]) {
+        const f = smapsAt(k, t, base);
+        expect(f.Swap).toBe(n * 4);
+        expect(f.SwapPss).toBe(n * 2);
+      }
+    } finally {
+      m.shutdown();
+    }
+  });
+
+  it('a MAP_SHARED file page mapped by two processes is Shared_Clean or Shared_Dirty, Pss halved', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'vmlab-test-smaps-'));
+    try {
+      writeFileSync(join(dir, 'f.bin'), new Uint8Array(3 * PAGE).fill(0x41));
+      const m = bootTestMachine({ files: { from: dir, writeThrough: true } });
+      let a = 0;
+      let b = 0;
+      const writer = m.start(function* ({ cpu, sys }) {
+        a = sys.mmap(0, 3 * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, sys.open('/f.bin', O_RDWR), 0);
+        if (a < 0) return 1;
+        cpu.load8(a); // page 0: read
+        cpu.store8(a + PAGE, 0x42); // page 1: written (the page cache page is dirty)
+        cpu.load8(a + 2 * PAGE); // page 2: read, this process alone
+        yield* sys.nanosleep(SLEEP_NS);
+        return 0;
+      });
+      const reader = m.start(function* ({ cpu, sys }) {
+        yield* sys.nanosleep(1_000_000);
+        const fd = sys.open('/f.bin', O_RDWR);
+        const mapped = sys.mmap(0, 2 * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+        const buf = sys.mmap(0, PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (mapped < 0 || buf < 0) return 1;
+        cpu.load8(mapped);
+        cpu.load8(mapped + PAGE);
+        cpu.store8(buf, 0x43);
+        if (sys.pwrite64(fd, buf, 1, PAGE + 1) !== 1) return 2; // page 1 is dirty in the page cache
+        b = mapped;
+        yield* sys.nanosleep(SLEEP_NS);
+        return 0;
+      });
+      runUntilAsleep(m, [writer, reader], () => b !== 0);
+      const k = m.kernel;
+      // writer: page 0 shared clean, page 1 shared dirty (its PTE, and the page), page 2 private
+      expect(smapsAt(k, writer, a)).toMatchObject({
+        Rss: 12,
+        Pss: 2 + 2 + 4,
+        Pss_Dirty: 2,
+        Shared_Clean: 4,
+        Shared_Dirty: 4,
+        Private_Clean: 4,
+        Private_Dirty: 0,
+        Anonymous: 0,
+      });
+      // reader: the same two pages; page 1 is dirty (PG_DIRTY) though the reader's PTE is clean
+      expect(smapsAt(k, reader, b)).toMatchObject({
+        Rss: 8,
+        Pss: 4,
+        Pss_Dirty: 2,
+        Shared_Clean: 4,
+        Shared_Dirty: 4,
+        Private_Clean: 0,
+        Private_Dirty: 0,
+      });
+      expect(rollupOf(k, reader).Pss_File).toBe(4);
+      m.shutdown();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the Rss of all smaps entries adds up to VmRSS in status, and to the rollup', () => {
+    for (const fork of [false, true]) {
+      const { k, task } = bootProbe({ fork });
+      for (const t of [task, ...task.children]) {
+        const entries = parseSmaps(renderSmaps(k, t));
+        const rss = entries.reduce((sum, e) => sum + e.fields.Rss!, 0);
+        const vmRss = Number(/\nVmRSS:\t *(\d+) kB\n/.exec(renderStatus(t))![1]);
+        expect(rss).toBe(vmRss);
+        expect(rollupOf(k, t).Rss).toBe(vmRss);
+        const swap = entries.reduce((sum, e) => sum + e.fields.Swap!, 0);
+        expect(rollupOf(k, t).Swap).toBe(swap);
+      }
+    }
   });
 });
