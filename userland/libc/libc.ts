@@ -16,6 +16,9 @@ import {
 
 export const MAP_FAILED = -1;
 
+/** libc's static storage is mapped in pieces of this many bytes. */
+const STATIC_DATA_BYTES = 4096;
+
 export class Libc {
   readonly ctx: UserContext;
   errno = 0;
@@ -23,6 +26,9 @@ export class Libc {
   private chunk2 = new Uint8Array(4096);
   /** atexit handlers, in registration order. */
   private atexitHandlers: Array<() => void> = [];
+  /** libc's static storage: the current piece [staticNext, staticEnd). */
+  private staticNext = 0;
+  private staticEnd = 0;
 
   constructor(ctx: UserContext) {
     this.ctx = ctx;
@@ -48,6 +54,27 @@ export class Libc {
     const want = old + increment;
     if (want < 0 || sys.brk(want) !== want) return this.fail(ENOMEM);
     return old;
+  }
+
+  /**
+   * Reserve `bytes` of libc's own static storage, zeroed and 16-byte aligned: what the .data and
+   * .bss of a shared C library hold, which the dynamic loader maps beside the program (glibc's
+   * main_arena lives there, not in the heap). Reserved for the life of the process. Its address,
+   * or MAP_FAILED (-1) with errno.
+   */
+  staticData(bytes: number): number {
+    const need = Math.ceil(bytes / 16) * 16;
+    if (!(need > 0) || !Number.isSafeInteger(need)) return this.fail(EINVAL);
+    if (this.staticNext + need > this.staticEnd) {
+      const length = Math.ceil(need / STATIC_DATA_BYTES) * STATIC_DATA_BYTES;
+      const at = this.mapAnonymous(length);
+      if (at === MAP_FAILED) return MAP_FAILED;
+      this.staticNext = at;
+      this.staticEnd = at + length;
+    }
+    const at = this.staticNext;
+    this.staticNext += need;
+    return at;
   }
 
   /** Anonymous private read-write memory; MAP_FAILED (-1) with errno on failure. */

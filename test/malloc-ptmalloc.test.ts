@@ -1,0 +1,244 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { bootKernel, buildMachine } from '../kernel/boot/machine.ts';
+import { SIGABRT, type UserContext, WTERMSIG } from '../kernel/proc/uapi.ts';
+import { Libc } from '../userland/libc/libc.ts';
+import { PtmallocAllocator } from '../userland/malloc/ptmalloc.ts';
+
+/** Run `body` as a process on a fresh machine; the task and the kernel log's last line. */
+function runProgram(body: (ctx: UserContext) => void) {
+  const m = bootKernel(buildMachine({ memoryBytes: 64 * 1024 * 1024 }), {
+    loader: (path) => ({
+      path,
+      textBytes: 4096,
+      dataBytes: 4096,
+      bssBytes: 4096,
+      main: function* (ctx) {
+        body(ctx);
+        yield;
+        return 0;
+      },
+    }),
+    tunables: { overcommitMemory: 1 },
+  });
+  const t = m.kernel.spawn('/bin/ptmalloc', ['ptmalloc']);
+  if (typeof t === 'number') throw new Error('spawn');
+  m.kernel.run();
+  return { t, lastLog: m.kernel.log.at(-1)?.text ?? '' };
+}
+
+/** Run `body`, rethrowing what it threw (expect failures inside the emulated process). */
+function runChecked(body: (ctx: UserContext) => void): void {
+  let failure: unknown;
+  const { t } = runProgram((ctx) => {
+    try {
+      body(ctx);
+    } catch (err) {
+      failure = err;
+    }
+  });
+  if (failure !== undefined) throw failure;
+  expect(t.waitStatus).toBe(0);
+}
+
+const PAGE = 4096;
+
+/** Sizes for every path: tcache and fast bins, small bins, large bins, mmapped chunks. */
+const size = fc.oneof(
+  fc.integer({ min: 0, max: 120 }),
+  fc.integer({ min: 121, max: 1100 }),
+  fc.integer({ min: 1100, max: 20000 }),
+  fc.integer({ min: 100_000, max: 300_000 }),
+);
+const op = fc.record({
+  kind: fc.constantFrom('malloc', 'malloc', 'free', 'free', 'realloc', 'calloc', 'memalign'),
+  pick: fc.nat(),
+  size,
+});
+
+describe('ptmalloc against a model', () => {
+  it('blocks never overlap, are aligned, keep their bytes; the heap checks after every step and trims back', () => {
+    runChecked((ctx) => {
+      fc.assert(
+        fc.property(fc.array(op, { minLength: 1, maxLength: 150, size: 'max' }), (ops) => {
+          const a = new PtmallocAllocator(new Libc(ctx));
+          a.free(a.malloc(1));
+          a.releaseMemory();
+          const initial = a.stats().heapBytes;
+          const live = new Map<number, { size: number; byte: number }>();
+          let stamp = 0;
+          const check = (p: number, n: number): void => {
+            const info = live.get(p)!;
+            const got = new Uint8Array(Math.min(info.size, n));
+            ctx.cpu.loadBytes(p, got);
+            expect(got.every((b) => b === info.byte)).toBe(true);
+          };
+          const add = (p: number, n: number, align = 16): void => {
+            expect(p).not.toBe(0);
+            expect(p % align).toBe(0);
+            expect(a.usableSize(p)).toBeGreaterThanOrEqual(n);
+            for (const [q, b] of live) expect(p + n <= q || q + b.size <= p).toBe(true);
+            const byte = ++stamp & 0xff;
+            ctx.cpu.fillBytes(p, n, byte);
+            live.set(p, { size: n, byte });
+          };
+          for (const o of ops) {
+            const ptrs = [...live.keys()];
+            const victim = ptrs.length > 0 ? ptrs[o.pick % ptrs.length]! : 0;
+            if (o.kind === 'calloc') {
+              const p = a.calloc(1, o.size);
+              const got = new Uint8Array(o.size);
+              ctx.cpu.loadBytes(p, got);
+              expect(got.every((b) => b === 0)).toBe(true);
+              add(p, o.size);
+            } else if (o.kind === 'memalign') {
+              const align = 32 << (o.pick % 8);
+              add(a.memalign(align, o.size), o.size, align);
+            } else if (o.kind === 'malloc' || victim === 0) {
+              add(a.malloc(o.size), o.size);
+            } else if (o.kind === 'free') {
+              check(victim, live.get(victim)!.size);
+              live.delete(victim);
+              a.free(victim);
+            } else if (o.size === 0) {
+              live.delete(victim);
+              expect(a.realloc(victim, 0)).toBe(0); // glibc: realloc(p, 0) frees p
+            } else {
+              const old = live.get(victim)!;
+              const p = a.realloc(victim, o.size);
+              live.delete(victim);
+              live.set(p, old);
+              check(p, o.size);
+              live.delete(p);
+              add(p, o.size);
+            }
+            a.checkHeap();
+            expect(a.stats().inUseBlocks).toBe(live.size);
+            expect(a.liveBlocks().map((b) => b.ptr)).toEqual([...live.keys()].sort((x, y) => x - y));
+          }
+          for (const p of live.keys()) a.free(p);
+          a.releaseMemory();
+          a.checkHeap();
+          expect(a.stats().inUseBytes).toBe(0);
+          expect(a.liveBlocks()).toEqual([]);
+          expect(a.stats().heapBytes).toBeLessThanOrEqual(initial);
+        }),
+        { seed: 11, numRuns: 60 },
+      );
+    });
+  });
+});
+
+describe("ptmalloc's glibc behaviour", () => {
+  it('starts with a heap of 33 pages holding only chunks: the arena is in libc static storage', () => {
+    runChecked((ctx) => {
+      const a = new PtmallocAllocator(new Libc(ctx));
+      const p = a.malloc(1);
+      // glibc's first sysmalloc: the 656-byte tcache table + MINSIZE + 128 KiB top_pad, in pages.
+      expect(a.stats().heapBytes).toBe(33 * PAGE);
+      const [arena, heap] = a.ownedRegions();
+      expect(p).toBeGreaterThanOrEqual(heap![0]);
+      expect(arena![1] <= heap![0] || arena![0] >= heap![1]).toBe(true);
+      a.checkHeap();
+    });
+  });
+
+  it('caches up to 7 freed chunks of a size in the tcache and hands them back last in, first out', () => {
+    runChecked((ctx) => {
+      const a = new PtmallocAllocator(new Libc(ctx));
+      const ptrs = Array.from({ length: 9 }, () => a.malloc(200));
+      for (const p of ptrs) a.free(p);
+      a.checkHeap();
+      // The first 7 frees filled the cache; the last 2 were coalesced into the top.
+      const again = Array.from({ length: 7 }, () => a.malloc(200));
+      expect(again).toEqual(ptrs.slice(0, 7).reverse());
+      a.checkHeap();
+    });
+  });
+
+  it('a double free into the tcache is caught by its key', () => {
+    const { t, lastLog } = runProgram((ctx) => {
+      const a = new PtmallocAllocator(new Libc(ctx));
+      const p = a.malloc(40);
+      a.malloc(40);
+      a.free(p);
+      a.free(p);
+    });
+    expect(WTERMSIG(t.waitStatus)).toBe(SIGABRT);
+    expect(lastLog).toMatch(/free\(\): double free detected in tcache 2 at 0x[0-9a-f]+/);
+  });
+
+  it('a double free of a coalesced chunk and a free of a bogus pointer abort', () => {
+    const twice = runProgram((ctx) => {
+      const a = new PtmallocAllocator(new Libc(ctx));
+      const p = a.malloc(5000); // past the tcache sizes
+      a.malloc(16);
+      a.free(p);
+      a.free(p);
+    });
+    expect(WTERMSIG(twice.t.waitStatus)).toBe(SIGABRT);
+    expect(twice.lastLog).toMatch(/free\(\): double free detected at 0x[0-9a-f]+/);
+    const bogus = runProgram((ctx) => {
+      const a = new PtmallocAllocator(new Libc(ctx));
+      const p = a.malloc(100);
+      a.free(p + 8);
+    });
+    expect(WTERMSIG(bogus.t.waitStatus)).toBe(SIGABRT);
+    expect(bogus.lastLog).toMatch(/free\(\): invalid (size or )?pointer/);
+  });
+
+  it('a smashed size word is caught by checkHeap', () => {
+    const { t, lastLog } = runProgram((ctx) => {
+      const a = new PtmallocAllocator(new Libc(ctx));
+      const p = a.malloc(300);
+      a.malloc(300);
+      ctx.cpu.store64(p - 8, 12345);
+      a.checkHeap();
+    });
+    expect(WTERMSIG(t.waitStatus)).toBe(SIGABRT);
+    expect(lastLog).toMatch(/corrupted size at chunk/);
+  });
+
+  it("realloc merges with the top grown by sbrk (glibc's newp == next) instead of copying", () => {
+    runChecked((ctx) => {
+      const a = new PtmallocAllocator(new Libc(ctx));
+      const p = a.malloc(100_000); // below the mmap threshold: from the top
+      const before = a.stats().heapBytes;
+      const q = a.realloc(p, 120_000); // more than the top holds: sysmalloc grows it
+      expect(q).toBe(p);
+      // Grown by the shortfall plus top_pad, in pages; a copy would have needed ~100 KB more.
+      expect(a.stats().heapBytes - before).toBeLessThan(140 * 1024);
+      a.checkHeap();
+    });
+  });
+
+  it('realloc of an mmapped chunk leaves the mmap threshold alone; free raises it', () => {
+    runChecked((ctx) => {
+      const a = new PtmallocAllocator(new Libc(ctx));
+      const p = a.malloc(200_000);
+      expect(a.stats().heapBytes).toBeGreaterThan(200_000 + 33 * PAGE - 1);
+      const q = a.realloc(p, 260_000); // malloc, copy, munmap: as glibc without mremap
+      expect(a.tunables.mmapThreshold).toBe(128 * 1024);
+      a.free(q);
+      expect(a.tunables.mmapThreshold).toBe(Math.ceil((260_000 + 16) / PAGE) * PAGE);
+      expect(a.tunables.trimThreshold).toBe(2 * a.tunables.mmapThreshold);
+      a.checkHeap();
+    });
+  });
+
+  it('serves a request at the mmap threshold from a free chunk of the heap when one fits', () => {
+    runChecked((ctx) => {
+      const a = new PtmallocAllocator(new Libc(ctx));
+      a.mallopt(-3, 64 * 1024); // M_MMAP_THRESHOLD: fixed, so the dynamic threshold stays out
+      a.mallopt(-1, 1024 * 1024); // M_TRIM_THRESHOLD: keep the freed space
+      const small = Array.from({ length: 40 }, () => a.malloc(4000));
+      const keep = a.malloc(16); // keeps the freed run off the top
+      for (const p of small) a.free(p);
+      const mapped = a.stats().heapBytes;
+      const big = a.malloc(100_000); // above the threshold, but 160 KB lie free in the heap
+      expect(a.stats().heapBytes).toBe(mapped);
+      expect(big).toBeLessThan(keep);
+      a.checkHeap();
+    });
+  });
+});
