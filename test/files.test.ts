@@ -542,7 +542,9 @@ describe('mmap of files', () => {
       const fd = sys.open('/m.bin', O_RDONLY);
       sys.mmap(0, PAGE, PROT_READ, MAP_PRIVATE, fd, PAGE);
       const task = [...m.kernel.tasks.values()].find((t) => t.mm !== null && t.comm !== 'kswapd0')!;
-      const v = task.mm!.vmas.all().find((x) => x.backing.kind === 'file')!;
+      const v = task
+        .mm!.vmas.all()
+        .find((x) => x.backing.kind === 'file' && x.backing.file.path === '/m.bin')!;
       const ino = v.backing.kind === 'file' ? v.backing.file.ino : -1;
       line = `${v.pgoff} ${ino}`;
       return 0;

@@ -95,6 +95,12 @@ function probe(kernel: () => Kernel, self: SelfView, options: { fork: boolean })
   };
 }
 
+/**
+ * The hand-computed figures below count the data pages a probe touches: no instruction
+ * fetches, so its text stays untouched (test/exec.test.ts covers text pages).
+ */
+const NO_FETCH = { fetchStrideBytes: 0 };
+
 /** Boot a 16 MiB x86-64 machine, start probe, run until it sleeps. */
 function bootProbe(options: { fork: boolean } = { fork: false }) {
   const self: SelfView = {};
@@ -107,6 +113,7 @@ function bootProbe(options: { fork: boolean } = { fork: false }) {
     bssBytes: PAGE,
   };
   const m = bootKernel(buildMachine({ memoryBytes: 16 << 20 }), {
+    tunables: NO_FETCH,
     loader: (path) => (path === '/bin/probe' ? image : undefined),
   });
   k = m.kernel;
@@ -171,8 +178,10 @@ describe('/proc/PID/maps', () => {
     expect(lines.pop()).toBe(''); // ends with a newline
     expect(lines).toHaveLength(task.mm!.vmas.count);
     const text = lines[0]!;
-    expect(text.slice(0, 42)).toBe('00400000-00402000 r-xp 00000000 00:00 0   ');
-    expect(text.slice(42, 73)).toBe(' '.repeat(31));
+    // Text is a private mapping of the program's image file (the sandbox's device fd:01).
+    const ino = task.mm!.vmas.all()[0]!.backing.kind === 'file' ? 2 : -1;
+    expect(text.slice(0, 41)).toBe(`00400000-00402000 r-xp 00000000 fd:01 ${ino}  `);
+    expect(text.slice(41, 73)).toBe(' '.repeat(32));
     expect(text.slice(73)).toBe('/bin/probe');
     expect(text.length).toBe(73 + '/bin/probe'.length);
     for (const line of lines) {
@@ -420,6 +429,7 @@ describe('/proc/PID/pagemap', () => {
       return 0;
     };
     const m = bootKernel(buildMachine({ memoryBytes: 4 << 20 }), {
+      tunables: NO_FETCH,
       loader: (path) =>
         path === '/bin/hog' ? { path, main, textBytes: PAGE, dataBytes: PAGE, bssBytes: PAGE } : undefined,
       swap: { bytes: 16 << 20 },
@@ -683,6 +693,7 @@ describe('/proc/PID/smaps: layout', () => {
       return 0;
     };
     const m = bootKernel(buildMachine({ memoryBytes: 16 << 20, format }), {
+      tunables: NO_FETCH,
       loader: (path) =>
         path === '/bin/big' ? { path, main, textBytes: page, dataBytes: page, bssBytes: page } : undefined,
     });
@@ -819,6 +830,7 @@ describe('/proc/PID/smaps: accounting', () => {
       return 0;
     };
     const m = bootKernel(buildMachine({ memoryBytes: 4 << 20 }), {
+      tunables: NO_FETCH,
       loader: (path) =>
         path === '/bin/hog' ? { path, main, textBytes: PAGE, dataBytes: PAGE, bssBytes: PAGE } : undefined,
       swap: { bytes: 16 << 20 },

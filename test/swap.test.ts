@@ -90,7 +90,10 @@ describe('swap', () => {
     }
     expect(m.kernel.events.pswpout).toBeGreaterThan(4096);
     expect(m.kernel.events.pswpin).toBeGreaterThan(4096);
-    expect(m.kernel.events.pgmajfault).toBe(m.kernel.events.pswpin);
+    // Every major fault is a swap-in or a text page read again from the program's file.
+    const e = m.kernel.events;
+    expect(e.pgmajfault).toBeGreaterThanOrEqual(e.pswpin);
+    expect(e.pgmajfault - e.pswpin).toBeLessThanOrEqual(m.kernel.pageCache.misses);
     m.shutdown();
   });
 
@@ -141,6 +144,8 @@ describe('swap', () => {
     const free0 = m.buddy.freePages();
     m.kernel.spawn('/bin/a', ['a']);
     runChecked(m, 20_000_000);
+    // The program's text stays in the page cache after it exits (as on Linux); drop it.
+    m.kernel.pageCache.dropCaches();
     for (const c of m.slab.caches()) c.shrink();
     m.buddy.drainPcp();
     expect(m.buddy.freePages()).toBe(free0);
@@ -241,7 +246,7 @@ describe('memory limits', () => {
     let peak = 0;
     while (m.kernel.state !== 'halted') {
       m.kernel.run({ untilCycles: m.clock.now + 1_000_000 });
-      if (t.mm !== null) peak = Math.max(peak, t.mm.rssAnon);
+      if (t.mm !== null) peak = Math.max(peak, t.mm.rss()); // its heap and its text
       checkAll(m);
     }
     expect(m.kernel.describeEnd(t)).toBe('exited 0');

@@ -18,17 +18,22 @@
 import {
   closeSync,
   constants,
+  existsSync,
   fstatSync,
   ftruncateSync,
   lstatSync,
   mkdirSync,
+  mkdtempSync,
   openSync,
   readlinkSync,
   readSync,
+  rmSync,
   type Stats,
   unlinkSync,
+  writeFileSync,
   writeSync,
 } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   EACCES,
@@ -378,9 +383,27 @@ export class FileSystem {
     this.forget(inode);
   }
 
-  /** Close every host descriptor and give back every inode object (shutdown). */
+  /** Host folder of program image files (made when first needed, removed at shutdown). */
+  private imageDir: string | null = null;
+
+  /**
+   * The inode of the program image file that execve maps for `path`, writing the file from
+   * `bytes()` the first time (read-only, as an installed program is). Image files live outside
+   * the sandbox's namespace, so open() cannot reach or change them; maps names them `path`.
+   * -ENOMEM when no inode object can be had.
+   */
+  programImage(path: string, bytes: () => Uint8Array): Inode | number {
+    this.imageDir ??= mkdtempSync(join(tmpdir(), 'vmlab-images-'));
+    const hostPath = join(this.imageDir, encodeURIComponent(path));
+    if (!existsSync(hostPath)) writeFileSync(hostPath, bytes(), { mode: 0o555 });
+    return this.inodeFor({ hostPath, kernelPath: path, stats: lstatSync(hostPath) });
+  }
+
+  /** Close every host descriptor and remove the image folder (shutdown). */
   shutdown(): void {
     for (const inode of this.byHost.values()) inode.closeHost();
+    if (this.imageDir !== null) rmSync(this.imageDir, { recursive: true, force: true });
+    this.imageDir = null;
   }
 
   /** Check the inode table: live inodes are used, own their objects, and their pages exist. */

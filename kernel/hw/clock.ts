@@ -11,6 +11,13 @@
  */
 export type EventCallback = (now: number) => void;
 
+export interface EventOptions {
+  /** Reads the machine only (samplers, progress bars). */
+  observer?: boolean;
+  /** Kernel work that no process waits for: it runs in time but keeps nothing alive. */
+  background?: boolean;
+}
+
 export class Clock {
   /** Emulated time in cycles since boot. */
   now = 0;
@@ -19,7 +26,7 @@ export class Clock {
   private seqs: number[] = [];
   private callbacks: EventCallback[] = [];
   private labels: string[] = [];
-  /** Observer events read the machine and keep nothing alive (see after()). */
+  /** Observer (and background) events keep nothing alive (see after()). */
   private observers: boolean[] = [];
   /** Pending events that are not observers. */
   private workEvents = 0;
@@ -41,17 +48,12 @@ export class Clock {
   }
 
   /** Schedule `callback` at absolute cycle `time` (not before now). Returns the event's sequence number. */
-  schedule(
-    time: number,
-    label: string,
-    callback: EventCallback,
-    options: { observer?: boolean } = {},
-  ): number {
+  schedule(time: number, label: string, callback: EventCallback, options: EventOptions = {}): number {
     // A NaN time would sit in the heap comparing false to everything and block every event.
     if (Number.isNaN(time)) throw new RangeError(`clock.schedule: event ${label} at time NaN`);
     const t = Math.max(time, this.now);
     const seq = this.nextSeq++;
-    const observer = options.observer === true;
+    const observer = options.observer === true || options.background === true;
     this.times.push(t);
     this.seqs.push(seq);
     this.callbacks.push(callback);
@@ -64,9 +66,10 @@ export class Clock {
 
   /**
    * Schedule `callback` `delay` cycles from now. An `observer` event (a sampler, a progress
-   * bar) only reads the machine: it does not count in pending(), so it keeps nothing alive.
+   * bar) only reads the machine, and a `background` one is kernel work no process waits for (the
+   * flusher's timer): neither counts in pending(), so neither keeps the machine running.
    */
-  after(delay: number, label: string, callback: EventCallback, options: { observer?: boolean } = {}): number {
+  after(delay: number, label: string, callback: EventCallback, options: EventOptions = {}): number {
     return this.schedule(this.now + delay, label, callback, options);
   }
 

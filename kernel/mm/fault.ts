@@ -13,6 +13,7 @@
  *                                                          through the page cache (a private
  *                                                          write copies it at once)
  *   entry present, write to read-only, private VMA      -> copy-on-write (copy, or reuse)
+ *   entry present, write to read-only, shared VMA       -> write-notify: the page is dirty now
  *   entry present and permitted                         -> spurious (stale TLB): retry
  *   entry swap                                          -> swap-in (swap subsystem)
  */
@@ -48,7 +49,8 @@ export type FaultHow =
   | 'spurious'
   | 'swap-in'
   | 'file-read'
-  | 'file-cow';
+  | 'file-cow'
+  | 'write-notify';
 
 const handled = (how: FaultHow, major = false): FaultResult => Object.freeze({ kind: 'handled', major, how });
 export const FAULT_DEMAND_ZERO = handled('demand-zero');
@@ -62,6 +64,7 @@ export const FAULT_FILE_MINOR = handled('file-read');
 export const FAULT_FILE_MAJOR = handled('file-read', true);
 export const FAULT_FILE_COW_MINOR = handled('file-cow');
 export const FAULT_FILE_COW_MAJOR = handled('file-cow', true);
+export const FAULT_WRITE_NOTIFY = handled('write-notify');
 export const FAULT_MAPERR: FaultResult = Object.freeze({ kind: 'sigsegv', code: SEGV_MAPERR });
 export const FAULT_ACCERR: FaultResult = Object.freeze({ kind: 'sigsegv', code: SEGV_ACCERR });
 export const FAULT_SIGBUS: FaultResult = Object.freeze({ kind: 'sigbus' });
@@ -120,13 +123,25 @@ export function handleFault(as: AddressSpace, fault: Readonly<MmuFault>, mem: Fa
     return FAULT_SIGBUS;
   }
   if (fault.access === ACCESS_WRITE && !pte.isWritable(lo, hi)) {
-    if ((vma.flags & VM_SHARED) !== 0) {
-      as.makeWritable(pa, va);
-      return FAULT_SPURIOUS;
-    }
+    if ((vma.flags & VM_SHARED) !== 0) return doSharedWriteFault(as, va, pa, pte.pfnOf(lo, hi));
     return doCowFault(as, vma, va, pa, pte.pfnOf(lo, hi), mem);
   }
   as.services.mmu.invalidatePage(va, as.asid);
+  return FAULT_SPURIOUS;
+}
+
+/**
+ * A write to a read-only entry of a shared mapping that allows writing: a clean page of a file
+ * (mapped read-only so that its first write is seen, Linux's write-notify) becomes dirty and
+ * writable; a shared anonymous page just becomes writable.
+ */
+function doSharedWriteFault(as: AddressSpace, va: number, pa: number, pfn: number): FaultResult {
+  if (as.services.pages.has(pfn, PG_FILE)) {
+    as.services.fileDirtied(pfn);
+    as.makeWritable(pa, va);
+    return FAULT_WRITE_NOTIFY;
+  }
+  as.makeWritable(pa, va);
   return FAULT_SPURIOUS;
 }
 
@@ -293,11 +308,14 @@ function doFileFault(
   if (write && !vma.isShared()) return copyFilePage(as, vma, va, pfn, mem, major);
   const pages = as.services.pages;
   pages.refcount[pfn]!++; // the mapping's reference
-  const writable = vma.isShared() && (vma.flags & VM_WRITE) !== 0;
+  // A shared mapping maps a clean page read-only (its first write faults: write-notify) and a
+  // written one writable; a private one maps the cache's page read-only (a write copies it).
+  const writable = vma.isShared() && (vma.flags & VM_WRITE) !== 0 && (write || pages.has(pfn, PG_DIRTY));
   if (!as.installPage(vma, va, pfn, { writable, dirty: write })) {
     putPage(as.services, pfn);
     return FAULT_OOM;
   }
+  if (write) as.services.fileDirtied(pfn);
   as.updateHiwater();
   return major ? FAULT_FILE_MAJOR : FAULT_FILE_MINOR;
 }

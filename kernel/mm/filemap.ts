@@ -12,10 +12,14 @@
  * read sees every earlier write); the disk device queues the request and says when it is done,
  * and a reader waits until then (a major fault, a blocking read()).
  *
- * Dirty tracking: a write through read()/write() sets PG_DIRTY; a write through a shared
- * mapping sets the PTE's dirty bit (the MMU does), which moves to PG_DIRTY when the kernel
- * looks (msync, fsync, munmap, exit, reclaim, the flusher), clearing the PTE's bit so that the
- * next write marks the page again.
+ * Dirty tracking, as Linux's write-notify: a write() sets PG_DIRTY; a shared mapping maps a
+ * clean page read-only, so that its first write faults and the fault handler marks the page
+ * dirty (markDirty) before making the entry writable. Writeback cleans the page and
+ * write-protects every entry again (page_mkclean), so the next write is seen too. The PTE
+ * dirty bits are still collected whenever the kernel looks (msync, fsync, munmap, exit,
+ * reclaim, writeback), so a page made writable any other way is never lost. dirtiedAt[pfn]
+ * is when the page last went from clean to dirty: the flusher writes pages older than the
+ * expire interval.
  *
  * Reverse map (Linux's i_mmap): the address spaces that have mapped a file; a page's mappings
  * are found through their VMAs of that file.
@@ -46,6 +50,8 @@ export interface PageCacheDeps {
   loaded(pfn: number): void;
   /** The file's last page left the cache: the file system may free an unused inode. */
   emptied(file: CachedFile): void;
+  /** A page went from clean to dirty (the flusher may need waking). */
+  dirtied(): void;
   disk: BlockDevice;
 }
 
@@ -69,6 +75,8 @@ export class PageCache {
   readonly fileIno: Int32Array;
   /** Time each frame's read completes (cycles): a reader waits until then. */
   readonly readyAt: Float64Array;
+  /** Time each dirty frame went from clean to dirty (cycles). */
+  readonly dirtiedAt: Float64Array;
   /** Files with cached pages, by inode number. */
   private readonly files = new Map<number, CachedFile>();
   /** Address spaces that have mapped each file (by inode number), in the order they did. */
@@ -94,6 +102,7 @@ export class PageCache {
     this.tunables = { ...DEFAULT_PAGE_CACHE_TUNABLES, ...tunables };
     this.fileIno = new Int32Array(services.pages.count).fill(NIL);
     this.readyAt = new Float64Array(services.pages.count);
+    this.dirtiedAt = new Float64Array(services.pages.count);
   }
 
   get pageBytes(): number {
@@ -206,24 +215,33 @@ export class PageCache {
 
   // ---- dirty pages and writeback ----
 
-  /** Mark a cached page dirty (a write() into it). */
+  /** Mark a cached page dirty (a write() into it, a write-notify fault, a dirty PTE found). */
   markDirty(pfn: number): void {
     const pages = this.services.pages;
     if (pages.has(pfn, PG_DIRTY)) return;
     pages.set(pfn, PG_DIRTY);
     this.nrDirty++;
+    this.dirtiedAt[pfn] = this.services.mmu.clock.now;
+    this.services.events.nr_dirtied++;
+    this.deps.dirtied();
   }
 
-  /** Move the dirty bits of the PTEs mapping `pfn` to the page (clearing them). */
-  collectPteDirty(pfn: number): void {
+  /**
+   * Linux's page_mkclean: every present entry mapping `pfn` loses its dirty bit (which moves to
+   * the page) and its write permission (so the next write faults and dirties the page again).
+   */
+  cleanMappings(pfn: number): void {
     const { pte, mmu } = this.services;
     this.forEachMapping(pfn, (mm, pa, va) => {
       const lo = mm.tables.read(pa);
       const hi = mm.tables.hi;
-      if (!pte.isPresent(lo, hi) || !pte.isDirty(lo, hi)) return;
-      mm.tables.write(pa, pte.withDirty(lo, hi, false), pte.hi);
+      if (!pte.isPresent(lo, hi)) return;
+      const dirty = pte.isDirty(lo, hi);
+      if (!dirty && !pte.isWritable(lo, hi)) return;
+      if (dirty) this.markDirty(pfn);
+      const clean = pte.withDirty(lo, hi, false);
+      mm.tables.write(pa, pte.withWritable(clean, pte.hi, false), pte.hi);
       mmu.invalidatePage(va, mm.asid);
-      this.markDirty(pfn);
     });
   }
 
@@ -233,6 +251,12 @@ export class PageCache {
    * writeback until then.
    */
   writePage(pfn: number): number {
+    this.cleanMappings(pfn);
+    return this.writeOut(pfn);
+  }
+
+  /** writePage once the mappings are clean. */
+  private writeOut(pfn: number): number {
     const file = this.fileOf(pfn);
     if (file === undefined) panic(`writePage: frame ${pfn} is not in the page cache`);
     const { pages, mem, events } = this.services;
@@ -249,6 +273,7 @@ export class PageCache {
       this.nrWriteback++;
     }
     this.writtenPages++;
+    events.nr_written++;
     events.pgpgout += page / 1024;
     return this.deps.disk.queue('write', page, () => {
       // The frame may have been freed (or reused) since; only a page still under writeback ends it.
@@ -269,10 +294,27 @@ export class PageCache {
     const indices = [...file.pages.keys()].filter((i) => i >= fromIndex && i < toIndex).sort((a, b) => a - b);
     for (const i of indices) {
       const pfn = file.pages.get(i)!;
-      this.collectPteDirty(pfn);
-      if (this.services.pages.has(pfn, PG_DIRTY)) done = Math.max(done, this.writePage(pfn));
+      this.cleanMappings(pfn);
+      if (this.services.pages.has(pfn, PG_DIRTY)) done = Math.max(done, this.writeOut(pfn));
     }
     return done;
+  }
+
+  /**
+   * Dirty pages for the flusher, oldest first (by the time they became dirty, then file and
+   * index): those dirtied at or before `dirtiedBefore`, at most `max` of them.
+   */
+  dirtyPages(dirtiedBefore: number, max: number): number[] {
+    const pages = this.services.pages;
+    const found: number[] = [];
+    for (const ino of [...this.files.keys()].sort((a, b) => a - b)) {
+      const file = this.files.get(ino)!;
+      for (const [, pfn] of [...file.pages.entries()].sort((a, b) => a[0] - b[0])) {
+        if (pages.has(pfn, PG_DIRTY) && this.dirtiedAt[pfn]! <= dirtiedBefore) found.push(pfn);
+      }
+    }
+    found.sort((a, b) => this.dirtiedAt[a]! - this.dirtiedAt[b]!); // stable: ties keep file order
+    return found.slice(0, max);
   }
 
   /** Write back every dirty page of every file (sync, the flusher, shutdown). */

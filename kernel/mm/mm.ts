@@ -333,6 +333,17 @@ export class AddressSpace {
     else this.rssAnon += delta;
   }
 
+  /** A frame's PTE dirty bit goes away (PROT_NONE): the frame itself is dirty now. */
+  private frameDirtied(pfn: number): void {
+    const pages = this.services.pages;
+    if (pages.has(pfn, PG_FILE)) {
+      this.services.fileDirtied(pfn);
+      return;
+    }
+    pages.set(pfn, PG_DIRTY);
+    pages.clear(pfn, PG_LAZYFREE);
+  }
+
   /**
    * Rewrite the permissions of the entries in [start, end) for VMA flags `flags`. Private
    * writable mappings keep read-only entries read-only (the write fault decides between
@@ -367,15 +378,17 @@ export class AddressSpace {
       if (access === 0) {
         // A PROT_NONE entry has no dirty bit: hand it to the frame, so that reclaim writes the
         // data out instead of dropping it as clean (or as MADV_FREE'd and unwritten).
-        if (dirty) {
-          this.services.pages.set(pfn, PG_DIRTY);
-          this.services.pages.clear(pfn, PG_LAZYFREE);
-        }
+        if (dirty) this.frameDirtied(pfn);
         const nlo = pte.nonPresent(NP_PROTNONE, pfn);
         t.write(pa, nlo, pte.hi);
       } else {
-        const exclusive = this.services.pages.mapcount[pfn] === 1 && this.services.pages.refcount[pfn] === 1;
-        const writable = (flags & VM_WRITE) !== 0 && ((flags & VM_SHARED) !== 0 || wasWritable || exclusive);
+        const pages = this.services.pages;
+        const exclusive = pages.mapcount[pfn] === 1 && pages.refcount[pfn] === 1;
+        // A clean file page in a shared mapping stays read-only, so that its first write is
+        // seen (write-notify); other shared pages are writable as the VMA says.
+        const shared =
+          (flags & VM_SHARED) !== 0 && (!pages.has(pfn, PG_FILE) || dirty || pages.has(pfn, PG_DIRTY));
+        const writable = (flags & VM_WRITE) !== 0 && (shared || wasWritable || exclusive);
         const nlo = pte.leaf(pfn, pteFlagsFor(flags, writable), { dirty, accessed: true });
         t.write(pa, nlo, pte.hi);
       }

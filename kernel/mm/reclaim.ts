@@ -362,6 +362,7 @@ export class Reclaimer {
       this.events.pswpout++;
       this.events.pgpgout += this.services.fmt.pageBytes / 1024;
       this.writebacks++;
+      this.events.nr_vmscan_write++;
     } else if (slot >= 0) {
       this.swap!.shadow[slot] = this.evictions;
     }
@@ -383,7 +384,10 @@ export class Reclaimer {
     this.tracked[pfn] = 0;
     this.policy.onEvicted(pfn);
     this.files.evict(pfn);
-    if (dirty) this.writebacks++;
+    if (dirty) {
+      this.writebacks++;
+      this.events.nr_vmscan_write++;
+    }
     this.evictions++;
     return true;
   }

@@ -25,6 +25,11 @@ export class VmEvents {
   pglazyfreed = 0;
   pgreuse = 0;
   oom_kill = 0;
+  /** File pages that went from clean to dirty, and file pages written to their files. */
+  nr_dirtied = 0;
+  nr_written = 0;
+  /** Pages reclaim wrote out (to swap or to their files) in order to free them. */
+  nr_vmscan_write = 0;
   workingset_refault_anon = 0;
   workingset_refault_file = 0;
   workingset_activate_anon = 0;

@@ -103,6 +103,7 @@ import {
 } from '../mm/vma.ts';
 import type { EventLog } from '../observe/eventlog.ts';
 import { VmEvents } from '../observe/vmevents.ts';
+import { buildImageFile, imageLayout } from './binfmt.ts';
 import { kernelMachine } from './machines.ts';
 import { RoundRobin, type SchedPolicy } from './sched.ts';
 import { Task } from './task.ts';
@@ -142,6 +143,20 @@ export interface KernelTunables extends MmTunables {
   overcommitRatio: number;
   /** Pid of the first process. */
   firstPid: number;
+  /**
+   * Bytes the program counter advances through the text at each instruction boundary (yield):
+   * each boundary fetches one instruction there, so text pages are faulted in from the image
+   * file and stay referenced. 0: no instruction fetches.
+   */
+  fetchStrideBytes: number;
+  /** vm.dirty_writeback_centisecs: how often the flusher wakes while file pages are dirty. */
+  dirtyWritebackCycles: number;
+  /** vm.dirty_expire_centisecs: a page dirty this long is written by the next flusher pass. */
+  dirtyExpireCycles: number;
+  /** vm.dirty_background_ratio: percent of dirtyable memory past which the flusher starts at once. */
+  dirtyBackgroundRatio: number;
+  /** vm.dirty_ratio: percent past which a writing process writes back itself and waits. */
+  dirtyRatio: number;
 }
 
 export const DEFAULT_KERNEL_TUNABLES: Readonly<KernelTunables> = {
@@ -152,6 +167,12 @@ export const DEFAULT_KERNEL_TUNABLES: Readonly<KernelTunables> = {
   overcommitMemory: 0,
   overcommitRatio: 50,
   firstPid: 2,
+  fetchStrideBytes: 64,
+  // Linux's defaults at 1 GHz: 5 s and 30 s.
+  dirtyWritebackCycles: 5_000_000_000,
+  dirtyExpireCycles: 30_000_000_000,
+  dirtyBackgroundRatio: 10,
+  dirtyRatio: 20,
 };
 
 export interface KernelHardware {
@@ -304,9 +325,11 @@ export class Kernel {
     this.scratchRoot = options.files?.root === undefined;
     const root = options.files?.root ?? (() => mkdtempSync(join(tmpdir(), 'vmlab-files-')));
     this.pageCache = new PageCache(this.services, {
-      allocFrame: (reclaim) => this.allocFrame(-1, PG_FILE, reclaim),
+      // A page read for a running process (a fault, a read()) is charged to its limits.
+      allocFrame: (reclaim) => this.allocFrame(this.current?.pid ?? -1, PG_FILE, reclaim),
       loaded: (pfn) => this.reclaimer.loadedFile(pfn),
       emptied: (file) => this.fs.maybeFree(file as Inode),
+      dirtied: () => this.pageDirtied(),
       disk: this.fileDisk,
     });
     this.reclaimer.files = this.pageCache;
@@ -607,10 +630,14 @@ export class Kernel {
 
   private runSlice(task: Task, sliceEnd: number): void {
     const clock = this.hw.clock;
+    const fetchStride = task.mm === null ? 0 : this.tunables.fetchStrideBytes;
     for (;;) {
       let step: IteratorResult<void, number | undefined>;
       try {
         step = task.program!.next();
+        // The next instruction is fetched when the program goes on (not when it just blocked).
+        if (fetchStride > 0 && !step.done && task.blockOn === null && task.pendingEnd === null)
+          this.fetchInstruction(task, fetchStride);
       } catch (err) {
         if (err instanceof ExecReplaced) continue;
         if (err instanceof ProcessEnd) {
@@ -646,6 +673,21 @@ export class Kernel {
         return;
       }
     }
+  }
+
+  /**
+   * The instruction fetch at an instruction boundary: the program counter walks the text
+   * `stride` bytes at a time and wraps, as a program looping through its code. A fault here is
+   * an ordinary page fault of the process (a text page read from its image file).
+   */
+  private fetchInstruction(task: Task, stride: number): void {
+    const mm = task.mm;
+    if (mm === null) return; // execve failed half-way, or the task is ending
+    const span = mm.endCode - mm.startCode;
+    if (span <= 0) return;
+    const va = mm.startCode + task.textOffset;
+    task.textOffset = (task.textOffset + stride) % span;
+    this.hw.mmu.fetch8(va);
   }
 
   private block(task: Task): void {
@@ -870,16 +912,7 @@ export class Kernel {
     if (reclaim === 'no') return this.hw.buddy.alloc(0, { owner, contents: 'zeroed' });
     const task = this.tasks.get(pid);
     const mm = task?.mm ?? null;
-    if (mm !== null && task !== undefined) {
-      const limit = task.residentLimitPages;
-      if (limit > 0 && mm.rssAnon >= limit) {
-        this.reclaimer.reclaim(mm.rssAnon - limit + 1, 'direct', { mm });
-      }
-      const group = task.group;
-      if (group !== null && this.groupRss(group) >= group.limitPages) {
-        this.reclaimer.reclaim(this.groupRss(group) - group.limitPages + 1, 'direct', { group });
-      }
-    }
+    if (task !== undefined) this.enforceResidentLimits(task);
     let pfn = this.hw.buddy.alloc(0, { owner, contents: 'zeroed' });
     if (pfn < 0) {
       this.events.allocstall_normal++;
@@ -897,6 +930,21 @@ export class Kernel {
     this.hw.pages.owner[pfn] = pid;
     this.events.pgalloc_normal++;
     return pfn;
+  }
+
+  /**
+   * Before a page becomes resident in `task` (allocated, or a cached file page mapped): keep
+   * its resident limit and its group's limit (local and group replacement).
+   */
+  private enforceResidentLimits(task: Task): void {
+    const mm = task.mm;
+    if (mm === null) return;
+    const limit = task.residentLimitPages;
+    if (limit > 0 && mm.rss() >= limit) this.reclaimer.reclaim(mm.rss() - limit + 1, 'direct', { mm });
+    const group = task.group;
+    if (group !== null && this.groupRss(group) >= group.limitPages) {
+      this.reclaimer.reclaim(this.groupRss(group) - group.limitPages + 1, 'direct', { group });
+    }
   }
 
   /** Resident pages of a group's members. */
@@ -971,12 +1019,96 @@ export class Kernel {
 
   /** FaultMemory: the page-cache frame for page `index` of `file`; the process waits for a read. */
   filePage(file: MappedFile, index: number, vma: Vma): number {
+    if (this.current !== null) this.enforceResidentLimits(this.current);
     const pattern = (vma.flags & VM_RAND_READ) !== 0 ? 'random' : 'sequential';
     const pfn = this.pageCache.getPage(file as Inode, index, pattern);
     if (pfn < 0) return -1;
     this.fileReadWasMajor = this.pageCache.lastMajor;
     this.waitForIo(this.pageCache.lastReadyAt);
     return pfn;
+  }
+
+  // ---- writeback (the flusher) ----
+
+  /** The flusher's next pass (cycles), or Infinity when none is armed. */
+  private writebackAt = Number.POSITIVE_INFINITY;
+
+  /**
+   * Dirty-page limits in pages, from the dirtyable memory (free pages and the page cache, as
+   * Linux's global_dirtyable_memory): past `background` the flusher writes at once; past
+   * `throttle` a writing process writes back itself.
+   */
+  dirtyLimits(): { background: number; throttle: number } {
+    const dirtyable = this.hw.buddy.freePages() + this.pageCache.nrPages;
+    return {
+      background: Math.floor((dirtyable * this.tunables.dirtyBackgroundRatio) / 100),
+      throttle: Math.floor((dirtyable * this.tunables.dirtyRatio) / 100),
+    };
+  }
+
+  /** A file page became dirty: arm the flusher (now, past the background limit). */
+  private pageDirtied(): void {
+    const overBackground = this.pageCache.nrDirty > this.dirtyLimits().background;
+    this.armWriteback(overBackground ? 0 : this.tunables.dirtyWritebackCycles);
+  }
+
+  /** Make sure a flusher pass runs at most `delay` cycles from now. */
+  private armWriteback(delay: number): void {
+    const at = this.hw.clock.now + delay;
+    if (at >= this.writebackAt) return;
+    this.writebackAt = at;
+    this.hw.clock.schedule(
+      at,
+      'writeback',
+      () => {
+        if (this.writebackAt !== at) return; // superseded by an earlier pass
+        this.writebackAt = Number.POSITIVE_INFINITY;
+        this.writebackPass();
+      },
+      { background: true },
+    );
+  }
+
+  /**
+   * One flusher pass (Linux's wb_workfn): write the pages dirty for longer than the expire
+   * interval, and, past the background limit, the oldest others until below it. Writes are
+   * queued on the disk; no process waits for them. Re-arms while dirty pages remain.
+   */
+  private writebackPass(): void {
+    const pc = this.pageCache;
+    const excess = Math.max(0, pc.nrDirty - this.dirtyLimits().background);
+    const expired = this.hw.clock.now - this.tunables.dirtyExpireCycles;
+    let written = 0;
+    for (const pfn of pc.dirtyPages(Number.POSITIVE_INFINITY, pc.nrDirty)) {
+      if (pc.dirtiedAt[pfn]! > expired && written >= excess) break;
+      pc.writePage(pfn);
+      written++;
+    }
+    if (written > 0) {
+      this.eventLog?.subsystem('writeback').debug({ event: 'writeback', pages: written }, 'flusher pass');
+    }
+    if (pc.nrDirty > 0) this.armWriteback(this.tunables.dirtyWritebackCycles);
+  }
+
+  /**
+   * Linux's balance_dirty_pages: a process that dirtied pages past the throttle limit writes
+   * back the oldest dirty pages down to the background limit and sleeps until they are written.
+   */
+  private throttleWriter(): void {
+    const pc = this.pageCache;
+    const limits = this.dirtyLimits();
+    if (pc.nrDirty <= limits.throttle) return;
+    let done = this.hw.clock.now;
+    for (const pfn of pc.dirtyPages(Number.POSITIVE_INFINITY, pc.nrDirty - limits.background)) {
+      done = Math.max(done, pc.writePage(pfn));
+    }
+    this.waitForIo(done);
+  }
+
+  /** After a write(): throttle the writer when too much is dirty. Returns `result`. */
+  private written(result: number): number {
+    if (result > 0) this.throttleWriter();
+    return result;
   }
 
   /** The running process sleeps (at its next yield) until emulated time `time`. */
@@ -1032,46 +1164,25 @@ export class Kernel {
     if (mm === undefined) return -ENOMEM;
     const page = this.hw.format.pageBytes;
     const up = (n: number): number => Math.ceil(n / page) * page;
+    const layout = imageLayout(image, page);
     const textStart = mm.layout.textStart;
-    const textEnd = textStart + up(Math.max(image.textBytes, 1));
+    const textEnd = textStart + layout.textFileBytes;
     const dataEnd = textEnd + up(image.dataBytes);
     const bssEnd = dataEnd + up(image.bssBytes);
-    const rw = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | VM_ACCOUNT;
-    const segments: Array<{ start: number; end: number; flags: number; name?: string }> = [
-      {
-        start: textStart,
-        end: textEnd,
-        flags: VM_READ | VM_EXEC | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC,
-        name: image.path,
-      },
-      { start: textEnd, end: dataEnd, flags: rw, name: image.path },
-      { start: dataEnd, end: bssEnd, flags: rw },
-    ];
     const stackTop = mm.layout.stackTop;
     const stackStart = stackTop - 32 * page > bssEnd ? stackTop - 32 * page : stackTop - page;
-    segments.push({ start: stackStart, end: stackTop, flags: rw | VM_GROWSDOWN });
-    if (image.bare === true) segments.length = 0;
-    for (const s of segments) {
-      if (s.end <= s.start) continue;
-      if ((s.flags & VM_ACCOUNT) !== 0 && !mm.charge((s.end - s.start) / page)) {
+    if (image.bare !== true) {
+      const rw = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | VM_ACCOUNT;
+      const err = this.mapImage(mm, image, { textStart, textEnd, dataEnd, bssEnd });
+      const mapped =
+        err < 0 ? err : this.mapSegment(mm, { start: stackStart, end: stackTop, flags: rw | VM_GROWSDOWN });
+      if (mapped < 0) {
         mm.destroy();
-        return -ENOMEM;
-      }
-      if (
-        mm.vmas.create({
-          start: s.start,
-          end: s.end,
-          flags: s.flags,
-          backing: { kind: 'anon' },
-          name: s.name,
-        }) === undefined
-      ) {
-        mm.destroy();
-        return -ENOMEM;
+        return mapped;
       }
     }
     mm.startCode = textStart;
-    mm.endCode = textEnd;
+    mm.endCode = image.bare === true ? textStart : textEnd;
     mm.startData = textEnd;
     mm.endData = dataEnd;
     mm.startBrk = bssEnd + mm.layout.brkOffset;
@@ -1088,7 +1199,65 @@ export class Kernel {
     return 0;
   }
 
+  /**
+   * Map a program's segments from its image file (binfmt.ts): text r-x and data rw-, both
+   * private mappings of the file (text shared through the page cache, data copied on write),
+   * and bss anonymous. 0 or -errno; on failure the caller destroys `mm`.
+   */
+  private mapImage(
+    mm: AddressSpace,
+    image: ProgramImage,
+    at: { textStart: number; textEnd: number; dataEnd: number; bssEnd: number },
+  ): number {
+    const page = this.hw.format.pageBytes;
+    const file = this.fs.programImage(image.path, () => buildImageFile(image, page));
+    if (typeof file === 'number') return file;
+    const rw = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | VM_ACCOUNT;
+    const text = VM_READ | VM_EXEC | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
+    const dataPgoff = imageLayout(image, page).dataOffset / page;
+    const segments = [
+      { start: at.textStart, end: at.textEnd, flags: text, file, pgoff: 0 },
+      { start: at.textEnd, end: at.dataEnd, flags: rw, file, pgoff: dataPgoff },
+      { start: at.dataEnd, end: at.bssEnd, flags: rw },
+    ];
+    for (const segment of segments) {
+      const err = this.mapSegment(mm, segment);
+      if (err < 0) {
+        this.fs.maybeFree(file);
+        return err;
+      }
+    }
+    return 0;
+  }
+
+  /** One VMA of a new image: anonymous, or private of `file` from page `pgoff`. 0 or -ENOMEM. */
+  private mapSegment(
+    mm: AddressSpace,
+    s: { start: number; end: number; flags: number; file?: Inode; pgoff?: number },
+  ): number {
+    if (s.end <= s.start) return 0;
+    const page = this.hw.format.pageBytes;
+    if ((s.flags & VM_ACCOUNT) !== 0 && !mm.charge((s.end - s.start) / page)) return -ENOMEM;
+    const vma = mm.vmas.create({
+      start: s.start,
+      end: s.end,
+      flags: s.flags,
+      backing: s.file === undefined ? { kind: 'anon' } : { kind: 'file', file: s.file },
+      pgoff: s.pgoff ?? 0,
+    });
+    if (vma === undefined) {
+      if ((s.flags & VM_ACCOUNT) !== 0) mm.uncharge((s.end - s.start) / page);
+      return -ENOMEM;
+    }
+    if (s.file !== undefined) {
+      s.file.mapUsers++;
+      this.pageCache.addMapper(s.file, mm);
+    }
+    return 0;
+  }
+
   private startProgram(task: Task, main: UserMain, argv: readonly string[]): void {
+    task.textOffset = 0;
     task.ctx = { cpu: this.userCpu(), sys: this.syscallsFor(task), argv, seed: this.prng.nextU32() };
     task.program = main(task.ctx);
   }
@@ -1262,10 +1431,10 @@ export class Kernel {
         yield;
         return 0;
       },
-      write: (fd, va, length) => k.enter(() => sysWrite(files, fd, va, length)),
+      write: (fd, va, length) => k.enter(() => k.written(sysWrite(files, fd, va, length))),
       read: (fd, va, length) => k.enter(() => sysRead(files, fd, va, length)),
       pread64: (fd, va, length, offset) => k.enter(() => sysRead(files, fd, va, length, offset)),
-      pwrite64: (fd, va, length, offset) => k.enter(() => sysWrite(files, fd, va, length, offset)),
+      pwrite64: (fd, va, length, offset) => k.enter(() => k.written(sysWrite(files, fd, va, length, offset))),
       open: (path, flags, mode = 0o644) => k.enter(() => sysOpen(files, path, flags, mode)),
       close: (fd) => k.enter(() => sysClose(files, fd)),
       lseek: (fd, offset, whence) => k.enter(() => sysLseek(files, fd, offset, whence)),
@@ -1314,6 +1483,7 @@ export class Kernel {
     this.nextPid++;
     child.mm = mm;
     child.oomScoreAdj = parent.oomScoreAdj;
+    child.textOffset = parent.textOffset;
     child.startTime = this.hw.clock.now;
     this.tasks.set(child.pid, child);
     parent.children.push(child);

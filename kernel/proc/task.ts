@@ -24,6 +24,8 @@ export class Task extends KernelObject {
   /** Open files (descriptor table); null once the process has exited. */
   files: FdTable | null = null;
   program: TaskProgram | null = null;
+  /** The program counter, as an offset into the text (see Kernel.fetchInstruction). */
+  textOffset = 0;
   ctx: UserContext | null = null;
   readonly actor: Actor<typeof processMachine>;
 

@@ -56,7 +56,9 @@ export function bootTestMachine(options: TestMachineOptions = {}): TestMachine {
         ? undefined
         : { path, main, textBytes: 8192, dataBytes: 4096, bssBytes: 4096 };
     },
-    tunables: options.tunables,
+    // No instruction fetches unless a test asks (fetchStrideBytes): a test of one concept keeps
+    // its exact faults and timing, and text pages stay out of the page cache.
+    tunables: { fetchStrideBytes: 0, ...options.tunables },
     policy: options.policy,
     swap: options.swapMiB === undefined ? undefined : { bytes: options.swapMiB * 1024 * 1024 },
     files: options.files,
