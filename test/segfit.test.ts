@@ -120,6 +120,24 @@ describe('segfit against a model', () => {
   });
 });
 
+describe('segfit placement', () => {
+  it('a split whose remainder keeps its list hands out the high end and leaves the free block in place', () => {
+    const seen: Record<string, number> = {};
+    runProgram((ctx) => {
+      const a = new SegfitAllocator(new Libc(ctx));
+      const big = a.malloc(6000); // a 6016-byte block
+      a.malloc(100); // keeps the freed block off the top
+      a.free(big);
+      const p = a.malloc(200); // 208 bytes: the 5808 left stay on the 4 KiB..8 KiB list
+      seen.highEnd = p - big; // 6016 - 208
+      const q = a.malloc(5000); // 5008 of the 5808: the rest moves to another list, low end
+      seen.lowEnd = q - big;
+      a.checkHeap();
+    });
+    expect(seen).toEqual({ highEnd: 5808, lowEnd: 0 });
+  });
+});
+
 describe('segfit with hostile sizes', () => {
   it('returns NULL with ENOMEM for sizes it cannot serve, and never crashes', () => {
     const got: Record<string, number> = {};

@@ -30,6 +30,11 @@
  * The heap grows by exactly what a request lacks (the free last block counts), realloc grows
  * in place into a free neighbour or the top of the heap, and no request goes to mmap: the
  * heap's high-water mark stays close to the peak live payload.
+ *
+ * List traffic is kept low, since every link is a load or a store through the MMU: a split
+ * whose remainder stays on the same list hands out the free block's high end (the free block
+ * keeps its place on its list), and a merged block that stays on a free neighbour's list takes
+ * that neighbour's place.
  */
 import { ENOMEM } from '../../kernel/proc/uapi.ts';
 import type { Libc } from '../libc/libc.ts';
@@ -72,7 +77,7 @@ export interface SegfitTunables {
 
 export const SEGFIT_DEFAULTS: Readonly<SegfitTunables> = {
   slabMaxBytes: 64,
-  fitScanBlocks: 24,
+  fitScanBlocks: 8,
   highEndBytes: Number.POSITIVE_INFINITY,
   trimThresholdBytes: 128 * 1024,
 };
@@ -96,6 +101,10 @@ export class SegfitAllocator implements Allocator {
   private slabMapBits = 0;
   private inUseBytes = 0;
   private inUseBlocks = 0;
+  /** Out-values (registers, not state): the size of the block findFit chose and the list it heads (-1: none); the next header checkInUse read. */
+  private fitBytes = 0;
+  private fitHead = -1;
+  private lastNextHeader = 0;
 
   constructor(libc: Libc, tunables: Partial<SegfitTunables> = {}) {
     this.libc = libc;
@@ -212,7 +221,7 @@ export class SegfitAllocator implements Allocator {
     if (map !== 0 && this.load(this.arena + A_SLABS) === 0) {
       this.slabMap = 0;
       this.slabMapBits = 0;
-      this.release(map, this.load(map - W));
+      this.releaseBlock(map);
     }
     this.trimTop(0);
   }
@@ -314,26 +323,31 @@ export class SegfitAllocator implements Allocator {
       if (bp !== 0) this.inUseBytes += size - W;
       return bp;
     }
-    const h = this.load(fit - W);
-    return this.place(fit, h - (h & FLAGS), size);
+    return this.place(fit, this.fitBytes, size);
   }
 
   /** Free regular block `bp` after checking it (a double free, a bad header: abort). */
   private blockFree(bp: number, who: string): void {
     const h = this.checkInUse(bp, who);
-    this.inUseBytes -= h - (h & FLAGS) - W;
-    this.release(bp, h);
+    const size = h - (h & FLAGS);
+    this.inUseBytes -= size - W;
+    this.release(bp, h, this.lastNextHeader);
   }
 
-  /** Mark `bp` (header `h`) free, coalesce it and put the result on its list. */
-  private release(bp: number, h: number): void {
+  /**
+   * Mark `bp` (header `h`; `ah` the next block's header) free, coalesce it and put the result
+   * on its list.
+   */
+  private release(bp: number, h: number, ah: number): void {
     let size = h - (h & FLAGS);
     let start = bp;
     let after = bp + size;
-    let ah = this.load(after - W);
+    // The free neighbour whose place on its list the merged block takes, if its list stays.
+    let keep = 0;
     if ((ah & ALLOC) === 0) {
       const ns = ah - (ah & FLAGS);
-      this.listRemove(after, ns);
+      if (listIndex(size + ns) === listIndex(ns)) keep = after;
+      else this.listRemove(after, ns);
       size += ns;
       after += ns;
       ah = this.load(after - W);
@@ -344,7 +358,12 @@ export class SegfitAllocator implements Allocator {
       const ph = this.load(prev - W);
       if ((ph & ALLOC) !== 0 || ph - (ph & FLAGS) !== ps)
         throw new MallocAbort(`free(): corrupted size vs. prev_size at 0x${prev.toString(16)}`);
-      this.listRemove(prev, ps);
+      if (keep !== 0) this.listRemove(keep, size - (h - (h & FLAGS)));
+      if (listIndex(ps + size) === listIndex(ps)) keep = prev;
+      else {
+        this.listRemove(prev, ps);
+        keep = 0;
+      }
       this.store(bp - W, h - (h & ALLOC)); // inside a free block now: a second free of bp finds it free
       size += ps;
       start = prev;
@@ -352,19 +371,29 @@ export class SegfitAllocator implements Allocator {
     this.store(start - W, size | PREV_ALLOC);
     this.store(after - 2 * W, size);
     this.store(after - W, ah & ~PREV_ALLOC);
-    this.listInsert(start, size);
+    if (keep === 0) this.listInsert(start, size);
+    else if (keep !== start) this.listReplace(keep, start, size);
     if (after === this.brk && size >= this.tunables.trimThresholdBytes)
       this.trimTop(this.tunables.trimThresholdBytes);
   }
 
+  /** Free allocated block `bp` of the allocator's own (a slab map). */
+  private releaseBlock(bp: number): void {
+    const h = this.load(bp - W);
+    this.release(bp, h, this.load(bp + (h - (h & FLAGS)) - W));
+  }
+
   /**
-   * Take `size` bytes of free block `bp` (`total` bytes, on its list) and count them in use:
-   * the allocated part's payload address. A remainder of MIN_BLOCK or more stays free; large
-   * requests take the high end.
+   * Take `size` bytes of free block `bp` (`total` bytes, on its list; the head of list fitHead
+   * when that is not -1) and count them in use: the allocated part's payload address. A
+   * remainder of MIN_BLOCK or more stays free: in place, with the high end allocated, when its
+   * list stays the same; else split off the low end (large requests take the high end).
    */
   private place(bp: number, total: number, size: number): number {
-    this.listRemove(bp, total);
     const rest = total - size;
+    if (rest >= MIN_BLOCK && listIndex(rest) === listIndex(total)) return this.placeHigh(bp, rest, size);
+    if (this.fitHead >= 0) this.popHead(this.fitHead);
+    else this.listRemove(bp, total);
     if (rest < MIN_BLOCK) {
       this.store(bp - W, total | PREV_ALLOC | ALLOC);
       const next = bp + total;
@@ -372,23 +401,29 @@ export class SegfitAllocator implements Allocator {
       this.inUseBytes += total - W;
       return bp;
     }
-    this.inUseBytes += size - W;
     if (size >= this.tunables.highEndBytes) {
-      const at = bp + rest;
-      this.store(bp - W, rest | PREV_ALLOC);
-      this.store(at - 2 * W, rest);
       this.listInsert(bp, rest);
-      this.store(at - W, size | ALLOC); // PREV_ALLOC clear: the remainder before it is free
-      const next = at + size;
-      this.store(next - W, this.load(next - W) | PREV_ALLOC);
-      return at;
+      return this.placeHigh(bp, rest, size);
     }
+    this.inUseBytes += size - W;
     this.store(bp - W, size | PREV_ALLOC | ALLOC);
     const r = bp + size;
     this.store(r - W, rest | PREV_ALLOC);
     this.store(r + rest - 2 * W, rest);
     this.listInsert(r, rest);
     return bp;
+  }
+
+  /** Allocate the last `size` bytes of listed free block `bp`, which keeps `rest` bytes. */
+  private placeHigh(bp: number, rest: number, size: number): number {
+    const at = bp + rest;
+    this.inUseBytes += size - W;
+    this.store(bp - W, rest | PREV_ALLOC);
+    this.store(at - 2 * W, rest);
+    this.store(at - W, size | ALLOC); // PREV_ALLOC clear: the remainder before it is free
+    const next = at + size;
+    this.store(next - W, this.load(next - W) | PREV_ALLOC);
+    return at;
   }
 
   /** Shrink allocated block `bp` of `size` bytes to `want`, freeing a large enough tail. */
@@ -398,7 +433,7 @@ export class SegfitAllocator implements Allocator {
     const h = this.load(bp - W);
     this.store(bp - W, want | (h & PREV_ALLOC) | ALLOC);
     this.inUseBytes -= rest;
-    this.release(bp + want, rest | PREV_ALLOC | ALLOC);
+    this.release(bp + want, rest | PREV_ALLOC | ALLOC, this.load(bp + size - W));
   }
 
   /** Grow allocated block `bp` from `size` to `want` bytes where it stands; false if it cannot. */
@@ -438,19 +473,24 @@ export class SegfitAllocator implements Allocator {
     return fresh;
   }
 
-  /** The best-fitting free block of at least `size` bytes (bounded search), or 0. */
+  /**
+   * The best-fitting free block of at least `size` bytes (bounded search), still on its list:
+   * its size in fitBytes, fitHead its list when it is that list's head (else -1); or 0.
+   */
   private findFit(size: number): number {
     const binmap = this.load(this.arena + A_BINMAP);
     let i = listIndex(size);
     let mask = binmap & ~((1 << i) - 1);
     if (mask === 0) return 0;
-    if (i < EXACT_LISTS && (mask & (1 << i)) !== 0) return this.load(this.arena + A_LISTS + i * W);
     if (i < EXACT_LISTS) {
-      mask &= ~(1 << i);
-      if (mask === 0) return 0;
-      i = 31 - Math.clz32(mask & -mask);
-      if (i < EXACT_LISTS) return this.load(this.arena + A_LISTS + i * W);
+      if ((mask & (1 << i)) === 0) i = 31 - Math.clz32(mask & -mask);
+      if (i < EXACT_LISTS) {
+        this.fitBytes = (i + 2) * 16;
+        this.fitHead = i;
+        return this.load(this.arena + A_LISTS + i * W);
+      }
     }
+    this.fitHead = -1;
     for (;;) {
       const bp = this.bestInList(i, size);
       if (bp !== 0) return bp;
@@ -460,7 +500,7 @@ export class SegfitAllocator implements Allocator {
     }
   }
 
-  /** Best fit in list `i`: the smallest block >= size among the first ones that fit. */
+  /** Best fit in list `i`: the smallest block >= size among the first ones that fit (its size in fitBytes). */
   private bestInList(i: number, size: number): number {
     let best = 0;
     let bestSize = Number.POSITIVE_INFINITY;
@@ -475,6 +515,7 @@ export class SegfitAllocator implements Allocator {
       }
       if (best !== 0 && ++after >= this.tunables.fitScanBlocks) break;
     }
+    this.fitBytes = bestSize;
     return best;
   }
 
@@ -489,6 +530,35 @@ export class SegfitAllocator implements Allocator {
     if (head !== 0) this.store(head + W, bp);
     else this.store(this.arena + A_BINMAP, this.load(this.arena + A_BINMAP) | (1 << i));
     this.store(headAt, bp);
+  }
+
+  /** Take the head off non-empty list `i`: the block. */
+  private popHead(i: number): number {
+    const headAt = this.arena + A_LISTS + i * W;
+    const bp = this.load(headAt);
+    const next = this.load(bp);
+    this.store(headAt, next);
+    if (next === 0) {
+      this.store(this.arena + A_BINMAP, this.load(this.arena + A_BINMAP) & ~(1 << i));
+      return bp;
+    }
+    if (this.load(next + W) !== bp)
+      throw new MallocAbort(`malloc(): corrupted double-linked list at 0x${next.toString(16)}`);
+    this.store(next + W, 0);
+    return bp;
+  }
+
+  /** Free block `bp` takes the place of free block `old` on the list of `size` bytes. */
+  private listReplace(old: number, bp: number, size: number): void {
+    const next = this.load(old);
+    const prev = this.load(old + W);
+    if ((next !== 0 && this.load(next + W) !== old) || (prev !== 0 && this.load(prev) !== old))
+      throw new MallocAbort(`malloc(): corrupted double-linked list at 0x${old.toString(16)}`);
+    this.store(bp, next);
+    this.store(bp + W, prev);
+    if (prev !== 0) this.store(prev, bp);
+    else this.store(this.arena + A_LISTS + listIndex(size) * W, bp);
+    if (next !== 0) this.store(next + W, bp);
   }
 
   private listRemove(bp: number, size: number): void {
@@ -652,7 +722,7 @@ export class SegfitAllocator implements Allocator {
   private releaseSlab(a: number, h: number): void {
     this.setSlabBit(a, 0);
     this.store(this.arena + A_SLABS, this.load(this.arena + A_SLABS) - 1);
-    this.release(a, SLAB_BYTES | (h & PREV_ALLOC) | ALLOC);
+    this.release(a, SLAB_BYTES | (h & PREV_ALLOC) | ALLOC, this.load(a + SLAB_BYTES - W));
   }
 
   /** Make the slab map cover every slab the heap could hold after growing by two slabs. */
@@ -669,7 +739,7 @@ export class SegfitAllocator implements Allocator {
       this.libc.memset(map, 0, newBits / 8);
       if (old !== 0) {
         this.libc.memcpy(map, old, bits / 8);
-        this.release(old, this.load(old - W));
+        this.releaseBlock(old);
       }
       this.slabMap = map;
       this.slabMapBits = newBits;
@@ -861,8 +931,10 @@ export class SegfitAllocator implements Allocator {
     if ((h & SLAB) !== 0 || size < MIN_BLOCK || bp + size > this.brk)
       throw new MallocAbort(`${who}(): invalid pointer or corrupted header at ${hex}`);
     if ((h & ALLOC) === 0) throw new MallocAbort(`${who}(): double free detected at ${hex}`);
-    if ((this.load(bp + size - W) & PREV_ALLOC) === 0)
+    const ah = this.load(bp + size - W);
+    if ((ah & PREV_ALLOC) === 0)
       throw new MallocAbort(`${who}(): invalid next size (corrupted header) at ${hex}`);
+    this.lastNextHeader = ah;
     return h;
   }
 
