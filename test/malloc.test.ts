@@ -1,7 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { bootKernel, buildMachine } from '../kernel/boot/machine.ts';
-import { type MallocTrace, mallocReplay, parseMallocTrace } from '../kernel/boot/mallocreplay.ts';
+import {
+  kBestConverged,
+  type MallocTrace,
+  mallocReplay,
+  parseMallocTrace,
+} from '../kernel/boot/mallocreplay.ts';
 import { ENOMEM, SIGABRT, type UserMain, WTERMSIG } from '../kernel/proc/uapi.ts';
 import { Libc } from '../userland/libc/libc.ts';
 import { ALLOCATOR_NAMES, createAllocator } from '../userland/malloc/index.ts';
@@ -65,6 +70,34 @@ describe('allocators on generated traces', () => {
     const worst = mallocReplay(trace, 'explicit-worst-fit');
     expect(best.outcome).toBe('ok');
     expect(best.utilization).toBeGreaterThanOrEqual(worst.utilization);
+  });
+});
+
+describe('malloc-replay speed runs', () => {
+  it('take the fastest of 3 by default, and run until the 3 fastest agree (at most 20) with k-best', () => {
+    const trace = parseMallocTrace(
+      'speed.rep',
+      traceText(
+        [
+          { kind: 0, id: 0, size: 100 },
+          { kind: 0, id: 0, size: 0 },
+        ],
+        2,
+      ),
+    );
+    const quick = mallocReplay(trace, 'segfit', { memoryBytes: 32 * 1024 * 1024 });
+    expect(quick.speedRuns).toBe(3);
+    expect(quick.opsPerSecond).toBeGreaterThan(0);
+    const kBest = mallocReplay(trace, 'segfit', { memoryBytes: 32 * 1024 * 1024, speed: 'k-best' });
+    expect(kBest.speedRuns).toBeGreaterThanOrEqual(3);
+    expect(kBest.speedRuns).toBeLessThanOrEqual(20);
+    expect(kBest.opsPerSecond).toBeGreaterThan(0);
+  });
+
+  it('k-best converges when the 3 fastest runs agree within 1%', () => {
+    expect(kBestConverged([1, 1.005])).toBe(false); // only two runs
+    expect(kBestConverged([1, 1.005, 1.01])).toBe(true);
+    expect(kBestConverged([1, 1.005, 1.02])).toBe(false);
   });
 });
 

@@ -69,7 +69,8 @@ Examples:
         for (const f of files) contenders.push({ name: basename(f), factory: await loadAllocatorFile(f) });
         const results: MallocReplayResult[] = [];
         for (const t of loaded)
-          for (const c of contenders) results.push(mallocReplay(t, c.name, { seed, factory: c.factory }));
+          for (const c of contenders)
+            results.push(mallocReplay(t, c.name, { seed, factory: c.factory, speed: 'k-best' }));
         if (opts.json) {
           process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
           return;
