@@ -125,6 +125,8 @@ export class PtmallocAllocator implements Allocator {
   /** Usable bytes and blocks handed out (the cache's chunks and the table are not counted). */
   private inUseBytes = 0;
   private inUseBlocks = 0;
+  /** An out-value (a register, not state): the usable bytes of the chunk intMalloc returned. */
+  private lastUsable = 0;
 
   constructor(libc: Libc) {
     this.libc = libc;
@@ -232,6 +234,7 @@ export class PtmallocAllocator implements Allocator {
       this.store(p + nb + SZ, (size - nb) | PREV_INUSE);
       this.intFree(p + nb, (size - nb) | PREV_INUSE);
     }
+    this.lastUsable = usableOf(this.load(p + SZ));
     return this.handOut(p);
   }
 
@@ -315,10 +318,13 @@ export class PtmallocAllocator implements Allocator {
 
   // ---- private: the fast path's pieces ----
 
-  /** Count chunk `p` (0: a failed request) as handed out: its user pointer, or NULL with ENOMEM. */
+  /**
+   * Count chunk `p` that intMalloc just returned (0: a failed request) as handed out: its user
+   * pointer, or NULL with ENOMEM.
+   */
   private handOut(p: number): number {
     if (p === 0) return this.nomem();
-    this.inUseBytes += usableOf(this.load(p + SZ));
+    this.inUseBytes += this.lastUsable;
     this.inUseBlocks++;
     return p + 2 * SZ;
   }
@@ -427,6 +433,7 @@ export class PtmallocAllocator implements Allocator {
       return size;
     }
     if ((this.load(next + nextSize + SZ) & PREV_INUSE) === 0) {
+      this.checkFooter(next, nextSize);
       this.unlinkChunk(next, nextSize);
       size += nextSize;
     } else {
@@ -440,8 +447,12 @@ export class PtmallocAllocator implements Allocator {
 
   // ---- private: _int_malloc ----
 
-  /** glibc's _int_malloc for chunk size `nb`: the chunk (in use), or 0 when memory runs out. */
+  /**
+   * glibc's _int_malloc for chunk size `nb`: the chunk (in use; its usable bytes in
+   * lastUsable), or 0 when memory runs out.
+   */
   private intMalloc(nb: number): number {
+    this.lastUsable = nb - SZ;
     if (nb <= MAX_FAST_CHUNK) {
       const p = this.fromFastbin(nb);
       if (p !== 0) return p;
@@ -554,10 +565,7 @@ export class PtmallocAllocator implements Allocator {
     this.store(u + BK, r);
     this.store(r + FD, u);
     this.store(r + BK, u);
-    if (rest >= MIN_LARGE) {
-      this.store(r + FD_NEXTSIZE, 0);
-      this.store(r + BK_NEXTSIZE, 0);
-    }
+    if (rest >= MIN_LARGE) this.store(r + FD_NEXTSIZE, 0); // not a size head
     this.store(this.arena + A_LAST_REMAINDER, r);
     this.store(victim + SZ, nb | PREV_INUSE);
     this.store(r + SZ, rest | PREV_INUSE);
@@ -605,10 +613,12 @@ export class PtmallocAllocator implements Allocator {
    * MINSIZE, goes to the unsorted bin (and becomes the last remainder when asked).
    */
   private carveFromBin(victim: number, size: number, nb: number, last: 'remember' | 'keep'): number {
+    this.checkFooter(victim, size);
     this.unlinkChunk(victim, size);
     const rest = size - nb;
     if (rest < MINSIZE) {
       this.setInUseBit(victim + size);
+      this.lastUsable = size - SZ;
       return victim;
     }
     const r = victim + nb;
@@ -658,6 +668,7 @@ export class PtmallocAllocator implements Allocator {
     this.store(mem + SZ, size | IS_MMAPPED);
     this.mmappedBytes += size;
     this.mmappedChunks++;
+    this.lastUsable = size - 2 * SZ;
     return mem;
   }
 
@@ -733,6 +744,7 @@ export class PtmallocAllocator implements Allocator {
       return p + 2 * SZ;
     }
     if (next !== top && old + nextSize >= nb && (this.load(next + nextSize + SZ) & PREV_INUSE) === 0) {
+      this.checkFooter(next, nextSize);
       this.unlinkChunk(next, nextSize);
       return this.reallocDone(p, h, old + nextSize, nb);
     }
@@ -823,10 +835,7 @@ export class PtmallocAllocator implements Allocator {
     if (this.load(fwd + BK) !== u) throw new MallocAbort('free(): corrupted unsorted chunks');
     this.store(p + FD, fwd);
     this.store(p + BK, u);
-    if (size >= MIN_LARGE) {
-      this.store(p + FD_NEXTSIZE, 0);
-      this.store(p + BK_NEXTSIZE, 0);
-    }
+    if (size >= MIN_LARGE) this.store(p + FD_NEXTSIZE, 0); // not a size head (glibc clears bk_nextsize too)
     this.store(u + FD, p);
     this.store(fwd + BK, p);
   }
@@ -889,10 +898,14 @@ export class PtmallocAllocator implements Allocator {
     this.store(prevHead + FD_NEXTSIZE, p);
   }
 
-  /** glibc's unlink_chunk for free chunk `p` of `size` bytes (its footer checked). */
-  private unlinkChunk(p: number, size: number): void {
+  /** glibc's check in unlink_chunk: free chunk `p`'s size and its footer agree. */
+  private checkFooter(p: number, size: number): void {
     if (this.load(p + size) !== size)
       throw new MallocAbort(`corrupted size vs. prev_size at chunk 0x${p.toString(16)}`);
+  }
+
+  /** glibc's unlink_chunk for free chunk `p` of `size` bytes (its footer checked by the caller). */
+  private unlinkChunk(p: number, size: number): void {
     const fd = this.load(p + FD);
     const bk = this.load(p + BK);
     if (this.load(fd + BK) !== p || this.load(bk + FD) !== p)
