@@ -70,6 +70,19 @@ describe('example workloads produce the observations their comments promise', ()
     expect(s.system.cpuUtilization).toBeLessThan(0.2);
   });
 
+  it('shared-file: the reader sees the writer’s stores through the page cache; the folder is untouched', async () => {
+    const { existsSync } = await import('node:fs');
+    const { s, byName } = await runWorkload('shared-file');
+    for (const p of s.processes) expect(p.status).toBe('exited 0');
+    const reader = byName('reader')[0]!;
+    expect(reader.stdout).toContain('1 MiB verified');
+    expect(reader.majorFaults).toBe(1); // its text page; the 256 file pages were cached
+    expect(reader.minorFaults).toBeGreaterThanOrEqual(256);
+    expect(s.system.fileWrittenPages).toBe(256);
+    expect(byName('catter')[0]!.stdout).toContain('Welcome to vmlab.');
+    expect(existsSync('userland/workloads/files/shared.bin')).toBe(false);
+  });
+
   it('is deterministic: the same workload gives the same summary', async () => {
     const a = await runWorkload('cow');
     const b = await runWorkload('cow');

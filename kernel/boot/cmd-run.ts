@@ -2,7 +2,7 @@
  * `vmlab run WORKLOAD.yaml`: boot the workload's machine, start its processes (at their start
  * times), run to completion or `--until`, and print a summary per process and for the system.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import { BUILTIN_PROGRAMS, loadBuiltin } from '../../userland/programs/builtins.ts';
@@ -19,7 +19,15 @@ import { renderReport } from './report.ts';
 import { scriptProgram } from './script.ts';
 import { loadPolicyFile } from './studentcode.ts';
 import { formatSize, parseTime } from './units.ts';
-import { cyclesOf, isPolicyFile, type LoadedWorkload, loadWorkload, resolveIn } from './workload.ts';
+import {
+  cyclesOf,
+  filesOf,
+  isPolicyFile,
+  type LoadedWorkload,
+  loadWorkload,
+  resolveIn,
+  type WorkloadProcess,
+} from './workload.ts';
 
 export const DEFAULT_WORKLOAD = new URL('../../userland/workloads/default.yaml', import.meta.url).pathname;
 
@@ -221,6 +229,9 @@ export async function bootWorkload(
     }
   }
   const loader = (path: string): ProgramImage | undefined => programs.get(path) ?? loadBuiltin(path);
+  const files = filesOf(w);
+  if (files !== undefined && !(existsSync(files.from) && statSync(files.from).isDirectory()))
+    throw new InputError(`${w.path}: files: ${files.from} is not a folder`);
   const m = bootKernel(machine, {
     loader,
     policy: mc.policy,
@@ -233,7 +244,16 @@ export async function bootWorkload(
       overcommitMemory: mc.overcommit,
       overcommitRatio: mc.overcommitRatio,
       kswapd: mc.kswapd,
+      fetchStrideBytes: mc.fetchStride,
+      dirtyWritebackCycles: cyclesOf(mc.writeback.interval, mc.cpu),
+      dirtyExpireCycles: cyclesOf(mc.writeback.expire, mc.cpu),
+      dirtyBackgroundRatio: mc.writeback.backgroundRatio,
+      dirtyRatio: mc.writeback.ratio,
     },
+    files:
+      files === undefined
+        ? undefined
+        : { from: files.from, writeThrough: files.writeThrough, profile: files.disk },
   });
   if (mc.watermarks !== undefined) {
     m.buddy.tuneWatermarks({
@@ -263,7 +283,10 @@ export async function bootWorkload(
       throw new InputError(`${w.path}: processes[${i}].group: no group '${p.group}' in groups`);
     const start = (): void => {
       for (let r = 0; r < p.replicas; r++) {
-        const task = kernel.spawn(path, [name, ...p.args.map(String)], { oomScoreAdj: p.oomScoreAdj });
+        const task = kernel.spawn(path, [name, ...p.args.map(String)], {
+          oomScoreAdj: p.oomScoreAdj,
+          env: processEnv(p),
+        });
         if (typeof task === 'number') {
           kernel.printk(`workload: cannot start ${name}: errno ${-task}`);
           continue;
@@ -292,8 +315,19 @@ export async function bootWorkload(
     `ARG policy ${mc.policy} (${mc.scope})`,
     `ARG overcommit ${mc.overcommit}`,
     `ARG quantum ${mc.quantum}`,
+    `ARG files ${files === undefined ? 'none (an empty scratch folder)' : `${files.from}${files.writeThrough ? ' (written through)' : ' (a scratch copy)'} on ${files.disk}`}`,
+    `ARG writeback every ${mc.writeback.interval}, expire ${mc.writeback.expire}, background ${mc.writeback.backgroundRatio}%, throttle ${mc.writeback.ratio}%`,
   ];
   return { m, args };
+}
+
+/** A process's environment: its `env`, and its `malloc` choices as VMLAB_MALLOC / VMLAB_LEAK_CHECK. */
+function processEnv(p: WorkloadProcess): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(p.env)) env[k] = String(v);
+  if (p.malloc?.allocator !== undefined) env.VMLAB_MALLOC = p.malloc.allocator;
+  if (p.malloc?.leakCheck !== undefined) env.VMLAB_LEAK_CHECK = p.malloc.leakCheck;
+  return env;
 }
 
 /** Load a user TypeScript program file: its default export is a UserMain or a ProgramImage. */
@@ -334,6 +368,7 @@ export interface RunSummary {
     peakRssBytes: number;
     swapBytes: number;
     stdout: string;
+    stderr: string;
   }>;
   system: {
     cycles: number;
@@ -347,6 +382,12 @@ export interface RunSummary {
     cowFaults: number;
     swapIns: number;
     swapOuts: number;
+    /** Pages read from files (faults and read(); readahead's share apart) and written back to them. */
+    fileReadPages: number;
+    readaheadPages: number;
+    fileWrittenPages: number;
+    /** Page-cache pages at the end of the run. */
+    pageCachePages: number;
     oomKills: number;
     reclaimScansKswapd: number;
     reclaimScansDirect: number;
@@ -386,6 +427,7 @@ export function summarize(m: BootedMachine, _w: LoadedWorkload): RunSummary {
       peakRssBytes: Math.max(t.peakRssPages, t.mm?.hiwaterRss ?? 0) * page,
       swapBytes: (t.mm?.swapEntries ?? t.swapPagesAtEnd) * page,
       stdout: t.stdout,
+      stderr: t.stderr,
     })),
     system: {
       cycles: m.clock.now,
@@ -399,6 +441,10 @@ export function summarize(m: BootedMachine, _w: LoadedWorkload): RunSummary {
       cowFaults: k.events.cow_fault,
       swapIns: k.events.pswpin,
       swapOuts: k.events.pswpout,
+      fileReadPages: k.pageCache.misses + k.pageCache.readaheadPages,
+      readaheadPages: k.pageCache.readaheadPages,
+      fileWrittenPages: k.events.nr_written,
+      pageCachePages: k.pageCache.nrPages,
       oomKills: k.events.oom_kill,
       reclaimScansKswapd: k.events.pgscan_kswapd,
       reclaimScansDirect: k.events.pgscan_direct,
@@ -429,6 +475,7 @@ export function renderSummary(s: RunSummary): string[] {
     `  TLB                ${y.tlbHits} hits, ${y.tlbMisses} misses (hit rate ${(100 * y.tlbHitRate).toFixed(2)}%)`,
     `  page faults        ${y.pageFaults} (${y.majorFaults} major, ${y.cowFaults} copy-on-write)`,
     `  swap               ${y.swapIns} pages in, ${y.swapOuts} pages out`,
+    `  files              ${y.fileReadPages} pages read (${y.readaheadPages} by readahead), ${y.fileWrittenPages} written back, ${y.pageCachePages} cached at the end`,
     `  reclaim scans      ${y.reclaimScansKswapd} by kswapd, ${y.reclaimScansDirect} direct`,
     `  OOM kills          ${y.oomKills}`,
     `  context switches   ${y.contextSwitches}`,
@@ -436,15 +483,21 @@ export function renderSummary(s: RunSummary): string[] {
     `  kernel             ${y.kernelState}`,
   );
   if (s.log.length > 0) out.push('', 'kernel log:', ...s.log.map((l) => `  ${l}`));
-  const outputs = s.processes.filter((p) => p.stdout !== '');
-  for (const p of outputs)
-    out.push(
-      '',
-      `stdout of ${p.name}[${p.pid}]:`,
-      ...p.stdout
-        .trimEnd()
-        .split('\n')
-        .map((l) => `  ${l}`),
-    );
+  for (const p of s.processes) {
+    for (const [stream, text] of [
+      ['stdout', p.stdout],
+      ['stderr', p.stderr],
+    ] as const) {
+      if (text === '') continue;
+      out.push(
+        '',
+        `${stream} of ${p.name}[${p.pid}]:`,
+        ...text
+          .trimEnd()
+          .split('\n')
+          .map((l) => `  ${l}`),
+      );
+    }
+  }
   return out;
 }

@@ -14,6 +14,10 @@
  *     overcommit: 0          # 0, 1, 2
  *     quantum: 1ms
  *     watermarks: { minFreeKbytes: 1024, scaleFactor: 10 }
+ *     fetchStride: 64        # bytes the program counter moves per instruction boundary (0: off)
+ *     writeback: { interval: 5s, expire: 30s, backgroundRatio: 10, ratio: 20 }
+ *   files: files             # the folder processes see (default: ./files beside the workload,
+ *                            # if there is one); or { from: files, writeThrough: false, disk: ssd }
  *   groups:
  *     batch: { limit: 16M }
  *   processes:
@@ -25,6 +29,8 @@
  *       oomScoreAdj: 0
  *       residentLimit: 1M
  *       group: batch
+ *       env: { NAME: value }
+ *       malloc: { allocator: sizeclass, leakCheck: summary }
  *     - name: scripted
  *       script:              # operations (see scriptOps in script.ts)
  *         - mmap: { length: 16M, as: buf }
@@ -32,8 +38,10 @@
  *
  * Validation errors name the file, line, column and field (configfile.ts).
  */
+import { existsSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
+import { ALLOCATOR_NAMES } from '../../userland/malloc/index.ts';
 import { loadConfigFile } from './configfile.ts';
 import { type ScriptOp, scriptOpSchema } from './script.ts';
 import { parseFrequency, parseSize, parseTime } from './units.ts';
@@ -106,6 +114,17 @@ const machineSchema = z.strictObject({
   overcommitRatio: z.number().int().min(0).max(1000).default(50),
   quantum: time.default('1ms'),
   kswapd: z.boolean().default(true),
+  /** Bytes the program counter moves at each instruction boundary (0: no instruction fetches). */
+  fetchStride: size.default(64),
+  /** The flusher (Linux's vm.dirty_* settings). */
+  writeback: z
+    .strictObject({
+      interval: time.default('5s'),
+      expire: time.default('30s'),
+      backgroundRatio: z.number().int().min(0).max(100).default(10),
+      ratio: z.number().int().min(0).max(100).default(20),
+    })
+    .prefault({}),
   watermarks: z
     .strictObject({
       minFreeKbytes: z.number().int().min(1).optional(),
@@ -126,15 +145,45 @@ const processSchema = z
     oomScoreAdj: z.number().int().min(-1000).max(1000).default(0),
     residentLimit: size.optional(),
     group: z.string().optional(),
+    /** The process's environment (strings; numbers are written out). */
+    env: z
+      .record(
+        z.string().regex(/^[A-Za-z_]\w*$/, 'expected a variable name'),
+        z.union([z.string(), z.number()]),
+      )
+      .default({}),
+    /** The C library's malloc: its allocator and the leak report at exit (VMLAB_MALLOC, VMLAB_LEAK_CHECK). */
+    malloc: z
+      .strictObject({
+        allocator: z
+          .string()
+          .refine((v) => ALLOCATOR_NAMES.includes(v), {
+            message: `expected an allocator: ${ALLOCATOR_NAMES.slice(0, 4).join(', ')}, … (see vmlab malloc-replay --help)`,
+          })
+          .optional(),
+        leakCheck: z.enum(['off', 'summary', 'full']).optional(),
+      })
+      .optional(),
   })
   .refine((p) => [p.program, p.file, p.script].filter((x) => x !== undefined).length === 1, {
     message: 'give exactly one of program, file or script',
   });
 
+/** The files processes see: a folder (relative to the workload), copied to a scratch root unless writeThrough. */
+const filesSchema = z.union([
+  z.string().min(1),
+  z.strictObject({
+    from: z.string().min(1),
+    writeThrough: z.boolean().default(false),
+    disk: z.enum(['ram', 'nvme', 'ssd', 'hdd']).default('ssd'),
+  }),
+]);
+
 export const workloadSchema = z.strictObject({
   description: z.string().optional(),
   seed: z.number().int().min(0).default(0),
   machine: machineSchema.prefault({}),
+  files: filesSchema.optional(),
   groups: z.record(z.string(), z.strictObject({ limit: size })).default({}),
   processes: z.array(processSchema).min(1),
 });
@@ -159,6 +208,24 @@ export function loadWorkload(path: string): LoadedWorkload {
 /** A path in a workload, resolved against the workload's folder. */
 export function resolveIn(w: LoadedWorkload, p: string): string {
   return isAbsolute(p) ? p : resolve(w.dir, p);
+}
+
+/**
+ * The files folder of a workload: `files` as given (relative to the workload), or its `files/`
+ * folder when there is one. Undefined: an empty scratch root.
+ */
+export function filesOf(
+  w: LoadedWorkload,
+): { from: string; writeThrough: boolean; disk: 'ram' | 'nvme' | 'ssd' | 'hdd' } | undefined {
+  const f = w.workload.files;
+  if (f === undefined) {
+    const beside = resolve(w.dir, 'files');
+    return existsSync(beside) && statSync(beside).isDirectory()
+      ? { from: beside, writeThrough: false, disk: 'ssd' }
+      : undefined;
+  }
+  if (typeof f === 'string') return { from: resolveIn(w, f), writeThrough: false, disk: 'ssd' };
+  return { from: resolveIn(w, f.from), writeThrough: f.writeThrough, disk: f.disk };
 }
 
 /** Cycles in a workload time at `hz`. */

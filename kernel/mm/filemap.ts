@@ -62,6 +62,9 @@ export interface PageCacheTunables {
   readaheadMaxPages: number;
 }
 
+/** Most pages one writeback request carries (1 MiB of 4 KiB pages, as a block layer's max_sectors). */
+export const WRITE_RUN_PAGES = 256;
+
 export const DEFAULT_PAGE_CACHE_TUNABLES: Readonly<PageCacheTunables> = {
   readaheadInitPages: 4,
   readaheadMaxPages: 32,
@@ -252,32 +255,67 @@ export class PageCache {
    */
   writePage(pfn: number): number {
     this.cleanMappings(pfn);
-    return this.writeOut(pfn);
+    return this.writeRun([pfn]);
   }
 
-  /** writePage once the mappings are clean. */
-  private writeOut(pfn: number): number {
-    const file = this.fileOf(pfn);
-    if (file === undefined) panic(`writePage: frame ${pfn} is not in the page cache`);
+  /**
+   * Write back the dirty pages among `pfns` (cached pages of any files), as Linux's writepages
+   * does: by file and index, each run of consecutive pages of a file in one disk request of at
+   * most WRITE_RUN_PAGES. Returns when the last request completes (now, when none was dirty).
+   */
+  writePages(pfns: readonly number[]): number {
+    const pages = this.services.pages;
+    const byFile = [...pfns].sort(
+      (a, b) => this.fileIno[a]! - this.fileIno[b]! || pages.index[a]! - pages.index[b]!,
+    );
+    let done = this.services.mmu.clock.now;
+    let run: number[] = [];
+    for (const pfn of byFile) {
+      this.cleanMappings(pfn);
+      if (!pages.has(pfn, PG_DIRTY)) continue;
+      const last = run.at(-1);
+      const follows =
+        last !== undefined &&
+        this.fileIno[last] === this.fileIno[pfn] &&
+        pages.index[last]! + 1 === pages.index[pfn] &&
+        run.length < WRITE_RUN_PAGES;
+      if (!follows && run.length > 0) {
+        done = Math.max(done, this.writeRun(run));
+        run = [];
+      }
+      run.push(pfn);
+    }
+    if (run.length > 0) done = Math.max(done, this.writeRun(run));
+    return done;
+  }
+
+  /** Write consecutive dirty pages of one file (mappings already clean) with one disk request. */
+  private writeRun(run: readonly number[]): number {
     const { pages, mem, events } = this.services;
     const page = this.pageBytes;
-    const pos = pages.index[pfn]! * page;
-    const bytes = Math.max(0, Math.min(page, file.sizeBytes - pos));
-    if (bytes > 0) file.writeHost(pos, mem.frameView(pfn).subarray(0, bytes));
-    if (pages.has(pfn, PG_DIRTY)) {
-      pages.clear(pfn, PG_DIRTY);
-      this.nrDirty--;
+    for (const pfn of run) {
+      const file = this.fileOf(pfn);
+      if (file === undefined) panic(`writePage: frame ${pfn} is not in the page cache`);
+      const pos = pages.index[pfn]! * page;
+      const bytes = Math.max(0, Math.min(page, file.sizeBytes - pos));
+      if (bytes > 0) file.writeHost(pos, mem.frameView(pfn).subarray(0, bytes));
+      if (pages.has(pfn, PG_DIRTY)) {
+        pages.clear(pfn, PG_DIRTY);
+        this.nrDirty--;
+      }
+      if (!pages.has(pfn, PG_WRITEBACK)) {
+        pages.set(pfn, PG_WRITEBACK);
+        this.nrWriteback++;
+      }
+      this.writtenPages++;
+      events.nr_written++;
+      events.pgpgout += page / 1024;
     }
-    if (!pages.has(pfn, PG_WRITEBACK)) {
-      pages.set(pfn, PG_WRITEBACK);
-      this.nrWriteback++;
-    }
-    this.writtenPages++;
-    events.nr_written++;
-    events.pgpgout += page / 1024;
-    return this.deps.disk.queue('write', page, () => {
-      // The frame may have been freed (or reused) since; only a page still under writeback ends it.
-      if (pages.has(pfn, PG_WRITEBACK)) {
+    const done = run.slice();
+    return this.deps.disk.queue('write', run.length * page, () => {
+      // A frame may have been freed (or reused) since; only a page still under writeback ends it.
+      for (const pfn of done) {
+        if (!pages.has(pfn, PG_WRITEBACK)) continue;
         pages.clear(pfn, PG_WRITEBACK);
         this.nrWriteback--;
       }
@@ -286,18 +324,12 @@ export class PageCache {
 
   /**
    * Write back every dirty page of `file` with index in [fromIndex, toIndex) (fsync, msync,
-   * munmap and exit of shared mappings, the flusher). Returns when the last write completes
-   * (now, when nothing was dirty).
+   * munmap and exit of shared mappings). Returns when the last write completes (now, when
+   * nothing was dirty).
    */
   syncRange(file: CachedFile, fromIndex: number, toIndex: number): number {
-    let done = this.services.mmu.clock.now;
-    const indices = [...file.pages.keys()].filter((i) => i >= fromIndex && i < toIndex).sort((a, b) => a - b);
-    for (const i of indices) {
-      const pfn = file.pages.get(i)!;
-      this.cleanMappings(pfn);
-      if (this.services.pages.has(pfn, PG_DIRTY)) done = Math.max(done, this.writeOut(pfn));
-    }
-    return done;
+    const indices = [...file.pages.keys()].filter((i) => i >= fromIndex && i < toIndex);
+    return this.writePages(indices.map((i) => file.pages.get(i)!));
   }
 
   /**

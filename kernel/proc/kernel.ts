@@ -193,6 +193,13 @@ export interface KernelMemory {
   scope: ReclaimScope;
 }
 
+/** How a new process starts (spawn from the host side). */
+export interface SpawnOptions {
+  oomScoreAdj?: number;
+  /** Its environment (inherited by fork, kept across execve). */
+  env?: Readonly<Record<string, string>>;
+}
+
 /** One line of the kernel log (dmesg). */
 export interface KernelLogLine {
   time: number;
@@ -444,14 +451,14 @@ export class Kernel {
    * Start a program as a new process (a child of init). Returns the task, or an errno (negative)
    * when the program does not exist or memory is short.
    */
-  spawn(path: string, argv: string[], options: { oomScoreAdj?: number } = {}): Task | number {
+  spawn(path: string, argv: string[], options: SpawnOptions = {}): Task | number {
     const image = this.loader(path);
     if (image === undefined) return -ENOENT;
     return this.spawnImage(image, argv, options);
   }
 
   /** Start a program image as a new process (a child of init): the task, or -errno. */
-  spawnImage(image: ProgramImage, argv: string[], options: { oomScoreAdj?: number } = {}): Task | number {
+  spawnImage(image: ProgramImage, argv: string[], options: SpawnOptions = {}): Task | number {
     if (this.state === 'halted' || this.state === 'panic') {
       throw new Error(`spawn: the kernel is ${this.state}; boot a new machine to run more programs`);
     }
@@ -459,6 +466,7 @@ export class Kernel {
     if (task === null) return -ENOMEM;
     this.nextPid++;
     task.oomScoreAdj = options.oomScoreAdj ?? 0;
+    task.env = { ...options.env };
     task.startTime = this.hw.clock.now;
     const files = this.consoleFiles();
     if (files === null) {
@@ -1078,12 +1086,13 @@ export class Kernel {
     const pc = this.pageCache;
     const excess = Math.max(0, pc.nrDirty - this.dirtyLimits().background);
     const expired = this.hw.clock.now - this.tunables.dirtyExpireCycles;
-    let written = 0;
+    const batch: number[] = [];
     for (const pfn of pc.dirtyPages(Number.POSITIVE_INFINITY, pc.nrDirty)) {
-      if (pc.dirtiedAt[pfn]! > expired && written >= excess) break;
-      pc.writePage(pfn);
-      written++;
+      if (pc.dirtiedAt[pfn]! > expired && batch.length >= excess) break;
+      batch.push(pfn);
     }
+    pc.writePages(batch);
+    const written = batch.length;
     if (written > 0) {
       this.eventLog?.subsystem('writeback').debug({ event: 'writeback', pages: written }, 'flusher pass');
     }
@@ -1098,11 +1107,7 @@ export class Kernel {
     const pc = this.pageCache;
     const limits = this.dirtyLimits();
     if (pc.nrDirty <= limits.throttle) return;
-    let done = this.hw.clock.now;
-    for (const pfn of pc.dirtyPages(Number.POSITIVE_INFINITY, pc.nrDirty - limits.background)) {
-      done = Math.max(done, pc.writePage(pfn));
-    }
-    this.waitForIo(done);
+    this.waitForIo(pc.writePages(pc.dirtyPages(Number.POSITIVE_INFINITY, pc.nrDirty - limits.background)));
   }
 
   /** After a write(): throttle the writer when too much is dirty. Returns `result`. */
@@ -1258,7 +1263,13 @@ export class Kernel {
 
   private startProgram(task: Task, main: UserMain, argv: readonly string[]): void {
     task.textOffset = 0;
-    task.ctx = { cpu: this.userCpu(), sys: this.syscallsFor(task), argv, seed: this.prng.nextU32() };
+    task.ctx = {
+      cpu: this.userCpu(),
+      sys: this.syscallsFor(task),
+      argv,
+      env: task.env,
+      seed: this.prng.nextU32(),
+    };
     task.program = main(task.ctx);
   }
 
@@ -1483,6 +1494,7 @@ export class Kernel {
     this.nextPid++;
     child.mm = mm;
     child.oomScoreAdj = parent.oomScoreAdj;
+    child.env = parent.env;
     child.textOffset = parent.textOffset;
     child.startTime = this.hw.clock.now;
     this.tasks.set(child.pid, child);

@@ -24,6 +24,8 @@ export class Task extends KernelObject {
   /** Open files (descriptor table); null once the process has exited. */
   files: FdTable | null = null;
   program: TaskProgram | null = null;
+  /** The environment (envp), shared read-only with forked children. */
+  env: Readonly<Record<string, string>> = {};
   /** The program counter, as an offset into the text (see Kernel.fetchInstruction). */
   textOffset = 0;
   ctx: UserContext | null = null;

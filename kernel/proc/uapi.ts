@@ -157,6 +157,8 @@ export interface UserContext {
   cpu: UserCpu;
   sys: Syscalls;
   argv: readonly string[];
+  /** The environment (envp): VMLAB_MALLOC names the C library's allocator, for instance. */
+  env: Readonly<Record<string, string>>;
   /** Emulated-time seed for programs that want repeatable pseudo-random choices. */
   seed: number;
 }
