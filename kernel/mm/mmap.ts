@@ -432,6 +432,9 @@ export function doMadvise(as: AddressSpace, addr: number, len: number, advice: n
   if (addr < 0 && end >= 0) return -EINVAL; // the range wraps past the top (Linux: end < start)
   if (outsideUser(as, addr, end)) return -ENOMEM; // not mapped: outside this address space
   if (!coversRange(as, addr, end)) return -ENOMEM;
+  if (advice === MADV_RANDOM || advice === MADV_SEQUENTIAL || advice === MADV_NORMAL) {
+    return setReadHint(as, addr, end, advice);
+  }
   if (advice === MADV_DONTNEED) {
     for (const v of as.vmas.overlapping(addr, end))
       as.zapRange(Math.max(v.start, addr), Math.min(v.end, end));
@@ -442,6 +445,19 @@ export function doMadvise(as: AddressSpace, addr: number, len: number, advice: n
     for (const v of as.vmas.overlapping(addr, end))
       markLazyFree(as, v, Math.max(v.start, addr), Math.min(v.end, end));
   }
+  return 0;
+}
+
+/**
+ * MADV_RANDOM / MADV_SEQUENTIAL / MADV_NORMAL: the VMAs' read hint (VM_RAND_READ: no readahead
+ * on file faults; VM_SEQ_READ: sequential; neither: the default). Splits VMAs at the range's
+ * ends as Linux's madvise_update_vma does. 0 or -ENOMEM (no VMA object for a split).
+ */
+function setReadHint(as: AddressSpace, start: number, end: number, advice: number): number {
+  if (!as.vmas.carve(start, end)) return -ENOMEM;
+  const hint = advice === MADV_RANDOM ? VM_RAND_READ : advice === MADV_SEQUENTIAL ? VM_SEQ_READ : 0;
+  for (const v of as.vmas.overlapping(start, end)) v.flags = (v.flags & ~(VM_RAND_READ | VM_SEQ_READ)) | hint;
+  as.vmas.mergeRange(start, end);
   return 0;
 }
 

@@ -149,6 +149,9 @@ export interface KernelTunables extends MmTunables {
    * file and stay referenced. 0: no instruction fetches.
    */
   fetchStrideBytes: number;
+  /** Readahead window on the first sequential miss, and its largest size, in pages (read_ahead_kb). */
+  readaheadInitPages: number;
+  readaheadMaxPages: number;
   /** vm.dirty_writeback_centisecs: how often the flusher wakes while file pages are dirty. */
   dirtyWritebackCycles: number;
   /** vm.dirty_expire_centisecs: a page dirty this long is written by the next flusher pass. */
@@ -168,6 +171,8 @@ export const DEFAULT_KERNEL_TUNABLES: Readonly<KernelTunables> = {
   overcommitRatio: 50,
   firstPid: 2,
   fetchStrideBytes: 64,
+  readaheadInitPages: 4,
+  readaheadMaxPages: 32, // read_ahead_kb 128 with 4 KiB pages
   // Linux's defaults at 1 GHz: 5 s and 30 s.
   dirtyWritebackCycles: 5_000_000_000,
   dirtyExpireCycles: 30_000_000_000,
@@ -331,14 +336,21 @@ export class Kernel {
       });
     this.scratchRoot = options.files?.root === undefined;
     const root = options.files?.root ?? (() => mkdtempSync(join(tmpdir(), 'vmlab-files-')));
-    this.pageCache = new PageCache(this.services, {
-      // A page read for a running process (a fault, a read()) is charged to its limits.
-      allocFrame: (reclaim) => this.allocFrame(this.current?.pid ?? -1, PG_FILE, reclaim),
-      loaded: (pfn) => this.reclaimer.loadedFile(pfn),
-      emptied: (file) => this.fs.maybeFree(file as Inode),
-      dirtied: () => this.pageDirtied(),
-      disk: this.fileDisk,
-    });
+    this.pageCache = new PageCache(
+      this.services,
+      {
+        // A page read for a running process (a fault, a read()) is charged to its limits.
+        allocFrame: (reclaim) => this.allocFrame(this.current?.pid ?? -1, PG_FILE, reclaim),
+        loaded: (pfn) => this.reclaimer.loadedFile(pfn),
+        emptied: (file) => this.fs.maybeFree(file as Inode),
+        dirtied: () => this.pageDirtied(),
+        disk: this.fileDisk,
+      },
+      {
+        readaheadInitPages: this.tunables.readaheadInitPages,
+        readaheadMaxPages: this.tunables.readaheadMaxPages,
+      },
+    );
     this.reclaimer.files = this.pageCache;
     this.fs = new FileSystem(root, {
       caches: { inode: this.caches.inode, dentry: this.caches.dentry, file: this.caches.file },
