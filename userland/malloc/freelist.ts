@@ -15,7 +15,7 @@
  *              every free block is on the explicit list exactly once (explicit variant)
  */
 
-import { ENOMEM } from '../../kernel/proc/uapi.ts';
+import { ENOMEM, type UserCpu } from '../../kernel/proc/uapi.ts';
 import type { Libc } from '../libc/libc.ts';
 import { type Allocator, callocBytes, MALLOC_ALIGNMENT, MallocAbort, type MallocStats } from './allocator.ts';
 
@@ -38,6 +38,7 @@ const ALLOC = 1;
 export class FreeListAllocator implements Allocator {
   readonly name: string;
   private readonly libc: Libc;
+  private readonly cpu: UserCpu;
   private readonly opts: Required<FreeListOptions>;
   /** Address of the first block's header (after the prologue), or 0 before the first call. */
   private heapStart = 0;
@@ -52,6 +53,7 @@ export class FreeListAllocator implements Allocator {
 
   constructor(libc: Libc, options: FreeListOptions) {
     this.libc = libc;
+    this.cpu = libc.ctx.cpu;
     this.opts = { chunkBytes: 4096, ...options };
     this.name = `${options.list}-${options.placement}${options.coalesce === 'on' ? '' : '-nocoalesce'}`;
   }
@@ -372,15 +374,16 @@ export class FreeListAllocator implements Allocator {
   // ---- private: tags in emulated memory ----
 
   private load(addr: number): number {
-    return this.libc.ctx.cpu.load64(addr);
+    return this.cpu.load64(addr);
   }
 
   private store(addr: number, value: number): void {
-    this.libc.ctx.cpu.store64(addr, value);
+    this.cpu.store64(addr, value);
   }
 
   private blockSize(bp: number): number {
-    return this.load(bp - WSIZE) - (this.load(bp - WSIZE) & 0xf);
+    const header = this.load(bp - WSIZE);
+    return header - (header & 0xf);
   }
 
   private isAllocated(bp: number): boolean {

@@ -7,17 +7,21 @@
  * - A per-thread cache in front (one thread per process today: one cache) holds up to
  *   CACHE_MAX objects per class; on overflow half goes back to the central lists.
  * - Central free lists: per class, a list of spans that have free objects.
- * - The page heap: arenas of ARENA_PAGES pages obtained with mmap; spans carved from them,
- *   free spans coalesced with free neighbours. Objects over 32 KiB get a span of their own.
- *   Free pages past RELEASE_THRESHOLD_PAGES are returned to the kernel with
- *   madvise(MADV_DONTNEED); an arena that becomes wholly free is unmapped.
+ * - The page heap: arenas of ARENA_PAGES pages (1 MiB, 1 MiB-aligned) obtained with mmap;
+ *   spans carved from them, free spans coalesced with free neighbours and kept on free lists by
+ *   length (one per page count to FREE_LISTS - 2, then one best-fit list), with a bitmap of the
+ *   lists that are not empty. Objects over 32 KiB get a span of their own. Free pages past
+ *   RELEASE_THRESHOLD_PAGES are returned to the kernel with madvise(MADV_DONTNEED); an arena
+ *   that becomes wholly free is unmapped.
  *
- * Metadata (one mmapped region): the class table, the cache and central heads, the arena table,
- * the span table and each arena's page map (page -> span), all as 8-byte words.
+ * Metadata (one mmapped region): the cache and central heads, the free span lists and their
+ * bitmap, the arena table, an arena hash (1 MiB frame number -> arena), the span table and
+ * each arena's page map (page -> span), all as 8-byte words (the bitmap as 32-bit words).
  *
  *   span states: FREE (in the page heap) | SMALL (objects of a class) | LARGE (one object)
  *   for a SMALL span: allocated + |free list| == objects per span
- *   every page of an arena belongs to exactly one span
+ *   every page of an arena belongs to exactly one span; every FREE span is on one free list
+ *   a cached object's second word is CACHE_KEY (how free finds a double free cheaply)
  */
 import { ENOMEM, MADV_DONTNEED } from '../../kernel/proc/uapi.ts';
 import type { Libc } from '../libc/libc.ts';
@@ -31,6 +35,12 @@ const MAX_ARENAS = 128;
 const MAX_SPANS = 4096;
 const CACHE_MAX = 64;
 const RELEASE_THRESHOLD_PAGES = 256;
+const ARENA_BYTES = ARENA_PAGES * PAGE; // arenas start on a multiple of this
+const FREE_LISTS = 130; // lists 1..128 hold spans of that many pages, list 129 the longer ones
+const FREE_MAP_WORDS = Math.ceil(FREE_LISTS / 32);
+const ARENA_HASH_SLOTS = 256; // (frame number + 1, arena) pairs, open addressing
+const HASH_TOMBSTONE = 1; // frame 0 holds no arena
+const CACHE_KEY = 0x5c1a_55ca_c4e0;
 
 const FREE = 0;
 const SMALL = 1;
@@ -43,7 +53,8 @@ const S_STATE = 2;
 const S_CLASS = 3;
 const S_FREELIST = 4;
 const S_ALLOCATED = 5;
-const S_NEXT = 6; // central list link (class spans with free objects)
+const S_NEXT = 6; // central list link (class spans with free objects); free list link (FREE spans)
+const S_PREV = S_FREELIST; // FREE spans: the free list's back link (span index + 1)
 const S_RELEASED = 7; // 1 when its pages were given back with MADV_DONTNEED
 const SPAN_WORDS = 8;
 
@@ -78,6 +89,9 @@ export class SizeClassAllocator implements Allocator {
   // Offsets into the metadata region.
   private readonly oCache: number; // NCLASSES x (head, count)
   private readonly oCentral: number; // NCLASSES heads (span index + 1; 0 = none)
+  private readonly oFreeLists: number; // FREE_LISTS heads (span index + 1; 0 = none)
+  private readonly oFreeMap: number; // FREE_MAP_WORDS u32: bit l set <=> free list l not empty
+  private readonly oArenaHash: number; // ARENA_HASH_SLOTS x (frame number + 1, arena)
   private readonly oArenas: number; // MAX_ARENAS x (base, pages, pagemap offset)
   private readonly oSpans: number; // MAX_SPANS x SPAN_WORDS
   private readonly oPagemaps: number; // MAX_ARENAS x ARENA_PAGES words (span index + 1)
@@ -86,6 +100,8 @@ export class SizeClassAllocator implements Allocator {
   private freeSpanSlots: number[] = [];
   private mappedBytes = 0;
   private freePages = 0;
+  /** Pages of FREE spans not given back with madvise (an upper bound after merges). */
+  private residentFreePages = 0;
   private inUseBytes = 0;
   private inUseBlocks = 0;
 
@@ -93,7 +109,10 @@ export class SizeClassAllocator implements Allocator {
     this.libc = libc;
     this.oCache = 0;
     this.oCentral = this.oCache + NCLASSES * 2 * W;
-    this.oArenas = this.oCentral + NCLASSES * W;
+    this.oFreeLists = this.oCentral + NCLASSES * W;
+    this.oFreeMap = this.oFreeLists + FREE_LISTS * W;
+    this.oArenaHash = this.oFreeMap + FREE_MAP_WORDS * 8;
+    this.oArenas = this.oArenaHash + ARENA_HASH_SLOTS * 2 * W;
     this.oSpans = this.oArenas + MAX_ARENAS * 3 * W;
     this.oPagemaps = this.oSpans + MAX_SPANS * SPAN_WORDS * W;
     this.metaBytes = Math.ceil((this.oPagemaps + MAX_ARENAS * ARENA_PAGES * W) / PAGE) * PAGE;
@@ -141,7 +160,7 @@ export class SizeClassAllocator implements Allocator {
     const size = CLASSES[c]!;
     if ((ptr - this.span(span, S_START)) % size !== 0)
       throw new MallocAbort(`free(): invalid pointer 0x${ptr.toString(16)}`);
-    if (this.cacheContains(c, ptr))
+    if (this.load(ptr + W) === CACHE_KEY && this.cacheContains(c, ptr))
       throw new MallocAbort(`free(): double free detected in tcache at 0x${ptr.toString(16)}`);
     this.inUseBytes -= size;
     this.inUseBlocks--;
@@ -276,6 +295,30 @@ export class SizeClassAllocator implements Allocator {
         pg += n;
       }
     }
+    this.checkFreeLists();
+  }
+
+  /** Every FREE span is on the free list for its length, once, and the bitmap says which lists hold any. */
+  private checkFreeLists(): void {
+    const listed = new Set<number>();
+    for (let l = 1; l < FREE_LISTS; l++) {
+      let prev = 0;
+      for (let i = this.load(this.meta + this.oFreeLists + l * W) - 1; i >= 0; i = this.span(i, S_NEXT) - 1) {
+        if (this.span(i, S_STATE) !== FREE || Math.min(this.span(i, S_PAGES), FREE_LISTS - 1) !== l)
+          throw new MallocAbort(`malloc: span ${i} does not belong on free list ${l}`);
+        if (this.span(i, S_PREV) !== prev || listed.has(i))
+          throw new MallocAbort(`malloc: free list ${l} is corrupted at span ${i}`);
+        listed.add(i);
+        prev = i + 1;
+      }
+      const bit = (this.libc.ctx.cpu.load32(this.meta + this.oFreeMap + (l >>> 5) * 4) >>> (l & 31)) & 1;
+      if (bit !== (prev !== 0 ? 1 : 0))
+        throw new MallocAbort(`malloc: the free-list bitmap is wrong for list ${l}`);
+    }
+    for (let i = 0; i < this.spanCount; i++) {
+      if (this.span(i, S_STATE) === FREE && this.span(i, S_PAGES) > 0 && !listed.has(i))
+        throw new MallocAbort(`malloc: free span ${i} is on no free list`);
+    }
   }
 
   // ---- private: metadata ----
@@ -323,12 +366,14 @@ export class SizeClassAllocator implements Allocator {
     if (head === 0) return 0;
     this.store(slot, this.load(head));
     this.store(slot + W, this.load(slot + W) - 1);
+    this.store(head + W, 0);
     return head;
   }
 
   private cachePush(c: number, obj: number): void {
     const slot = this.meta + this.oCache + c * 2 * W;
     this.store(obj, this.load(slot));
+    this.store(obj + W, CACHE_KEY);
     this.store(slot, obj);
     this.store(slot + W, this.load(slot + W) + 1);
   }
@@ -422,46 +467,143 @@ export class SizeClassAllocator implements Allocator {
 
   // ---- private: the page heap ----
 
-  /** A span of `pages` pages: best fit among free spans, else a new arena. -1 when out of memory. */
+  /** A span of `pages` pages: from the free lists (best fit), else a new arena. -1 when out of memory. */
   private allocSpan(pages: number): number {
-    let best = -1;
-    for (let i = 0; i < this.spanCount; i++) {
-      if (this.span(i, S_STATE) !== FREE || this.span(i, S_PAGES) === 0 || this.span(i, S_PAGES) < pages)
-        continue;
-      if (best < 0 || this.span(i, S_PAGES) < this.span(best, S_PAGES)) best = i;
-    }
+    let best = this.takeFreeSpan(pages);
     if (best < 0) best = this.newArena(pages);
     if (best < 0) return -1;
     const have = this.span(best, S_PAGES);
+    const released = this.span(best, S_RELEASED);
     if (have > pages) {
       const rest = this.newSpanRecord(this.span(best, S_START) + pages * PAGE, have - pages, FREE);
       if (rest < 0) return -1;
-      this.setSpan(rest, S_RELEASED, this.span(best, S_RELEASED));
+      this.setSpan(rest, S_RELEASED, released);
       this.setSpan(best, S_PAGES, pages);
       this.mapSpanPages(rest);
+      this.freeListInsert(rest);
     }
     this.freePages -= pages;
+    if (released === 0) this.residentFreePages -= pages;
     this.setSpan(best, S_STATE, LARGE);
     this.setSpan(best, S_RELEASED, 0);
     return best;
   }
 
+  /** Take a free span of at least `pages` pages off its list (the shortest such): its index, or -1. */
+  private takeFreeSpan(pages: number): number {
+    const l = this.nextFreeList(Math.min(pages, FREE_LISTS - 1));
+    if (l < 0) return -1;
+    let best = this.load(this.meta + this.oFreeLists + l * W) - 1;
+    if (l === FREE_LISTS - 1) {
+      best = -1;
+      for (let i = this.load(this.meta + this.oFreeLists + l * W) - 1; i >= 0; i = this.span(i, S_NEXT) - 1) {
+        const n = this.span(i, S_PAGES);
+        if (n >= pages && (best < 0 || n < this.span(best, S_PAGES))) best = i;
+      }
+      if (best < 0) return -1;
+    }
+    this.freeListRemove(best);
+    return best;
+  }
+
+  /** The first non-empty free list at or past `l` (by the bitmap), or -1. */
+  private nextFreeList(l: number): number {
+    let word = l >>> 5;
+    let map = this.libc.ctx.cpu.load32(this.meta + this.oFreeMap + word * 4) & (0xffffffff << (l & 31));
+    while (map === 0) {
+      if (++word >= FREE_MAP_WORDS) return -1;
+      map = this.libc.ctx.cpu.load32(this.meta + this.oFreeMap + word * 4);
+    }
+    return word * 32 + 31 - Math.clz32(map & -map);
+  }
+
+  private setFreeMapBit(l: number, value: 0 | 1): void {
+    const at = this.meta + this.oFreeMap + (l >>> 5) * 4;
+    const cpu = this.libc.ctx.cpu;
+    const map = cpu.load32(at);
+    cpu.store32(at, (value === 1 ? map | (1 << (l & 31)) : map & ~(1 << (l & 31))) >>> 0);
+  }
+
+  /** Put FREE span i at the head of the free list for its length. */
+  private freeListInsert(i: number): void {
+    const l = Math.min(this.span(i, S_PAGES), FREE_LISTS - 1);
+    const slot = this.meta + this.oFreeLists + l * W;
+    const head = this.load(slot);
+    this.setSpan(i, S_NEXT, head);
+    this.setSpan(i, S_PREV, 0);
+    if (head !== 0) this.setSpan(head - 1, S_PREV, i + 1);
+    else this.setFreeMapBit(l, 1);
+    this.store(slot, i + 1);
+  }
+
+  /** Take FREE span i off its free list (its length must not have changed since it went on). */
+  private freeListRemove(i: number): void {
+    const next = this.span(i, S_NEXT);
+    const prev = this.span(i, S_PREV);
+    if (prev !== 0) this.setSpan(prev - 1, S_NEXT, next);
+    else {
+      const l = Math.min(this.span(i, S_PAGES), FREE_LISTS - 1);
+      if (this.load(this.meta + this.oFreeLists + l * W) !== i + 1)
+        throw new MallocAbort(`malloc: free span ${i} is not on its free list`);
+      this.store(this.meta + this.oFreeLists + l * W, next);
+      if (next === 0) this.setFreeMapBit(l, 0);
+    }
+    if (next !== 0) this.setSpan(next - 1, S_PREV, prev);
+  }
+
+  /** A new arena (1 MiB-aligned, at least `pages` pages) as one FREE span, not on a list: its index, or -1. */
   private newArena(pages: number): number {
     if (this.arenaCount >= MAX_ARENAS) return -1;
     // An object bigger than an arena gets an arena of its own, holding just its span (the page
     // map covers the first ARENA_PAGES pages; lookups past them clamp to the last entry).
     const n = Math.max(ARENA_PAGES, pages);
-    const base = this.libc.mapAnonymous(n * PAGE);
+    const base = this.mapAligned(n * PAGE);
     if (base < 0) return -1;
     const a = this.arenaCount++;
     this.store(this.meta + this.oArenas + (a * 3 + 0) * W, base);
     this.store(this.meta + this.oArenas + (a * 3 + 1) * W, n);
+    this.hashArena(a, base, n, 'add');
     this.mappedBytes += n * PAGE;
     this.freePages += n;
+    this.residentFreePages += n;
     const span = this.newSpanRecord(base, n, FREE);
     if (span < 0) return -1;
     this.mapSpanPages(span);
     return span;
+  }
+
+  /** `bytes` of fresh memory starting on an ARENA_BYTES boundary (mapped larger, then trimmed), or -1. */
+  private mapAligned(bytes: number): number {
+    const raw = this.libc.mapAnonymous(bytes + ARENA_BYTES);
+    if (raw < 0) return -1;
+    const base = Math.ceil(raw / ARENA_BYTES) * ARENA_BYTES;
+    if (base > raw) this.libc.munmap(raw, base - raw);
+    const tail = raw + ARENA_BYTES - base;
+    if (tail > 0) this.libc.munmap(base + bytes, tail);
+    return base;
+  }
+
+  /** Enter (or remove) arena a's whole 1 MiB frames in the arena hash; frames past the hash's reach are scanned for. */
+  private hashArena(a: number, base: number, pages: number, op: 'add' | 'remove'): void {
+    const frames = Math.floor((pages * PAGE) / ARENA_BYTES);
+    for (let f = 0; f < frames && f < ARENA_HASH_SLOTS / 4; f++) {
+      const key = base / ARENA_BYTES + f + 1;
+      let slot = hashSlot(key);
+      for (let k = 0; k < ARENA_HASH_SLOTS; k++, slot = (slot + 1) & (ARENA_HASH_SLOTS - 1)) {
+        const at = this.meta + this.oArenaHash + slot * 2 * W;
+        const got = this.load(at);
+        if (op === 'add' && (got === 0 || got === HASH_TOMBSTONE)) {
+          this.store(at, key);
+          this.store(at + W, a);
+          break;
+        }
+        if (op === 'remove' && got === key) {
+          this.store(at, HASH_TOMBSTONE);
+          break;
+        }
+        if (got === 0) break;
+      }
+    }
   }
 
   private newSpanRecord(start: number, pages: number, state: number): number {
@@ -487,7 +629,16 @@ export class SizeClassAllocator implements Allocator {
     for (let p = first; p < Math.min(first + n, ARENA_PAGES); p++) this.setPagemap(a, p, i);
   }
 
+  /** The arena holding `addr`, or -1: by the arena hash, else (an arena too big to hash) a scan. */
   private arenaOf(addr: number): number {
+    const key = Math.floor(addr / ARENA_BYTES) + 1;
+    let slot = hashSlot(key);
+    for (let k = 0; k < ARENA_HASH_SLOTS; k++, slot = (slot + 1) & (ARENA_HASH_SLOTS - 1)) {
+      const at = this.meta + this.oArenaHash + slot * 2 * W;
+      const got = this.load(at);
+      if (got === key) return this.load(at + W);
+      if (got === 0) break;
+    }
     for (let a = 0; a < this.arenaCount; a++) {
       const base = this.arena(a, 0);
       if (base !== 0 && addr >= base && addr < base + this.arena(a, 1) * PAGE) return a;
@@ -509,15 +660,19 @@ export class SizeClassAllocator implements Allocator {
   /** Return a span to the page heap, merging with free neighbours; unmap a wholly free arena. */
   private freeSpan(i: number): void {
     this.setSpan(i, S_STATE, FREE);
+    this.setSpan(i, S_RELEASED, 0);
     this.freePages += this.span(i, S_PAGES);
+    this.residentFreePages += this.span(i, S_PAGES);
     const a = this.arenaOf(this.span(i, S_START));
     const base = this.arena(a, 0);
     const pages = this.arena(a, 1);
-    // Merge with the following and preceding free spans.
+    // Merge with the following and preceding free spans (a merged span counts as resident).
     const end = this.span(i, S_START) + this.span(i, S_PAGES) * PAGE;
     if (end < base + pages * PAGE && (end - base) / PAGE < ARENA_PAGES) {
       const next = this.pagemap(a, (end - base) / PAGE) - 1;
       if (next >= 0 && this.span(next, S_STATE) === FREE) {
+        this.freeListRemove(next);
+        if (this.span(next, S_RELEASED) === 1) this.residentFreePages += this.span(next, S_PAGES);
         this.setSpan(i, S_PAGES, this.span(i, S_PAGES) + this.span(next, S_PAGES));
         this.setSpan(next, S_PAGES, 0);
         this.freeSpanSlots.push(next);
@@ -527,7 +682,10 @@ export class SizeClassAllocator implements Allocator {
     if (startPage > 0) {
       const prev = this.pagemap(a, startPage - 1) - 1;
       if (prev >= 0 && this.span(prev, S_STATE) === FREE) {
+        this.freeListRemove(prev);
+        if (this.span(prev, S_RELEASED) === 1) this.residentFreePages += this.span(prev, S_PAGES);
         this.setSpan(prev, S_PAGES, this.span(prev, S_PAGES) + this.span(i, S_PAGES));
+        this.setSpan(prev, S_RELEASED, 0);
         this.setSpan(i, S_PAGES, 0);
         this.freeSpanSlots.push(i);
         i = prev;
@@ -537,36 +695,40 @@ export class SizeClassAllocator implements Allocator {
     if (this.span(i, S_PAGES) === pages) {
       // The whole arena is free: give it back.
       this.libc.munmap(base, pages * PAGE);
+      this.hashArena(a, base, pages, 'remove');
       this.mappedBytes -= pages * PAGE;
       this.freePages -= pages;
+      this.residentFreePages -= pages;
       this.setSpan(i, S_PAGES, 0);
       this.freeSpanSlots.push(i);
       this.store(this.meta + this.oArenas + (a * 3 + 0) * W, 0);
       return;
     }
-    if (this.freePages > RELEASE_THRESHOLD_PAGES) this.releaseFreePages(RELEASE_THRESHOLD_PAGES);
+    this.freeListInsert(i);
+    if (this.residentFreePages > RELEASE_THRESHOLD_PAGES) this.releaseFreePages(RELEASE_THRESHOLD_PAGES);
   }
 
   /** madvise(MADV_DONTNEED) free spans until at most `keepPages` free pages stay resident. */
   private releaseFreePages(keepPages: number): void {
-    let resident = 0;
-    for (let i = 0; i < this.spanCount; i++) {
-      if (this.span(i, S_STATE) === FREE && this.span(i, S_PAGES) > 0 && this.span(i, S_RELEASED) === 0)
-        resident += this.span(i, S_PAGES);
-    }
-    for (let i = 0; i < this.spanCount && resident > keepPages; i++) {
+    for (let i = 0; i < this.spanCount && this.residentFreePages > keepPages; i++) {
       if (this.span(i, S_STATE) !== FREE || this.span(i, S_PAGES) === 0 || this.span(i, S_RELEASED) === 1)
         continue;
       this.libc.madvise(this.span(i, S_START), this.span(i, S_PAGES) * PAGE, MADV_DONTNEED);
       this.setSpan(i, S_RELEASED, 1);
-      resident -= this.span(i, S_PAGES);
+      this.residentFreePages -= this.span(i, S_PAGES);
     }
+    this.residentFreePages = Math.max(0, this.residentFreePages);
   }
 
   private nomem(): number {
     this.libc.fail(ENOMEM);
     return 0;
   }
+}
+
+/** The arena hash's home slot for frame key `key` (Fibonacci hashing). */
+function hashSlot(key: number): number {
+  return Math.imul(key | 0, 0x9e3779b1) >>> (32 - Math.log2(ARENA_HASH_SLOTS));
 }
 
 function classOf(size: number): number {
