@@ -8,8 +8,9 @@
  * in a fresh process, that only call the allocator (no payload fill, no checks); the allocator
  * still reaches all its metadata through the MMU. The fastest run counts: of three, or (option
  * `speed: 'k-best'`, what `vmlab malloc-replay` uses) by the lab's K-best scheme, running until
- * the K fastest agree within EPSILON, at most MAX_SPEED_RUNS times. The checked replay's rate
- * is reported too.
+ * the K fastest agree within EPSILON, at most MAX_SPEED_RUNS times (and no more once K runs
+ * have taken SPEED_BUDGET_SECONDS, for slow allocators). The checked replay's rate is reported
+ * too.
  *
  * Trace format: four header numbers (the classic set: heap size hint, ids, ops, weight; the
  * 2016 set: weight, ids, ops, peak payload), then `a id bytes`, `r id bytes`, `f id`.
@@ -250,7 +251,11 @@ export function mallocReplay(
     const fastest: number[] = []; // the K shortest runs' seconds, shortest first
     const kBest = options.speed === 'k-best';
     const maxRuns = kBest ? MAX_SPEED_RUNS : SPEED_K;
-    while (outcome === 'ok' && speedRuns < maxRuns && !(kBest && kBestConverged(fastest))) {
+    let spent = 0;
+    const done = (): boolean =>
+      speedRuns >= maxRuns ||
+      (kBest && (kBestConverged(fastest) || (speedRuns >= SPEED_K && spent > SPEED_BUDGET_SECONDS)));
+    while (outcome === 'ok' && !done()) {
       let seconds = 0;
       const pid = ctx.sys.fork(
         speedRun(trace, allocatorName, options.factory, (s) => {
@@ -261,6 +266,7 @@ export function mallocReplay(
       yield* ctx.sys.wait4(pid, 0, 0);
       speedRuns++;
       if (seconds <= 0) break; // the allocator failed where the checked replay did not
+      spent += seconds;
       fastest.push(seconds);
       fastest.sort((a, b) => a - b);
       fastest.length = Math.min(fastest.length, SPEED_K);
@@ -297,6 +303,8 @@ export function mallocReplay(
 const SPEED_K = 3;
 const SPEED_EPSILON = 0.01;
 const MAX_SPEED_RUNS = 20;
+/** Host seconds of speed runs after which K-best stops at K runs (slow allocators on long traces). */
+const SPEED_BUDGET_SECONDS = 3;
 
 /** Whether the K fastest runs' seconds (shortest first) agree within SPEED_EPSILON. */
 export function kBestConverged(fastest: readonly number[]): boolean {
