@@ -83,10 +83,57 @@ describe('example workloads produce the observations their comments promise', ()
     expect(existsSync('userland/workloads/files/shared.bin')).toBe(false);
   });
 
+  it('policies: opt is best, lru keeps the hot set, fifo loses it; every run exits 0', async () => {
+    const { workloadPolicies } = await import('../kernel/boot/cmd-run.ts');
+    const w = loadWorkload('userland/workloads/policies.yaml');
+    const faults: Record<string, number> = {};
+    for (const policy of workloadPolicies(w)) {
+      const run = await bootWorkload(w, { policy });
+      run.m.kernel.run();
+      run.m.shutdown();
+      const s = summarize(run.m, w);
+      for (const p of s.processes) expect(p.status).toBe('exited 0');
+      faults[policy] = s.system.pageFaults;
+    }
+    expect(faults.lru).toBe(720 + 404); // every loop reference, then the cold pages and the hot set once
+    for (const p of ['fifo', 'clock', 'lru', 'lru-2list']) expect(faults.opt).toBeLessThan(faults[p]!);
+    expect(faults.fifo).toBeGreaterThan(faults.lru!);
+  });
+
+  it('malloc: the same program under ptmalloc and sizeclass, each with its leak report', async () => {
+    const { byName } = await runWorkload('malloc');
+    const pt = byName('ptmalloc')[0]!;
+    const sc = byName('sizeclass')[0]!;
+    for (const p of [pt, sc]) {
+      expect(p.status).toBe('exited 0');
+      expect(p.stdout).toMatch(/definitely lost: [\d,]+ bytes in 1999 blocks/);
+      expect(p.stdout).toMatch(/still reachable: [\d,]+ bytes in 1 blocks/);
+    }
+    expect(pt.stdout).toContain('definitely lost: 1999000 bytes');
+    expect(sc.peakRssBytes).toBeGreaterThan(pt.peakRssBytes);
+  });
+
   it('is deterministic: the same workload gives the same summary', async () => {
     const a = await runWorkload('cow');
     const b = await runWorkload('cow');
     expect(a.s).toEqual(b.s);
+  });
+});
+
+describe('every example workload', () => {
+  it('has a comment with its expected observations, and runs to a halted kernel', async () => {
+    const { readdirSync, readFileSync } = await import('node:fs');
+    const files = readdirSync('userland/workloads').filter((f) => f.endsWith('.yaml'));
+    expect(files.length).toBeGreaterThanOrEqual(8);
+    for (const f of files) {
+      expect(readFileSync(`userland/workloads/${f}`, 'utf8'), f).toMatch(/^#[^\n]*\n(#[^\n]*\n)*/);
+      expect(readFileSync(`userland/workloads/${f}`, 'utf8'), f).toMatch(/Expected observations|What to look for/);
+      const w = loadWorkload(`userland/workloads/${f}`);
+      const run = await bootWorkload(w);
+      run.m.kernel.run();
+      run.m.shutdown();
+      expect(run.m.kernel.state, f).toBe('halted');
+    }
   });
 });
 

@@ -7,17 +7,20 @@ import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import { BUILTIN_PROGRAMS, loadBuiltin } from '../../userland/programs/builtins.ts';
 import { type EventLevel, EventLog } from '../observe/eventlog.ts';
-import { renderProcFile } from '../observe/procsys.ts';
+import { PROC_SYSTEM_FILES, renderProcFile } from '../observe/procsys.ts';
 import { Timeline } from '../observe/timeline.ts';
-import { runTool } from '../observe/tools.ts';
+import { runTool, ToolUsageError, type ToolView, watchTool } from '../observe/tools.ts';
 import type { Kernel } from '../proc/kernel.ts';
+import type { Task } from '../proc/task.ts';
 import type { ProgramImage, UserMain } from '../proc/uapi.ts';
 import { InputError } from './configfile.ts';
 import { type BootedMachine, bootKernel, buildMachine } from './machine.ts';
 import { attachProgress } from './progress.ts';
+import { startTraceProcess } from './replay.ts';
 import { renderReport } from './report.ts';
 import { scriptProgram } from './script.ts';
 import { loadPolicyFile } from './studentcode.ts';
+import { loadTrace, type Trace } from './traces.ts';
 import { formatSize, parseTime } from './units.ts';
 import {
   cyclesOf,
@@ -46,6 +49,10 @@ export function registerRun(program: Command): void {
     .option('--event-level <level>', 'info (lifecycle, OOM, signals) or debug (also every fault)', 'info')
     .option('--report <file>', 'write a self-contained HTML report (charts over time, the frame map, tables)')
     .option('--sample-interval <time>', 'timeline sampling interval for the report', '1ms')
+    .option(
+      '--frame-map-at <time...>',
+      'also draw the physical frame map at these emulated times in the report (besides the peak and the end)',
+    )
     .option('--json', 'print the summary as JSON')
     .addHelpText(
       'after',
@@ -63,6 +70,11 @@ Examples:
           throw new InputError(`--seed: '${opts.seed}' is not a whole number`);
         w.workload.seed = seed;
       }
+      const policies = workloadPolicies(w);
+      if (policies.length > 1) {
+        await runComparison(w, policies, opts);
+        return;
+      }
       const level = String(opts.eventLevel);
       if (!['info', 'debug', 'trace'].includes(level))
         throw new InputError(`--event-level: '${level}' is not info, debug or trace`);
@@ -78,6 +90,17 @@ Examples:
         if (interval === undefined || interval < 1000)
           throw new InputError(`--sample-interval: '${opts.sampleInterval}' is not a time of at least 1us`);
         timeline = new Timeline(run.m.kernel, interval);
+        // --frame-map-at: each word a time or a comma-separated list of times.
+        for (const text of ((opts.frameMapAt as string[] | undefined) ?? []).flatMap((x) => x.split(','))) {
+          const t = parseTime(text, hz);
+          if (t === undefined)
+            throw new InputError(
+              `--frame-map-at: '${text}' is not a time (e.g. 5ms, 200us or a cycle count)`,
+            );
+          timeline.frameMapAt(t);
+        }
+      } else if (opts.frameMapAt !== undefined) {
+        throw new InputError('--frame-map-at: frame maps are drawn in the report: add --report FILE.html');
       }
       const until = opts.until === undefined ? undefined : parseTime(String(opts.until), hz);
       if (opts.until !== undefined && until === undefined)
@@ -134,17 +157,89 @@ Examples:
     });
 }
 
-/** A /proc file, or a tool's output (free, vmstat, pmap PID, top), as text. */
-export function viewText(kernel: Kernel, what: string): string {
-  const tool = runTool(kernel, what);
+/**
+ * A workload whose machine.policy is a list: run it once per policy (the same seed, so the same
+ * processes and references) and print one row per policy.
+ */
+async function runComparison(
+  w: LoadedWorkload,
+  policies: string[],
+  opts: Record<string, string | string[] | boolean | undefined>,
+): Promise<void> {
+  for (const o of ['report', 'events', 'proc', 'frameMapAt'] as const)
+    if (opts[o] !== undefined)
+      throw new InputError(
+        `--${o.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: machine.policy lists ${policies.length} policies; give one to use it`,
+      );
+  const rows: Array<{ policy: string; summary: RunSummary }> = [];
+  let args: string[] = [];
+  for (const policy of policies) {
+    const run = await bootWorkload(w, { policy });
+    const until = opts.until === undefined ? undefined : parseTime(String(opts.until), run.m.clock.hz);
+    if (opts.until !== undefined && until === undefined)
+      throw new InputError(`--until: '${opts.until}' is not a time`);
+    run.m.kernel.run({ untilCycles: until });
+    run.m.shutdown();
+    if (args.length === 0)
+      args = run.args.map((a) => (a.startsWith('ARG policy ') ? `ARG policies ${policies.join(', ')}` : a));
+    rows.push({ policy, summary: summarize(run.m, w) });
+  }
+  if (opts.json) {
+    process.stdout.write(`${JSON.stringify({ comparison: rows }, null, 2)}\n`);
+    return;
+  }
+  process.stdout.write(`${[...args, '', ...renderComparison(rows)].join('\n')}\n`);
+}
+
+/** The comparison table: one row per policy. */
+export function renderComparison(rows: Array<{ policy: string; summary: RunSummary }>): string[] {
+  const out = ['POLICY         FAULTS   MAJFLT  SWAP-IN SWAP-OUT  RECLAIM  EMULATED-MS    CPU  STATUS'];
+  for (const { policy, summary: s } of rows) {
+    const y = s.system;
+    const failed = s.processes.filter((p) => p.status !== 'exited 0').length;
+    out.push(
+      `${policy.padEnd(12)} ${String(y.pageFaults).padStart(8)} ${String(y.majorFaults).padStart(8)} ` +
+        `${String(y.swapIns).padStart(8)} ${String(y.swapOuts).padStart(8)} ${String(y.reclaimScansKswapd + y.reclaimScansDirect).padStart(8)} ` +
+        `${(y.seconds * 1000).toFixed(3).padStart(12)} ${`${(100 * y.cpuUtilization).toFixed(1)}%`.padStart(6)}  ` +
+        `${failed === 0 ? 'all exited 0' : `${failed} of ${s.processes.length} did not exit 0`}`,
+    );
+  }
+  return out;
+}
+
+/**
+ * A /proc file, byte for byte, or a tool's output (free, vmstat, pmap PID, top), as text;
+ * `watched` is the view watchTool started for it before the run, if any. Binary files
+ * (pagemap) print as hex bytes. InputError for an unknown file or tool, or a tool's bad
+ * arguments (exit status 2).
+ */
+export function viewText(kernel: Kernel, what: string, watched?: ToolView): string {
+  if (watched !== undefined) return watched();
+  let tool: string | undefined;
+  try {
+    tool = runTool(kernel, what);
+  } catch (err) {
+    if (err instanceof ToolUsageError) throw new InputError(err.message);
+    throw err;
+  }
   if (tool !== undefined) return tool;
   const content = renderProcFile(kernel, what);
-  if (content === undefined) return `(no such file or tool: ${what})\n`;
+  if (content === undefined)
+    throw new InputError(
+      `${what}: no such /proc file or tool at ${kernel.hw.clock.now} cycles (files: ${PROC_SYSTEM_FILES.join(', ')}, ` +
+        '/proc/PID/{maps,smaps,smaps_rollup,status,statm,stat,oom_score,oom_score_adj,pagemap} of a live process; ' +
+        'tools: free, free -h, vmstat [DELAY [COUNT]], pmap PID, top)',
+    );
   if (typeof content === 'string') return content;
   return `${Array.from(content, (b) => b.toString(16).padStart(2, '0')).join(' ')}\n`;
 }
 
-/** `vmlab proc`: run a workload to an emulated time (or its end), then print /proc views and tools. */
+/**
+ * `vmlab proc`: run a workload to an emulated time (or its end), then print /proc views and
+ * tools, each after a `== WHAT at N cycles (STATE)` line and byte for byte, a blank line between
+ * two. Tools that report over time (vmstat DELAY COUNT) watch the run from boot. Unknown files
+ * are an InputError once the others are printed.
+ */
 export function registerProc(program: Command): void {
   program
     .command('proc')
@@ -152,29 +247,58 @@ export function registerProc(program: Command): void {
       'run a workload to a point and print /proc files and tools (free, vmstat, pmap PID, top) there',
     )
     .argument('<workload>', 'workload YAML file')
-    .argument('<what...>', "/proc paths or tool commands, e.g. /proc/meminfo /proc/3/maps 'free -h' 'pmap 3'")
+    .argument(
+      '<what...>',
+      "/proc paths or tool commands, e.g. /proc/meminfo /proc/3/maps 'free -h' 'pmap 3' 'vmstat 1ms 5'",
+    )
     .option('--at <time>', 'stop at this emulated time (default: the end of the run)')
     .addHelpText(
       'after',
       `
+/proc files print byte for byte; an unknown file or tool is an error (exit status 2).
+vmstat prints the averages since boot at the stop point (procps's first row). vmstat DELAY
+[COUNT] prints what vmstat DELAY COUNT started at boot would: a row every DELAY of emulated
+time (DELAY in seconds as procps takes it, or with a unit: 1ms, 500us), at most COUNT rows,
+until --at or the end of the run; the first row averages since boot (that is, the first
+interval), each later one covers its own interval. wa is the idle time while a process waited
+for the disk.
+
 Examples:
   vmlab proc userland/workloads/thrashing.yaml /proc/vmstat vmstat --at 20ms
+  vmlab proc userland/workloads/thrashing.yaml 'vmstat 2ms 10'
   vmlab proc userland/workloads/cow.yaml /proc/3/maps 'pmap 3' 'free -h' --at 1ms`,
     )
     .action(async (path: string, what: string[], opts: Record<string, string | undefined>) => {
       const run = await bootWorkload(loadWorkload(path));
-      const at = opts.at === undefined ? undefined : parseTime(opts.at, run.m.clock.hz);
-      if (opts.at !== undefined && at === undefined) throw new InputError(`--at: '${opts.at}' is not a time`);
-      run.m.kernel.run({ untilCycles: at });
-      const out: string[] = [];
-      for (const w of what)
-        out.push(
-          `== ${w} at ${run.m.clock.now} cycles (${run.m.kernel.state})`,
-          viewText(run.m.kernel, w).trimEnd(),
-          '',
-        );
-      run.m.shutdown();
-      process.stdout.write(out.join('\n'));
+      try {
+        const at = opts.at === undefined ? undefined : parseTime(opts.at, run.m.clock.hz);
+        if (opts.at !== undefined && at === undefined)
+          throw new InputError(`--at: '${opts.at}' is not a time`);
+        const watched = what.map((w) => {
+          try {
+            return watchTool(run.m.kernel, w);
+          } catch (err) {
+            if (err instanceof ToolUsageError) throw new InputError(err.message);
+            throw err;
+          }
+        });
+        run.m.kernel.run({ untilCycles: at });
+        const views: string[] = [];
+        const missing: string[] = [];
+        for (const [i, w] of what.entries()) {
+          try {
+            const text = viewText(run.m.kernel, w, watched[i]);
+            views.push(`== ${w} at ${run.m.clock.now} cycles (${run.m.kernel.state})\n${text}`);
+          } catch (err) {
+            if (!(err instanceof InputError)) throw err;
+            missing.push(err.message);
+          }
+        }
+        process.stdout.write(views.join('\n'));
+        if (missing.length > 0) throw new InputError(missing.join('; '));
+      } finally {
+        run.m.shutdown();
+      }
     });
 }
 
@@ -183,13 +307,23 @@ export interface WorkloadRun {
   args: string[];
 }
 
-/** Build the machine, boot the kernel, and schedule every process's start. */
+/** The policies a workload names: one, or the list a comparison runs through. */
+export function workloadPolicies(w: LoadedWorkload): string[] {
+  const p = w.workload.machine.policy;
+  return typeof p === 'string' ? [p] : p;
+}
+
+/**
+ * Build the machine, boot the kernel, and schedule every process's start. `policy` picks one of
+ * the workload's policies (default: its first).
+ */
 export async function bootWorkload(
   w: LoadedWorkload,
-  options: { events?: { path: string; level: EventLevel } } = {},
+  options: { events?: { path: string; level: EventLevel }; policy?: string } = {},
 ): Promise<WorkloadRun> {
   const wl = w.workload;
   const mc = wl.machine;
+  const policy = options.policy ?? workloadPolicies(w)[0]!;
   const format = existsSync(resolveIn(w, mc.format)) ? resolveIn(w, mc.format) : mc.format;
   const machine = buildMachine({
     memoryBytes: mc.memory,
@@ -204,9 +338,20 @@ export async function bootWorkload(
     seed: wl.seed,
   });
   const programs = new Map<string, ProgramImage>();
+  const traces = new Map<number, Trace>();
   for (const [i, p] of wl.processes.entries()) {
     const name = p.name ?? p.program ?? `proc${i}`;
-    if (p.script !== undefined) {
+    if (p.replay !== undefined) {
+      traces.set(
+        i,
+        loadTrace(resolveIn(w, p.replay.trace), {
+          format: p.replay.format,
+          pageBytes: machine.format.pageBytes,
+          vaLimit: 2 ** machine.format.vaBits,
+          includeInstructions: p.replay.instructions,
+        }),
+      );
+    } else if (p.script !== undefined) {
       const path = `/workload/${name}`;
       programs.set(path, {
         path,
@@ -228,14 +373,19 @@ export async function bootWorkload(
       );
     }
   }
+  const onlyOneReplay = wl.processes.length === 1 && traces.size === 1 && wl.processes[0]!.replicas === 1;
+  if (policy === 'opt' && !onlyOneReplay)
+    throw new InputError(
+      `${w.path}: machine.policy: opt needs the future, which only a workload of one replay process (replicas 1) knows`,
+    );
   const loader = (path: string): ProgramImage | undefined => programs.get(path) ?? loadBuiltin(path);
   const files = filesOf(w);
   if (files !== undefined && !(existsSync(files.from) && statSync(files.from).isDirectory()))
     throw new InputError(`${w.path}: files: ${files.from} is not a folder`);
   const m = bootKernel(machine, {
     loader,
-    policy: mc.policy,
-    policyFactory: isPolicyFile(mc.policy) ? await loadPolicyFile(resolveIn(w, mc.policy)) : undefined,
+    policy,
+    policyFactory: isPolicyFile(policy) ? await loadPolicyFile(resolveIn(w, policy)) : undefined,
     scope: mc.scope,
     swap:
       mc.swap === undefined ? undefined : { bytes: mc.swap.size, profile: mc.swap.disk, path: mc.swap.file },
@@ -281,16 +431,23 @@ export async function bootWorkload(
     const group = p.group === undefined ? null : kernel.groups.get(p.group);
     if (group === undefined)
       throw new InputError(`${w.path}: processes[${i}].group: no group '${p.group}' in groups`);
+    const trace = traces.get(i);
     const start = (): void => {
       for (let r = 0; r < p.replicas; r++) {
-        const task = kernel.spawn(path, [name, ...p.args.map(String)], {
-          oomScoreAdj: p.oomScoreAdj,
-          env: processEnv(p),
-        });
-        if (typeof task === 'number') {
-          kernel.printk(`workload: cannot start ${name}: errno ${-task}`);
+        const task =
+          trace !== undefined
+            ? startReplay(m, trace, name)
+            : kernel.spawn(path, [name, ...p.args.map(String)], {
+                oomScoreAdj: p.oomScoreAdj,
+                env: processEnv(p),
+              });
+        if (typeof task === 'number' || typeof task === 'string') {
+          kernel.printk(
+            `workload: cannot start ${name}: ${typeof task === 'string' ? task : `errno ${-task}`}`,
+          );
           continue;
         }
+        task.oomScoreAdj = p.oomScoreAdj;
         if (p.name !== undefined) task.comm = p.name.slice(0, 15);
         if (p.residentLimit !== undefined)
           task.residentLimitPages = Math.max(1, Math.floor(p.residentLimit / m.format.pageBytes));
@@ -312,13 +469,22 @@ export async function bootWorkload(
     `ARG cpu ${mc.cpu} Hz`,
     `ARG tlb ${mc.tlb.entries} entries, ${mc.tlb.ways}-way, ${mc.tlb.policy}, asid bits ${mc.tlb.asidBits}`,
     `ARG swap ${mc.swap === undefined ? 'none' : `${formatSize(mc.swap.size)} on ${mc.swap.disk}`}`,
-    `ARG policy ${mc.policy} (${mc.scope})`,
+    `ARG policy ${policy} (${mc.scope})`,
     `ARG overcommit ${mc.overcommit}`,
     `ARG quantum ${mc.quantum}`,
     `ARG files ${files === undefined ? 'none (an empty scratch folder)' : `${files.from}${files.writeThrough ? ' (written through)' : ' (a scratch copy)'} on ${files.disk}`}`,
     `ARG writeback every ${mc.writeback.interval}, expire ${mc.writeback.expire}, background ${mc.writeback.backgroundRatio}%, throttle ${mc.writeback.ratio}%`,
   ];
   return { m, args };
+}
+
+/** A replay process, or why it could not start (memory for its task or regions is short). */
+function startReplay(m: BootedMachine, trace: Trace, name: string): Task | string {
+  try {
+    return startTraceProcess(m, trace, { name, frames: 0 });
+  } catch (err) {
+    return (err as Error).message;
+  }
 }
 
 /** A process's environment: its `env`, and its `malloc` choices as VMLAB_MALLOC / VMLAB_LEAK_CHECK. */

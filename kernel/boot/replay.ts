@@ -13,8 +13,9 @@
 import { performance } from 'node:perf_hooks';
 import type { DiskProfileName } from '../hw/disk.ts';
 import type { PolicyFactory } from '../mm/policy/types.ts';
+import type { Task } from '../proc/task.ts';
 import type { UserMain } from '../proc/uapi.ts';
-import { bootKernel, buildMachine, type MachineConfig } from './machine.ts';
+import { type BootedMachine, bootKernel, buildMachine, type MachineConfig } from './machine.ts';
 import { REF_FETCH, REF_WRITE, type Trace } from './traces.ts';
 
 export interface ReplayOptions {
@@ -54,11 +55,76 @@ export interface ReplayResult {
 /** Pages mapped per region around the referenced addresses (VMAs are lazy: no frames until touched). */
 const REGION_PAGES = 64;
 
+/** Hooks around each reference of a trace process (verbose replays). */
+export interface TraceObserver {
+  before(i: number): void;
+  after(i: number, va: number, kind: number, faulted: boolean): void;
+}
+
+/**
+ * Start a process that replays `trace` on booted machine `m`: a bare image whose memory is
+ * mapped (anonymous, lazily) in regions around the trace's addresses, and whose program makes
+ * each reference a real load, store or fetch, yielding after every fault. With the OPT policy,
+ * the policy learns each page's next use from the trace. The task, or throws when memory for
+ * the process or its regions is short.
+ */
+export function startTraceProcess(
+  m: BootedMachine,
+  trace: Trace,
+  options: { name: string; frames: number; observe?: TraceObserver },
+): Task {
+  const { kernel, mmu } = m;
+  const page = m.format.pageBytes;
+  const reclaimer = kernel.reclaimer;
+  const n = trace.length;
+  const addresses = trace.addresses;
+  const kinds = trace.kinds;
+  let step: ((i: number) => void) | null = null;
+  if (reclaimer.policy.name === 'opt') {
+    const next = nextUses(trace, page);
+    const nextOfPage = new Map<number, number>();
+    reclaimer.futureOf = (pfn) => nextOfPage.get(m.frames.index[pfn]!) ?? Number.POSITIVE_INFINITY;
+    // OPT needs the next use of every resident page at each step: kept up to date below.
+    step = (i: number) => {
+      nextOfPage.set(Math.floor(addresses[i]! / page), next[i]!);
+    };
+  }
+  const observe = options.observe;
+  const main: UserMain = function* (ctx) {
+    const cpu = ctx.cpu;
+    for (let i = 0; i < n; i++) {
+      if (step !== null) step(i);
+      observe?.before(i);
+      const va = addresses[i]!;
+      const before = mmu.faults;
+      const kind = kinds[i]!;
+      if (kind === REF_WRITE) cpu.store8(va, i & 0xff);
+      else if (kind === REF_FETCH) cpu.fetch8(va);
+      else cpu.load8(va);
+      const faulted = mmu.faults !== before;
+      observe?.after(i, va, kind, faulted);
+      if (faulted || (i & 4095) === 4095) yield;
+    }
+    return 0;
+  };
+  const task = kernel.spawnImage(
+    { path: `/${options.name}`, main, textBytes: 0, dataBytes: 0, bssBytes: 0, bare: true },
+    [options.name],
+  );
+  if (typeof task === 'number') throw new Error(`replay: cannot start the replay process (errno ${-task})`);
+  task.residentLimitPages = options.frames;
+  for (const [start, end] of regionsOf(trace, page)) {
+    const err = kernel.mapAnonymous(task, start, end);
+    if (err < 0)
+      throw new Error(`replay: cannot map [0x${start.toString(16)}, 0x${end.toString(16)}) (errno ${-err})`);
+  }
+  return task;
+}
+
 export function replayTrace(options: ReplayOptions): ReplayResult {
   const m0 = buildMachine(options.machine);
   const page = m0.format.pageBytes;
   const { trace } = options;
-  const regions = regionsOf(trace, page);
   const distinctPages = countDistinctPages(trace, page);
   const m = bootKernel(m0, {
     loader: () => undefined,
@@ -71,66 +137,36 @@ export function replayTrace(options: ReplayOptions): ReplayResult {
   const { kernel, mmu, clock } = m;
   const reclaimer = kernel.reclaimer;
   const n = trace.length;
-  const addresses = trace.addresses;
-  const kinds = trace.kinds;
   const lines: string[] | undefined = options.verbose ? [] : undefined;
-  let update: ((i: number) => void) | null = null;
-  if (reclaimer.policy.name === 'opt') {
-    const next = nextUses(trace, page);
-    const nextOfPage = new Map<number, number>();
-    reclaimer.futureOf = (pfn) => nextOfPage.get(m.frames.index[pfn]!) ?? Number.POSITIVE_INFINITY;
-    // OPT needs the next use of every resident page at each step: kept up to date below.
-    update = (i: number) => {
-      nextOfPage.set(Math.floor(addresses[i]! / page), next[i]!);
-    };
-  }
-  const step = update;
-  const main: UserMain = function* (ctx) {
-    const cpu = ctx.cpu;
-    let hits = 0;
-    for (let i = 0; i < n; i++) {
-      if (step !== null) step(i);
-      const va = addresses[i]!;
-      const before = mmu.faults;
-      const residentBefore =
-        lines !== undefined ? residentPages(reclaimer.policy.order(), m.frames.index) : undefined;
-      const kind = kinds[i]!;
-      if (kind === REF_WRITE) cpu.store8(va, i & 0xff);
-      else if (kind === REF_FETCH) cpu.fetch8(va);
-      else cpu.load8(va);
-      const faulted = mmu.faults !== before;
-      if (lines !== undefined) {
-        if (!faulted) hits++;
-        lines.push(
-          verboseLine(
-            i,
-            va,
-            kind,
-            faulted,
-            residentBefore!,
-            reclaimer.policy.order(),
-            m.frames.index,
-            page,
-            hits,
-            i + 1 - hits,
-          ),
-        );
-      }
-      if (faulted || (i & 4095) === 4095) yield;
-    }
-    return 0;
-  };
-  const task = kernel.spawnImage(
-    { path: '/replay', main, textBytes: 0, dataBytes: 0, bssBytes: 0, bare: true },
-    ['replay'],
-  );
-  if (typeof task === 'number') throw new Error(`replay: cannot start the replay process (errno ${-task})`);
-  task.residentLimitPages = options.frames;
-  for (const [start, end] of regions) {
-    const err = kernel.mapAnonymous(task, start, end);
-    if (err < 0)
-      throw new Error(`replay: cannot map [0x${start.toString(16)}, 0x${end.toString(16)}) (errno ${-err})`);
-  }
+  let hits = 0;
+  let residentBefore: number[] = [];
+  const observe: TraceObserver | undefined =
+    lines === undefined
+      ? undefined
+      : {
+          before: () => {
+            residentBefore = residentPages(reclaimer.policy.order(), m.frames.index);
+          },
+          after: (i, va, kind, faulted) => {
+            if (!faulted) hits++;
+            const order = reclaimer.policy.order();
+            lines.push(
+              verboseLine(
+                i,
+                va,
+                kind,
+                faulted,
+                residentBefore,
+                order,
+                m.frames.index,
+                page,
+                hits,
+                i + 1 - hits,
+              ),
+            );
+          },
+        };
+  const task = startTraceProcess(m, trace, { name: 'replay', frames: options.frames, observe });
   const t0 = performance.now();
   const startCycles = clock.now;
   kernel.run();

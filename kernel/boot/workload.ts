@@ -9,7 +9,8 @@
  *     tlb: { entries: 64, ways: 4, policy: lru, asidBits: 12, split: false, management: hardware }
  *     swap: { size: 128M, disk: ssd }       # omit for no swap
  *     policy: clock          # fifo, clock, lru, nru, aging, lru-2list, wsclock, opt, random,
- *                            # or a policy file (my-policy.ts, relative to the workload)
+ *                            # or a policy file (my-policy.ts, relative to the workload); a list
+ *                            # ([fifo, clock, opt]) runs the workload once per policy and compares
  *     scope: global          # or local
  *     overcommit: 0          # 0, 1, 2
  *     quantum: 1ms
@@ -31,6 +32,8 @@
  *       group: batch
  *       env: { NAME: value }
  *       malloc: { allocator: sizeclass, leakCheck: summary }
+ *     - name: tracer
+ *       replay: { trace: loop.txt, format: auto }   # a memory trace as the process's references
  *     - name: scripted
  *       script:              # operations (see scriptOps in script.ts)
  *         - mmap: { length: 16M, as: buf }
@@ -82,6 +85,10 @@ export function isPolicyFile(policy: string): boolean {
   return /\.(ts|mts|js|mjs)$/.test(policy);
 }
 
+const policyName = z.string().refine((v) => POLICY_NAMES.includes(v) || isPolicyFile(v), {
+  message: `expected one of ${POLICY_NAMES.join(', ')}, or a policy file (.ts or .js, relative to the workload)`,
+});
+
 const machineSchema = z.strictObject({
   memory: size.default(64 * 1024 * 1024),
   format: z.string().default('x86-64'),
@@ -103,12 +110,8 @@ const machineSchema = z.strictObject({
       file: z.string().optional(),
     })
     .optional(),
-  policy: z
-    .string()
-    .refine((v) => POLICY_NAMES.includes(v) || isPolicyFile(v), {
-      message: `expected one of ${POLICY_NAMES.join(', ')}, or a policy file (.ts or .js, relative to the workload)`,
-    })
-    .default('lru-2list'),
+  /** A policy, or a list of them: the workload then runs once per policy and prints a comparison. */
+  policy: z.union([policyName, z.array(policyName).min(1)]).default('lru-2list'),
   scope: z.enum(['global', 'local']).default('global'),
   overcommit: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(0),
   overcommitRatio: z.number().int().min(0).max(1000).default(50),
@@ -139,6 +142,14 @@ const processSchema = z
     program: z.string().min(1).optional(),
     file: z.string().min(1).optional(),
     script: z.array(scriptOpSchema).optional(),
+    /** A memory trace replayed as the process's references (formats as `vmlab replay` reads them). */
+    replay: z
+      .strictObject({
+        trace: z.string().min(1),
+        format: z.enum(['auto', 'lackey', 'rw', 'pages']).default('auto'),
+        instructions: z.boolean().default(false),
+      })
+      .optional(),
     args: z.array(z.union([z.string(), z.number()])).default([]),
     start: time.default(0),
     replicas: z.number().int().min(1).max(4096).default(1),
@@ -165,8 +176,8 @@ const processSchema = z
       })
       .optional(),
   })
-  .refine((p) => [p.program, p.file, p.script].filter((x) => x !== undefined).length === 1, {
-    message: 'give exactly one of program, file or script',
+  .refine((p) => [p.program, p.file, p.script, p.replay].filter((x) => x !== undefined).length === 1, {
+    message: 'give exactly one of program, file, script or replay',
   });
 
 /** The files processes see: a folder (relative to the workload), copied to a scratch root unless writeThrough. */
