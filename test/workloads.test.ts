@@ -127,7 +127,9 @@ describe('every example workload', () => {
     expect(files.length).toBeGreaterThanOrEqual(8);
     for (const f of files) {
       expect(readFileSync(`userland/workloads/${f}`, 'utf8'), f).toMatch(/^#[^\n]*\n(#[^\n]*\n)*/);
-      expect(readFileSync(`userland/workloads/${f}`, 'utf8'), f).toMatch(/Expected observations|What to look for/);
+      expect(readFileSync(`userland/workloads/${f}`, 'utf8'), f).toMatch(
+        /Expected observations|What to look for/,
+      );
       const w = loadWorkload(`userland/workloads/${f}`);
       const run = await bootWorkload(w);
       run.m.kernel.run();
