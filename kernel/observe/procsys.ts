@@ -2,7 +2,8 @@
  * System-wide /proc files in Linux's layouts: meminfo (label padded to 16 columns, value in 8,
  * then " kB"), vmstat (`name value` in Linux's key order, then `nr_unstable 0`), swaps, and the
  * allocator files from procmm.ts. Only fields vmlab fills honestly are printed (Linux's own
- * documentation allows missing fields).
+ * documentation allows missing fields). Every file is a function of the machine's state alone,
+ * so the same seed gives the same bytes.
  */
 import { PG_ANON, PG_FILE, PG_PAGETABLE, PG_SHMEM, PG_SWAPCACHE } from '../mm/page.ts';
 import type { Kernel } from '../proc/kernel.ts';
@@ -41,6 +42,60 @@ export function countFrames(kernel: Kernel): FrameCounts {
   return { anon, shmem, swapCached, file, fileMapped };
 }
 
+/**
+ * Linux's si_mem_available (mm/show_mem.c), in pages: an estimate of what processes can
+ * allocate without swapping,
+ *
+ *   free - totalreserve + pagecache - min(pagecache / 2, wmark_low)
+ *                       + reclaimable - min(reclaimable / 2, wmark_low),   at least 0
+ *
+ * where pagecache is the file LRU (Active(file) + Inactive(file)), reclaimable the slab pages of
+ * reclaimable caches, wmark_low the low watermarks of every zone summed, and totalreserve
+ * (calculate_totalreserve_pages in mm/page_alloc.c) each zone's high watermark plus its largest
+ * lowmem_reserve (vmlab's zones keep none: zoneinfo's protection is all 0), capped at the zone's
+ * managed pages. Divisions round down, as C's unsigned ones do.
+ */
+export function memAvailablePages(kernel: Kernel, fileLruPages: number): number {
+  const { buddy, slab } = kernel.hw;
+  let wmarkLow = 0;
+  let totalReserve = 0;
+  for (const z of buddy.zones()) {
+    wmarkLow += z.watermarks.low;
+    totalReserve += Math.min(z.watermarks.high, z.managedPages);
+  }
+  const pageCache = fileLruPages - Math.min(Math.floor(fileLruPages / 2), wmarkLow);
+  const slabReclaimable = slab.slabPages('reclaimable');
+  const reclaimable = slabReclaimable - Math.min(Math.floor(slabReclaimable / 2), wmarkLow);
+  return Math.max(0, buddy.freePages() - totalReserve + pageCache + reclaimable);
+}
+
+/**
+ * The LRU lists as Linux counts them. Reclaim tracks anonymous and file pages; shared anonymous
+ * (shmem) pages it does not track, as vmlab cannot swap them. Linux keeps shmem on the anon LRU
+ * (it is swap-backed, so evictable) and adds new pages to the inactive list, keeping Unevictable
+ * for mlocked and ramfs pages, which vmlab has none of; so shmem is counted in Inactive(anon)
+ * and Unevictable is 0, and Active + Inactive = AnonPages + Shmem + the file LRU, as in Linux.
+ */
+export function lruLists(kernel: Kernel, frames: FrameCounts): LruLists {
+  const lists = kernel.reclaimer.lruCounts();
+  return {
+    activeAnon: lists.activeAnon,
+    inactiveAnon: lists.inactiveAnon + frames.shmem,
+    activeFile: lists.activeFile,
+    inactiveFile: lists.inactiveFile,
+    unevictable: 0,
+  };
+}
+
+/** Pages on each LRU list (Linux's NR_LRU_LISTS counters). */
+export interface LruLists {
+  activeAnon: number;
+  inactiveAnon: number;
+  activeFile: number;
+  inactiveFile: number;
+  unevictable: number;
+}
+
 /** The figures behind /proc/meminfo, in kB, in Linux's order. */
 export function meminfoFields(kernel: Kernel): Array<[string, number]> {
   const { buddy, slab, format } = kernel.hw;
@@ -50,22 +105,11 @@ export function meminfoFields(kernel: Kernel): Array<[string, number]> {
   const swap = kernel.swap;
   const swapTotal = swap === null ? 0 : swap.usableSlots;
   const swapFree = swap === null ? 0 : swap.freeSlots;
-  const free = buddy.freePages();
-  let lowWatermarks = 0;
-  for (const z of buddy.zones()) lowWatermarks += z.watermarks.low;
-  // Linux's si_mem_available: free - reserves, plus the reclaimable part of slab (half).
-  const reclaimableSlabPages = Math.floor((k.SReclaimable * 1024) / format.pageBytes);
-  const available = Math.max(
-    0,
-    free -
-      lowWatermarks +
-      reclaimableSlabPages -
-      Math.min(Math.floor(reclaimableSlabPages / 2), lowWatermarks),
-  );
-  const lists = kernel.reclaimer.lruCounts();
+  const lists = lruLists(kernel, frames);
+  const available = memAvailablePages(kernel, lists.activeFile + lists.inactiveFile);
   return [
     ['MemTotal', kb(buddy.managedPages())],
-    ['MemFree', kb(free)],
+    ['MemFree', kb(buddy.freePages())],
     ['MemAvailable', kb(available)],
     ['Buffers', 0],
     ['Cached', kb(frames.file + frames.shmem)],
@@ -76,7 +120,7 @@ export function meminfoFields(kernel: Kernel): Array<[string, number]> {
     ['Inactive(anon)', kb(lists.inactiveAnon)],
     ['Active(file)', kb(lists.activeFile)],
     ['Inactive(file)', kb(lists.inactiveFile)],
-    ['Unevictable', kb(frames.shmem)],
+    ['Unevictable', kb(lists.unevictable)],
     ['Mlocked', 0],
     ['SwapTotal', kb(swapTotal)],
     ['SwapFree', kb(swapFree)],
@@ -111,7 +155,7 @@ export function renderVmstat(kernel: Kernel): string {
     refaultActivations: 0,
   };
   const frames = countFrames(kernel);
-  const lists = kernel.reclaimer.lruCounts();
+  const lists = lruLists(kernel, frames);
   const { buddy } = kernel.hw;
   const pageTables = buddy.pagesOwnedBy(PG_PAGETABLE);
   const rows: Array<[string, number]> = [
@@ -120,14 +164,14 @@ export function renderVmstat(kernel: Kernel): string {
     ['nr_zone_active_anon', lists.activeAnon],
     ['nr_zone_inactive_file', lists.inactiveFile],
     ['nr_zone_active_file', lists.activeFile],
-    ['nr_zone_unevictable', frames.shmem],
+    ['nr_zone_unevictable', lists.unevictable],
     ['nr_zone_write_pending', kernel.pageCache.nrDirty + kernel.pageCache.nrWriteback],
     ['nr_mlock', 0],
     ['nr_inactive_anon', lists.inactiveAnon],
     ['nr_active_anon', lists.activeAnon],
     ['nr_inactive_file', lists.inactiveFile],
     ['nr_active_file', lists.activeFile],
-    ['nr_unevictable', frames.shmem],
+    ['nr_unevictable', lists.unevictable],
     ['nr_slab_reclaimable', kernel.hw.slab.slabPages('reclaimable')],
     ['nr_slab_unreclaimable', kernel.hw.slab.slabPages('unreclaimable')],
     ['workingset_refault_anon', e.workingset_refault_anon],
@@ -174,19 +218,47 @@ export function renderVmstat(kernel: Kernel): string {
   return `${rows.map(([k, v]) => `${k} ${v}`).join('\n')}\nnr_unstable 0\n`;
 }
 
-/** /proc/swaps (Linux's swap_show layout). */
+/**
+ * /proc/swaps in swap_show's layout (mm/swapfile.c): the header, then per area the file name
+ * padded with spaces to 40 columns (at least one space), `file\t`, then `\t%lu\t` size and used
+ * in kB, each followed by a second TAB below 10000000, and the priority (-2: the first area
+ * swapon gives no priority to). The name is the one the machine gives its swap file, never the
+ * host path (a scratch file's path differs from run to run).
+ */
 export function renderSwaps(kernel: Kernel): string {
   let out = 'Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n';
   const swap = kernel.swap;
   if (swap === null) return out;
   const kb = (slots: number): number => Math.floor((slots * kernel.hw.format.pageBytes) / 1024);
-  const name = swap.device.path;
+  const name = swapFileName(swap.device.path);
   const size = kb(swap.usableSlots);
   const used = kb(swap.usableSlots - swap.freeSlots);
   const pad = ' '.repeat(name.length < 40 ? 40 - name.length : 1);
-  out += `${name}${pad}file\t${size}\t${size < 10000000 ? '\t' : ''}${used}\t${used < 10000000 ? '\t' : ''}-2\n`;
+  const tab = (kB: number): string => (kB < 10000000 ? '\t' : '');
+  out += `${name}${pad}file\t\t${size}\t${tab(size)}${used}\t${tab(used)}-2\n`;
   return out;
 }
+
+/**
+ * The swap file as the machine names it: `/` and the base name of its host file (`/swapfile`
+ * for the default scratch file, `/NAME` for a workload's `swap.file`), with space, TAB, newline
+ * and backslash escaped as `\ooo`, as seq_file_path does.
+ */
+export function swapFileName(hostPath: string): string {
+  const base = hostPath.slice(Math.max(hostPath.lastIndexOf('/'), hostPath.lastIndexOf('\\')) + 1);
+  const escaped = base.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+  return `/${escaped === '' ? 'swapfile' : escaped}`;
+}
+
+/** The system-wide files renderProcFile knows (the per-process ones are /proc/PID/NAME). */
+export const PROC_SYSTEM_FILES: readonly string[] = [
+  '/proc/meminfo',
+  '/proc/vmstat',
+  '/proc/swaps',
+  '/proc/buddyinfo',
+  '/proc/zoneinfo',
+  '/proc/slabinfo',
+];
 
 /** Any /proc file vmlab knows, by path; undefined for others. */
 export function renderProcFile(kernel: Kernel, path: string): ProcContent {

@@ -1,0 +1,479 @@
+/**
+ * System-wide /proc files (kernel/observe/procsys.ts): golden files for a small deterministic
+ * machine (test/fixtures/proc/writer.*.txt), and hand-checked layout rules: meminfo's
+ * `%-16s%8lu kB` rows in Linux's order, vmstat's keys in the order of Linux's vmstat_text[],
+ * swaps' header, tabs and emulated file name. Figures: MemAvailable as si_mem_available,
+ * shmem on the anon LRU (Unevictable 0), Cached, Mapped, Dirty and Writeback from the page
+ * cache. Then `vmlab proc`: files byte for byte, unknown files an error with exit status 2.
+ */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import {
+  memAvailablePages,
+  meminfoFields,
+  renderMeminfo,
+  renderProcFile,
+  renderSwaps,
+  renderVmstat,
+  swapFileName,
+} from '../kernel/observe/procsys.ts';
+import type { Kernel } from '../kernel/proc/kernel.ts';
+import {
+  MAP_ANONYMOUS,
+  MAP_PRIVATE,
+  MAP_SHARED,
+  MS_ASYNC,
+  O_CREAT,
+  O_RDWR,
+  PROT_READ,
+  PROT_WRITE,
+  type UserMain,
+} from '../kernel/proc/uapi.ts';
+import { bootTestMachine, PAGE, type TestMachine } from './helpers/kernel.ts';
+
+const RW = PROT_READ | PROT_WRITE;
+
+/**
+ * writer: touches 6 of 8 private anonymous pages and 1 of 2 shared anonymous pages; writes 3
+ * pages to /data.bin with write() (left dirty) and maps it shared to read its page 1; writes 2
+ * pages to /log.bin and fsyncs them (clean), then dirties page 0 through a shared mapping and
+ * starts its writeback with msync(MS_ASYNC); then sleeps.
+ *
+ *   anonymous 6, shmem 1, page cache 5 (data 3 dirty, log 2: 1 under writeback), mapped file 2
+ */
+const writer: UserMain = function* ({ sys, cpu }) {
+  const anon = sys.mmap(0, 8 * PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  for (let p = 0; p < 6; p++) {
+    cpu.store8(anon + p * PAGE, p + 1);
+    yield;
+  }
+  const shm = sys.mmap(0, 2 * PAGE, RW, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  cpu.store8(shm, 7);
+  const data = sys.open('/data.bin', O_CREAT | O_RDWR);
+  if (sys.write(data, anon, 3 * PAGE) !== 3 * PAGE) return 1;
+  const map = sys.mmap(0, 3 * PAGE, PROT_READ, MAP_SHARED, data, 0);
+  if (cpu.load8(map + PAGE) !== 2) return 2;
+  const log = sys.open('/log.bin', O_CREAT | O_RDWR);
+  if (sys.write(log, anon, 2 * PAGE) !== 2 * PAGE) return 3;
+  if (sys.fsync(log) !== 0) return 4;
+  yield;
+  const logMap = sys.mmap(0, 2 * PAGE, RW, MAP_SHARED, log, 0);
+  cpu.store8(logMap, 9);
+  if (sys.msync(logMap, 2 * PAGE, MS_ASYNC) !== 0) return 5;
+  yield* sys.nanosleep(1e9);
+  return 0;
+};
+
+/** A 16 MiB machine with 4 MiB of swap, run until writer sleeps. */
+function bootWriter(): TestMachine {
+  const m = bootTestMachine({ memoryMiB: 16, swapMiB: 4 });
+  const t = m.start(writer, { name: 'writer' });
+  for (let i = 0; i < 10_000 && t.state !== 'blocked.sleep'; i++)
+    m.kernel.run({ untilCycles: m.clock.now + 10_000 });
+  expect(t.state).toBe('blocked.sleep');
+  m.kernel.checkInvariants();
+  return m;
+}
+
+function field(kernel: Kernel, name: string): number {
+  const row = meminfoFields(kernel).find(([k]) => k === name);
+  if (row === undefined) throw new Error(`no meminfo field ${name}`);
+  return row[1];
+}
+
+/** True when `keys` appear in `order` in the same relative order (a subsequence). */
+function inOrder(keys: readonly string[], order: readonly string[]): boolean {
+  let at = 0;
+  for (const k of keys) {
+    at = order.indexOf(k, at);
+    if (at < 0) return false;
+    at++;
+  }
+  return true;
+}
+
+/** /proc/meminfo's fields in Linux's order (Documentation/filesystems/proc.rst). */
+const LINUX_MEMINFO = [
+  'MemTotal',
+  'MemFree',
+  'MemAvailable',
+  'Buffers',
+  'Cached',
+  'SwapCached',
+  'Active',
+  'Inactive',
+  'Active(anon)',
+  'Inactive(anon)',
+  'Active(file)',
+  'Inactive(file)',
+  'Unevictable',
+  'Mlocked',
+  'SwapTotal',
+  'SwapFree',
+  'Zswap',
+  'Zswapped',
+  'Dirty',
+  'Writeback',
+  'AnonPages',
+  'Mapped',
+  'Shmem',
+  'KReclaimable',
+  'Slab',
+  'SReclaimable',
+  'SUnreclaim',
+  'KernelStack',
+  'PageTables',
+  'SecPageTables',
+  'NFS_Unstable',
+  'Bounce',
+  'WritebackTmp',
+  'CommitLimit',
+  'Committed_AS',
+];
+
+/** A subset of vmstat_text[] (mm/vmstat.c, Linux 6.x), in its order; nr_unstable comes last. */
+const LINUX_VMSTAT = [
+  // enum zone_stat_item
+  'nr_free_pages',
+  'nr_zone_inactive_anon',
+  'nr_zone_active_anon',
+  'nr_zone_inactive_file',
+  'nr_zone_active_file',
+  'nr_zone_unevictable',
+  'nr_zone_write_pending',
+  'nr_mlock',
+  'nr_bounce',
+  'nr_zspages',
+  'nr_free_cma',
+  // enum node_stat_item
+  'nr_inactive_anon',
+  'nr_active_anon',
+  'nr_inactive_file',
+  'nr_active_file',
+  'nr_unevictable',
+  'nr_slab_reclaimable',
+  'nr_slab_unreclaimable',
+  'nr_isolated_anon',
+  'nr_isolated_file',
+  'workingset_nodes',
+  'workingset_refault_anon',
+  'workingset_refault_file',
+  'workingset_activate_anon',
+  'workingset_activate_file',
+  'workingset_restore_anon',
+  'workingset_restore_file',
+  'workingset_nodereclaim',
+  'nr_anon_pages',
+  'nr_mapped',
+  'nr_file_pages',
+  'nr_dirty',
+  'nr_writeback',
+  'nr_writeback_temp',
+  'nr_shmem',
+  'nr_shmem_hugepages',
+  'nr_shmem_pmdmapped',
+  'nr_file_hugepages',
+  'nr_file_pmdmapped',
+  'nr_anon_transparent_hugepages',
+  'nr_vmscan_write',
+  'nr_vmscan_immediate_reclaim',
+  'nr_dirtied',
+  'nr_written',
+  'nr_throttled_written',
+  'nr_kernel_misc_reclaimable',
+  'nr_foll_pin_acquired',
+  'nr_foll_pin_released',
+  'nr_kernel_stack',
+  'nr_shadow_call_stack',
+  'nr_page_table_pages',
+  'nr_sec_page_table_pages',
+  'nr_swapcached',
+  // enum vm_stat_item
+  'nr_dirty_threshold',
+  'nr_dirty_background_threshold',
+  // enum vm_event_item
+  'pgpgin',
+  'pgpgout',
+  'pswpin',
+  'pswpout',
+  'pgalloc_dma',
+  'pgalloc_dma32',
+  'pgalloc_normal',
+  'pgalloc_movable',
+  'allocstall_dma',
+  'allocstall_dma32',
+  'allocstall_normal',
+  'allocstall_movable',
+  'pgskip_dma',
+  'pgskip_dma32',
+  'pgskip_normal',
+  'pgskip_movable',
+  'pgfree',
+  'pgactivate',
+  'pgdeactivate',
+  'pglazyfree',
+  'pgfault',
+  'pgmajfault',
+  'pglazyfreed',
+  'pgrefill',
+  'pgreuse',
+  'pgsteal_kswapd',
+  'pgsteal_direct',
+  'pgsteal_khugepaged',
+  'pgscan_kswapd',
+  'pgscan_direct',
+  'pgscan_khugepaged',
+  'pgscan_direct_throttle',
+  'pgscan_anon',
+  'pgscan_file',
+  'pgsteal_anon',
+  'pgsteal_file',
+  'pginodesteal',
+  'slabs_scanned',
+  'kswapd_inodesteal',
+  'kswapd_low_wmark_hit_quickly',
+  'kswapd_high_wmark_hit_quickly',
+  'pageoutrun',
+  'pgrotated',
+  'drop_pagecache',
+  'drop_slab',
+  'oom_kill',
+  'pgmigrate_success',
+  'pgmigrate_fail',
+  'compact_stall',
+  'unevictable_pgs_culled',
+  'thp_fault_alloc',
+  'nr_tlb_remote_flush',
+  'nr_tlb_remote_flush_received',
+  'nr_tlb_local_flush_all',
+  'nr_tlb_local_flush_one',
+  'swap_ra',
+  'swap_ra_hit',
+];
+
+describe('golden files: writer asleep', () => {
+  it('meminfo, vmstat and swaps match test/fixtures/proc', async () => {
+    const m = bootWriter();
+    await expect(renderMeminfo(m.kernel)).toMatchFileSnapshot('./fixtures/proc/writer.meminfo.txt');
+    await expect(renderVmstat(m.kernel)).toMatchFileSnapshot('./fixtures/proc/writer.vmstat.txt');
+    await expect(renderSwaps(m.kernel)).toMatchFileSnapshot('./fixtures/proc/writer.swaps.txt');
+    m.shutdown();
+  });
+
+  it('the same machine gives the same bytes on every boot (no host path leaks in)', () => {
+    const render = (m: TestMachine): string =>
+      ['/proc/meminfo', '/proc/vmstat', '/proc/swaps'].map((p) => renderProcFile(m.kernel, p)).join('');
+    const a = bootWriter();
+    const b = bootWriter();
+    expect(a.swapDevice!.path).not.toBe(b.swapDevice!.path); // two scratch swap files
+    expect(render(a)).toBe(render(b));
+    a.shutdown();
+    b.shutdown();
+  });
+});
+
+describe('/proc/meminfo', () => {
+  it('prints `Label:` padded to 16 columns, the value in 8, then " kB", in Linux order', () => {
+    const m = bootWriter();
+    const text = renderMeminfo(m.kernel);
+    expect(text.endsWith(' kB\n')).toBe(true);
+    const lines = text.slice(0, -1).split('\n');
+    const labels = lines.map((l) => l.slice(0, l.indexOf(':')));
+    expect(new Set(labels).size).toBe(labels.length);
+    expect(inOrder(labels, LINUX_MEMINFO)).toBe(true);
+    for (const [i, line] of lines.entries()) {
+      const value = String(meminfoFields(m.kernel)[i]![1]);
+      expect(line).toBe(`${`${labels[i]}:`.padEnd(16)}${value.padStart(8)} kB`);
+      expect(line.length).toBe(16 + Math.max(8, value.length) + 3);
+    }
+    expect(lines[0]).toBe('MemTotal:          15296 kB'); // 3824 managed pages
+    m.shutdown();
+  });
+
+  it('counts the page cache: Cached, Dirty, Writeback, Mapped; shmem in Cached and Mapped', () => {
+    const m = bootWriter();
+    const k = m.kernel;
+    const kb = (pages: number): number => (pages * PAGE) / 1024;
+    expect(k.pageCache.nrPages).toBe(5);
+    expect(field(k, 'Cached')).toBe(kb(5 + 1)); // 5 file pages and the shmem page
+    expect(field(k, 'Dirty')).toBe(kb(3)); // data.bin, written and never synced
+    expect(field(k, 'Writeback')).toBe(kb(1)); // log.bin page 0 after msync(MS_ASYNC)
+    expect(field(k, 'Mapped')).toBe(kb(2 + 1)); // data.bin page 1, log.bin page 0, the shmem page
+    expect(field(k, 'AnonPages')).toBe(kb(6));
+    expect(field(k, 'Shmem')).toBe(kb(1));
+    expect(field(k, 'Active(file)') + field(k, 'Inactive(file)')).toBe(kb(5));
+    m.shutdown();
+  });
+
+  it('counts shmem on the anon LRU as Linux does, and nothing as Unevictable', () => {
+    const m = bootWriter();
+    const k = m.kernel;
+    expect(field(k, 'Unevictable')).toBe(0);
+    expect(field(k, 'Active(anon)') + field(k, 'Inactive(anon)')).toBe(
+      field(k, 'AnonPages') + field(k, 'Shmem'),
+    );
+    expect(field(k, 'Active')).toBe(field(k, 'Active(anon)') + field(k, 'Active(file)'));
+    expect(field(k, 'Inactive')).toBe(field(k, 'Inactive(anon)') + field(k, 'Inactive(file)'));
+    const vmstat = Object.fromEntries(
+      renderVmstat(k)
+        .trimEnd()
+        .split('\n')
+        .map((l) => l.split(' ') as [string, string]),
+    );
+    expect(vmstat.nr_unevictable).toBe('0');
+    expect(vmstat.nr_zone_unevictable).toBe('0');
+    expect(Number(vmstat.nr_inactive_anon) + Number(vmstat.nr_active_anon)).toBe(6 + 1);
+    m.shutdown();
+  });
+
+  it('MemAvailable is si_mem_available: half the cache kept while that is below the low watermarks', () => {
+    const m = bootWriter();
+    const k = m.kernel;
+    // One Normal zone of 3824 managed pages: low 153, high 183 (see /proc/zoneinfo).
+    const [zone] = k.hw.buddy.zones();
+    expect(zone!.watermarks).toMatchObject({ low: 153, high: 183 });
+    const free = k.hw.buddy.freePages();
+    const slabReclaimable = k.hw.slab.slabPages('reclaimable');
+    // free - totalreserve (high) + pagecache 5 - min(2, 153) + slab - min(slab / 2, 153)
+    const pages = free - 183 + (5 - 2) + (slabReclaimable - Math.floor(slabReclaimable / 2));
+    expect(memAvailablePages(k, 5)).toBe(pages);
+    expect(field(k, 'MemAvailable')).toBe((pages * PAGE) / 1024);
+    m.shutdown();
+  });
+
+  it('MemAvailable keeps only the low watermarks of a large page cache', () => {
+    const m = bootTestMachine({ memoryMiB: 16 });
+    const t = m.start(function* ({ sys }) {
+      const buf = sys.mmap(0, 512 * PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      const fd = sys.open('/big.bin', O_CREAT | O_RDWR);
+      if (sys.write(fd, buf, 512 * PAGE) !== 512 * PAGE) return 1;
+      yield* sys.nanosleep(1e9);
+      return 0;
+    });
+    for (let i = 0; i < 10_000 && t.state !== 'blocked.sleep'; i++)
+      m.kernel.run({ untilCycles: m.clock.now + 10_000 });
+    const k = m.kernel;
+    const fileLru = (field(k, 'Active(file)') + field(k, 'Inactive(file)')) / 4;
+    expect(fileLru).toBe(512);
+    const free = k.hw.buddy.freePages();
+    const slab = k.hw.slab.slabPages('reclaimable');
+    // 512 / 2 = 256 is more than the low watermark (153): only 153 pages of cache stay.
+    const pages = free - 183 + (512 - 153) + (slab - Math.min(Math.floor(slab / 2), 153));
+    expect(field(k, 'MemAvailable')).toBe((pages * PAGE) / 1024);
+    expect(field(k, 'MemAvailable')).toBeGreaterThan(field(k, 'MemFree'));
+    m.kernel.run();
+    m.shutdown();
+  });
+});
+
+describe('/proc/vmstat', () => {
+  it("prints `name value` lines in vmstat_text[]'s order, then nr_unstable 0", () => {
+    const m = bootWriter();
+    const text = renderVmstat(m.kernel);
+    expect(text.endsWith('\nnr_unstable 0\n')).toBe(true);
+    const lines = text.slice(0, -1).split('\n');
+    for (const line of lines) expect(line).toMatch(/^[a-z_0-9]+ \d+$/);
+    const keys = lines.slice(0, -1).map((l) => l.split(' ')[0]!);
+    expect(new Set(keys).size).toBe(keys.length);
+    expect(keys.filter((k) => !LINUX_VMSTAT.includes(k))).toEqual([]);
+    expect(inOrder(keys, LINUX_VMSTAT)).toBe(true);
+    m.shutdown();
+  });
+
+  it('agrees with meminfo and the page cache', () => {
+    const m = bootWriter();
+    const k = m.kernel;
+    const v = Object.fromEntries(
+      renderVmstat(k)
+        .trimEnd()
+        .split('\n')
+        .map((l) => {
+          const [key, value] = l.split(' ');
+          return [key!, Number(value)];
+        }),
+    );
+    const pages = (name: string): number => (field(k, name) * 1024) / PAGE;
+    expect(v.nr_free_pages).toBe(pages('MemFree'));
+    expect(v.nr_dirty).toBe(3);
+    expect(v.nr_writeback).toBe(1);
+    expect(v.nr_zone_write_pending).toBe(4);
+    expect(v.nr_file_pages).toBe(pages('Cached') + pages('SwapCached'));
+    expect(v.nr_mapped).toBe(pages('Mapped'));
+    expect(v.nr_anon_pages).toBe(pages('AnonPages'));
+    expect(v.nr_dirtied).toBe(3 + 2 + 1);
+    // log.bin's fsync and the msync'd page: vmlab counts a write when it is submitted (Linux's
+    // NR_WRITTEN counts at the end of writeback, so 2 there), as pgpgout (in kB) does in both.
+    expect(v.nr_written).toBe(3);
+    expect(v.pgpgout).toBe(3 * 4);
+    expect(v.pgfault).toBe(6 + 1 + 1 + 1); // anon, shmem, data.bin read, log.bin write
+    m.shutdown();
+  });
+});
+
+describe('/proc/swaps', () => {
+  it("prints swap_show's header and row: the emulated name padded to 40, file, tabs, kB, -2", () => {
+    const m = bootWriter();
+    expect(m.swapDevice!.path).toMatch(/vmlab-swap-.*\/swapfile$/); // a host scratch file
+    const lines = renderSwaps(m.kernel).split('\n');
+    expect(lines[0]).toBe('Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority');
+    // 4 MiB = 1024 slots, the header slot excluded: 1023 pages = 4092 kB.
+    expect(lines[1]).toBe(`/swapfile${' '.repeat(31)}file\t\t4092\t\t0\t\t-2`);
+    expect(lines[2]).toBe('');
+    expect(lines).toHaveLength(3);
+    m.shutdown();
+  });
+
+  it('prints only the header without swap', () => {
+    const m = bootTestMachine({ memoryMiB: 16 });
+    expect(renderSwaps(m.kernel)).toBe('Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n');
+    m.shutdown();
+  });
+
+  it('drops the second TAB from 10000000 kB, and pads a long name with one space', () => {
+    const kernel = (path: string, usable: number, free: number): Kernel =>
+      ({
+        swap: { device: { path }, usableSlots: usable, freeSlots: free },
+        hw: { format: { pageBytes: 4096 } },
+      }) as unknown as Kernel;
+    const big = renderSwaps(kernel('/tmp/x/swapfile', 2_500_000, 0)).split('\n')[1];
+    expect(big).toBe(`/swapfile${' '.repeat(31)}file\t\t10000000\t10000000\t-2`);
+    const long = 'a'.repeat(45);
+    expect(renderSwaps(kernel(`/srv/${long}`, 3, 3)).split('\n')[1]).toBe(`/${long} file\t\t12\t\t0\t\t-2`);
+  });
+
+  it('names the file / and its base name, escaping space, TAB, newline and backslash as \\ooo', () => {
+    expect(swapFileName('/tmp/vmlab-swap-Ab12/swapfile')).toBe('/swapfile');
+    expect(swapFileName('./my.swap')).toBe('/my.swap');
+    expect(swapFileName('/data/swap file\t1')).toBe('/swap\\040file\\0111');
+    expect(swapFileName('C:\\vm\\swap')).toBe('/swap');
+  });
+});
+
+describe('vmlab proc', () => {
+  const CLI = join(process.cwd(), 'kernel/boot/vmlab.mjs');
+  const vmlab = (...args: string[]) => spawnSync('node', [CLI, ...args], { encoding: 'utf8' });
+
+  it('prints /proc files byte for byte, then refuses an unknown file with exit status 2', () => {
+    const r = vmlab(
+      'proc',
+      'userland/workloads/demand-paging.yaml',
+      '/proc/buddyinfo',
+      '/proc/bogus',
+      '/proc/swaps',
+    );
+    expect(r.status).toBe(2);
+    const views = r.stdout.split(/^== /m).slice(1);
+    expect(views).toHaveLength(2);
+    const [head, ...body] = views[0]!.split('\n');
+    expect(head).toMatch(/^\/proc\/buddyinfo at \d+ cycles \(halted\)$/);
+    // Every buddyinfo line ends with a space; the file ends with its newline, then a blank line.
+    const buddy = body.join('\n');
+    expect(buddy).toMatch(/^(Node 0, zone +\w+ (?: +\d+ ){11}\n)+\n$/);
+    expect(views[1]).toMatch(
+      /^\/proc\/swaps at \d+ cycles \(halted\)\nFilename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n$/,
+    );
+    expect(r.stderr).toMatch(/^vmlab: \/proc\/bogus: no such \/proc file or tool/);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+});
