@@ -1,7 +1,7 @@
 /**
  * The familiar tools, as procps prints them, over the kernel's /proc figures: free (and
- * free -h), vmstat (one row: the averages since boot, as vmstat's first line is), pmap and a
- * top-like table.
+ * free -h), vmstat (the averages since boot, as vmstat's first row is, or with DELAY and COUNT
+ * a row per interval sampled during the run: watchTool), pmap and a top-like table.
  */
 import type { Kernel } from '../proc/kernel.ts';
 import type { Task } from '../proc/task.ts';
@@ -43,42 +43,258 @@ function humanKb(kb: number): string {
   return `${v < 10 && !Number.isInteger(v) ? v.toFixed(1) : Math.round(v)}${units[u]}`;
 }
 
-/** `vmstat`: the header and one row of averages since boot (procps 3.3 columns). */
-export function renderVmstatTool(kernel: Kernel): string {
-  const m = meminfo(kernel);
-  const { clock } = kernel.hw;
-  const seconds = Math.max(clock.now / clock.hz, 1e-9);
-  const kbPerPage = kernel.hw.format.pageBytes / 1024;
+/** A tool's command line that cannot be run: bad arguments, or a view that needs watching. */
+export class ToolUsageError extends Error {}
+
+const VMSTAT_HEADER =
+  'procs -----------memory---------- ---swap-- -----io---- -system-- ------cpu-----\n' +
+  ' r  b   swpd   free   buff  cache   si   so    bi    bo   in   cs us sy id wa st\n';
+
+/** procps 3.3's row format: `%2u %2u %6lu %6lu %6lu %6lu %4u %4u %5u %5u %4u %4u %2u %2u %2u %2u %2u`. */
+const VMSTAT_WIDTHS = [2, 2, 6, 6, 6, 6, 4, 4, 5, 5, 4, 4, 2, 2, 2, 2, 2];
+
+/** The event counters behind vmstat's rates, read at one instant. */
+interface VmstatCounters {
+  cycles: number;
+  idleCycles: number;
+  iowaitCycles: number;
+  pswpin: number;
+  pswpout: number;
+  /** KiB, as /proc/vmstat counts them. */
+  pgpgin: number;
+  pgpgout: number;
+  contextSwitches: number;
+}
+
+const BOOT_COUNTERS: VmstatCounters = {
+  cycles: 0,
+  idleCycles: 0,
+  iowaitCycles: 0,
+  pswpin: 0,
+  pswpout: 0,
+  pgpgin: 0,
+  pgpgout: 0,
+  contextSwitches: 0,
+};
+
+/** The counters now; idle time from `idle` when one watches, else kernel.idleCycles and no iowait. */
+function readCounters(kernel: Kernel, idle: IdleClock | null): VmstatCounters {
   const e = kernel.events;
+  return {
+    cycles: kernel.hw.clock.now,
+    idleCycles: idle?.idleCycles() ?? kernel.idleCycles,
+    iowaitCycles: idle?.iowaitCycles() ?? 0,
+    pswpin: e.pswpin,
+    pswpout: e.pswpout,
+    pgpgin: e.pgpgin,
+    pgpgout: e.pgpgout,
+    contextSwitches: e.context_switches,
+  };
+}
+
+/** Live processes blocked on disk I/O (vmstat's b, Linux's procs_blocked). */
+function blockedOnIo(kernel: Kernel): number {
+  return kernel.liveTasks().filter((t) => t.state === 'blocked.io').length;
+}
+
+/**
+ * One vmstat row: the gauges (r b swpd free buff cache) as they are now, the rates (si so bi bo
+ * in cs, per emulated second) and the CPU shares (us sy id wa st, in percent) over the interval
+ * from `from` to `to`. Rates and shares round as procps does, `(100 * x + Div / 2) / Div` with
+ * Div the interval; an empty interval reads as all idle (procps's Div = didl = 1).
+ */
+function vmstatRow(kernel: Kernel, from: VmstatCounters, to: VmstatCounters): string {
+  const m = meminfo(kernel);
+  const hz = kernel.hw.clock.hz;
+  const kbPerPage = kernel.hw.format.pageBytes / 1024;
   const tasks = kernel.liveTasks();
   const running = tasks.filter((t) => t.state === 'running' || t.state === 'ready').length;
-  const blocked = tasks.filter((t) => t.state === 'blocked.io').length;
-  const busy = clock.now > 0 ? Math.round((100 * (clock.now - kernel.idleCycles)) / clock.now) : 0;
-  const cols: Array<[number, number]> = [
-    [running, 2],
-    [blocked, 2],
-    [m.SwapTotal! - m.SwapFree!, 6],
-    [m.MemFree!, 6],
-    [m.Buffers!, 6],
-    [m.Cached! + m.SReclaimable!, 6],
-    [Math.round((e.pswpin * kbPerPage) / seconds), 4],
-    [Math.round((e.pswpout * kbPerPage) / seconds), 4],
-    [Math.round(e.pgpgin / seconds), 5],
-    [Math.round(e.pgpgout / seconds), 5],
-    [0, 4],
-    [Math.round(e.context_switches / seconds), 4],
-    [busy, 2],
-    [0, 2],
-    [100 - busy, 2],
-    [0, 2],
-    [0, 2],
+  const span = to.cycles - from.cycles;
+  const div = span > 0 ? span : 1;
+  const idle = span > 0 ? to.idleCycles - from.idleCycles : 1;
+  const iowait = span > 0 ? to.iowaitCycles - from.iowaitCycles : 0;
+  const perSecond = (delta: number): number => Math.floor((delta * hz) / div + 0.5);
+  const percent = (cycles: number): number => Math.floor((100 * cycles + Math.floor(div / 2)) / div);
+  const cols = [
+    running,
+    blockedOnIo(kernel),
+    m.SwapTotal! - m.SwapFree!,
+    m.MemFree!,
+    m.Buffers!,
+    m.Cached! + m.SReclaimable!,
+    perSecond((to.pswpin - from.pswpin) * kbPerPage),
+    perSecond((to.pswpout - from.pswpout) * kbPerPage),
+    perSecond(to.pgpgin - from.pgpgin),
+    perSecond(to.pgpgout - from.pgpgout),
+    0, // interrupts: vmlab counts none
+    perSecond(to.contextSwitches - from.contextSwitches),
+    percent(span > 0 ? span - idle : 0), // us: all CPU time is user time (no system time is kept)
+    0, // sy
+    percent(idle - iowait),
+    percent(iowait),
+    0, // st
   ];
-  return [
-    'procs -----------memory---------- ---swap-- -----io---- -system-- ------cpu-----',
-    ' r  b   swpd   free   buff  cache   si   so    bi    bo   in   cs us sy id wa st',
-    cols.map(([v, w]) => String(v).padStart(w)).join(' '),
-    '',
-  ].join('\n');
+  return `${cols.map((v, i) => String(v).padStart(VMSTAT_WIDTHS[i]!)).join(' ')}\n`;
+}
+
+/**
+ * `vmstat` with no delay: the two header lines (procps 3.3 columns) and one row, the averages
+ * since boot (vmstat's first row), at the current time. `wa` needs an IdleClock watching since
+ * boot; without one it is 0, that idle time counts in `id`, and the CPU shares are right only
+ * where kernel.idleCycles is (outside an idle period: not in a clock event while the CPU idles).
+ */
+export function renderVmstatTool(kernel: Kernel, options: { idle?: IdleClock } = {}): string {
+  return VMSTAT_HEADER + vmstatRow(kernel, BOOT_COUNTERS, readCounters(kernel, options.idle ?? null));
+}
+
+/**
+ * The CPU's idle time, split into iowait (vmstat's wa: idle while a process waits for the disk)
+ * and plain idle, by watching the kernel machine's states. An idle period is iowait when, as it
+ * begins, a live process is blocked on I/O: while the CPU idles no process can start waiting
+ * (only a running one can), and one that stops waiting becomes ready, which ends the period, so
+ * a whole period is one or the other, as on a one-CPU Linux (nr_iowait > 0 while idle). Unlike
+ * kernel.idleCycles, which counts an idle period once it has ended, the figures are exact at any
+ * instant, inside an idle period too (an observer event fires there). Iowait before the clock
+ * started is not known: start it at boot.
+ *   iowaitCycles() <= idleCycles() - (kernel.idleCycles when the clock started)
+ */
+export class IdleClock {
+  private readonly kernel: Kernel;
+  /** Idle and iowait cycles of the periods ended since the clock started (idle from boot). */
+  private idle: number;
+  private iowait = 0;
+  /** The cycle the current idle period began, or -1 outside one. */
+  private idleSince = -1;
+  private idleIsIowait = false;
+  private readonly subscription: { unsubscribe(): void };
+
+  constructor(kernel: Kernel) {
+    this.kernel = kernel;
+    this.idle = kernel.idleCycles;
+    if (kernel.state === 'idle') this.begin(kernel.hw.clock.now);
+    this.subscription = kernel.actor.subscribe((s) => this.onState(String(s.value)));
+  }
+
+  /** Idle cycles since boot, the current idle period included. */
+  idleCycles(): number {
+    return this.idle + this.open();
+  }
+
+  /** Iowait cycles since the clock started, the current idle period included. */
+  iowaitCycles(): number {
+    return this.iowait + (this.idleIsIowait ? this.open() : 0);
+  }
+
+  /** Stop watching (the counts stay readable, frozen). */
+  stop(): void {
+    this.subscription.unsubscribe();
+    this.end(this.kernel.hw.clock.now);
+  }
+
+  private open(): number {
+    return this.idleSince < 0 ? 0 : this.kernel.hw.clock.now - this.idleSince;
+  }
+
+  private onState(state: string): void {
+    const now = this.kernel.hw.clock.now;
+    if (state === 'idle') {
+      if (this.idleSince < 0) this.begin(now); // else: still the same idle period
+    } else this.end(now);
+  }
+
+  private begin(now: number): void {
+    this.idleSince = now;
+    this.idleIsIowait = blockedOnIo(this.kernel) > 0;
+  }
+
+  private end(now: number): void {
+    if (this.idleSince < 0) return;
+    this.idle += now - this.idleSince;
+    if (this.idleIsIowait) this.iowait += now - this.idleSince;
+    this.idleSince = -1;
+    this.idleIsIowait = false;
+  }
+}
+
+/**
+ * `vmstat DELAY [COUNT]` over a run, as if vmstat had been started at boot: a row every DELAY
+ * of emulated time, at most COUNT (every DELAY until the machine stops, without COUNT). The
+ * first row averages since boot, as procps's first row does (started at boot, that is the first
+ * interval); each later one covers its interval. Samples are observer clock events: they read
+ * the machine, change nothing and keep nothing alive. The header is printed once (vmstat -n).
+ */
+class VmstatWatch {
+  private readonly kernel: Kernel;
+  private readonly delayCycles: number;
+  private readonly count: number;
+  private readonly idle: IdleClock;
+  private readonly rows: string[] = [];
+  private last: VmstatCounters = BOOT_COUNTERS;
+
+  constructor(kernel: Kernel, options: { delayCycles: number; count: number }) {
+    this.kernel = kernel;
+    this.delayCycles = options.delayCycles;
+    this.count = options.count;
+    this.idle = new IdleClock(kernel);
+    this.schedule();
+  }
+
+  /** The header and the rows so far; before the first sample, the since-boot row now. */
+  render(): string {
+    if (this.rows.length === 0) return renderVmstatTool(this.kernel, { idle: this.idle });
+    return VMSTAT_HEADER + this.rows.join('');
+  }
+
+  private schedule(): void {
+    this.kernel.hw.clock.after(this.delayCycles, 'vmstat sample', () => this.sample(), { observer: true });
+  }
+
+  private sample(): void {
+    const now = readCounters(this.kernel, this.idle);
+    this.rows.push(vmstatRow(this.kernel, this.last, now));
+    this.last = now;
+    const k = this.kernel;
+    if (this.rows.length < this.count && (k.liveTasks().length > 0 || k.hw.clock.pending() > 0))
+      this.schedule();
+    else this.idle.stop();
+  }
+}
+
+/** vmstat's arguments: DELAY in seconds (as procps takes it) or with a unit (s, ms, us, ns), COUNT rows. */
+function parseVmstatArgs(kernel: Kernel, args: string[]): { delayCycles: number; count: number } | null {
+  if (args.length === 0) return null;
+  const usage = "usage: vmstat [DELAY [COUNT]], DELAY in seconds or with a unit (e.g. 'vmstat 1ms 5')";
+  if (args.length > 2) throw new ToolUsageError(`vmstat: ${usage}`);
+  const m = /^(\d+(?:\.\d+)?)(s|ms|us|ns)?$/.exec(args[0]!);
+  const scale: Record<string, number> = { s: 1, ms: 1e-3, us: 1e-6, ns: 1e-9 };
+  const delayCycles = m === null ? 0 : Math.round(Number(m[1]) * scale[m[2] ?? 's']! * kernel.hw.clock.hz);
+  if (!(delayCycles >= 1 && Number.isSafeInteger(delayCycles)))
+    throw new ToolUsageError(`vmstat: '${args[0]}' is not a delay of at least one cycle; ${usage}`);
+  const count = args[1] === undefined ? Number.POSITIVE_INFINITY : Number(args[1]);
+  if (!(count === Number.POSITIVE_INFINITY || (Number.isSafeInteger(count) && count >= 1)))
+    throw new ToolUsageError(`vmstat: '${args[1]}' is not a count of rows (1 or more); ${usage}`);
+  return { delayCycles, count };
+}
+
+/** A tool's view of a run it watches from the start (see watchTool). */
+export type ToolView = () => string;
+
+/**
+ * Start watching the run for a tool that reports over time, before the run: `vmstat DELAY
+ * [COUNT]` samples rows as the run goes, plain `vmstat` counts iowait since boot. Returns the
+ * tool's view, to call once the run has stopped; undefined for tools that need no watching
+ * (runTool prints them at the end). Throws ToolUsageError on bad arguments.
+ */
+export function watchTool(kernel: Kernel, command: string): ToolView | undefined {
+  const [name, ...args] = command.trim().split(/\s+/);
+  if (name !== 'vmstat') return undefined;
+  const options = parseVmstatArgs(kernel, args);
+  if (options === null) {
+    const idle = new IdleClock(kernel);
+    return () => renderVmstatTool(kernel, { idle });
+  }
+  const watch = new VmstatWatch(kernel, options);
+  return () => watch.render();
 }
 
 /** `pmap PID`: each mapping's address, size, permissions and name, then the total. */
@@ -136,13 +352,21 @@ export function renderTop(kernel: Kernel): string {
   return `${[...lines, ...rows].join('\n')}\n`;
 }
 
-/** A tool by command line (`free`, `free -h`, `vmstat`, `pmap PID`, `top`), or undefined. */
+/**
+ * A tool by command line (`free`, `free -h`, `vmstat`, `pmap PID`, `top`) as it prints now, or
+ * undefined for no such tool. `vmstat DELAY [COUNT]` reports over time, so it throws
+ * ToolUsageError here: it needs watchTool before the run.
+ */
 export function runTool(kernel: Kernel, command: string): string | undefined {
   const [name, ...args] = command.trim().split(/\s+/);
   switch (name) {
     case 'free':
       return renderFree(kernel, { human: args.includes('-h') });
     case 'vmstat':
+      if (parseVmstatArgs(kernel, args) !== null)
+        throw new ToolUsageError(
+          `${command.trim()}: rows over time are sampled during the run: use vmlab proc WORKLOAD '${command.trim()}'`,
+        );
       return renderVmstatTool(kernel);
     case 'top':
       return renderTop(kernel);
