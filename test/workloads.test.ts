@@ -170,10 +170,21 @@ describe('the event log', () => {
     expect(lines.find((l) => l.event === 'exit' && l.comm === 'leaky')).toMatchObject({
       how: 'killed by SIGKILL',
     });
-    for (const l of lines) expect(l.time).toBeLessThanOrEqual(a.end);
+    for (const l of lines) {
+      expect(l.cycles).toBeLessThanOrEqual(a.end);
+      expect(l.time).toBeCloseTo(l.cycles / 1e6, 6); // emulated milliseconds at 1 GHz
+    }
+    expect(lines.some((l) => l.event === 'reclaim' && l.who === 'direct')).toBe(true);
+    expect(lines.some((l) => l.event === 'fault' && l.sampled === 1024)).toBe(true);
     expect(lines.every((l) => !('hostname' in l))).toBe(true); // no host details: the log is deterministic
     const debug = await runOnce('c.jsonl', 'debug');
     expect(debug.text.split('\n').filter((l) => l.includes('"event":"fault"')).length).toBeGreaterThan(1000);
+    const calls = debug.text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((l) => l.event === 'syscall');
+    expect(calls.some((l) => l.name === 'mmap' && typeof l.ret === 'number')).toBe(true);
     rmSync(dir, { recursive: true, force: true });
   });
 });

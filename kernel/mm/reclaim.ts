@@ -33,6 +33,14 @@ export type ReclaimScope = 'global' | 'local';
 
 export type ReclaimWho = 'kswapd' | 'direct';
 
+/** An observer of reclaim (the event log): each pass, and each page written to swap. */
+export interface ReclaimTrace {
+  pass(who: ReclaimWho, scope: 'global' | 'process' | 'group', scanned: number, freed: number): void;
+  /** Set when swapOut should be called (a cached level flag). */
+  readonly swapPages: boolean;
+  swapOut(pfn: number, slot: number): void;
+}
+
 /** A set of processes sharing a resident limit (like a cgroup's memory.max). */
 export interface MemoryGroup {
   name: string;
@@ -53,6 +61,8 @@ export class Reclaimer {
   writebacks = 0;
   /** The page cache, for file pages (set once the kernel has made it). */
   files: PageCache | null = null;
+  /** Who watches reclaim (the event log), or null. */
+  trace: ReclaimTrace | null = null;
   /** Families by id: the members (address spaces) and the kernel objects that stand for them. */
   private readonly families = new Map<number, { members: AddressSpace[]; kobj: number; chains: number[] }>();
   private readonly pools: { anonVma: VmaObjectPool; anonVmaChain: VmaObjectPool };
@@ -205,8 +215,9 @@ export class Reclaimer {
     this.scopeMm = scope.mm ?? null;
     this.scopeGroup = scope.group ?? null;
     let freed = 0;
+    let tries = 0;
     try {
-      for (let tries = 0; freed < count && tries < count * 4; tries++) {
+      for (; freed < count && tries < count * 4; tries++) {
         const victim = this.policy.selectVictim(this.view);
         if (who === 'kswapd') this.events.pgscan_kswapd++;
         else this.events.pgscan_direct++;
@@ -223,8 +234,10 @@ export class Reclaimer {
         }
       }
     } finally {
+      const scopeName = this.scopeMm !== null ? 'process' : this.scopeGroup !== null ? 'group' : 'global';
       this.scopeMm = null;
       this.scopeGroup = null;
+      this.trace?.pass(who, scopeName, tries, freed);
     }
     return freed;
   }
@@ -357,6 +370,7 @@ export class Reclaimer {
       pages.refcount[pfn]!--;
     });
     if (write) {
+      if (this.trace?.swapPages) this.trace.swapOut(pfn, slot);
       this.swap!.writeOut(slot, pfn);
       this.swap!.shadow[slot] = this.evictions;
       this.events.pswpout++;

@@ -101,7 +101,7 @@ import {
   VM_WRITE,
   type Vma,
 } from '../mm/vma.ts';
-import type { EventLog } from '../observe/eventlog.ts';
+import { type EventLog, FAULT_SAMPLE } from '../observe/eventlog.ts';
 import { VmEvents } from '../observe/vmevents.ts';
 import { buildImageFile, imageLayout } from './binfmt.ts';
 import { kernelMachine } from './machines.ts';
@@ -454,8 +454,26 @@ export class Kernel {
     this.eventLog?.subsystem('kernel').info(text);
   }
 
+  private eventLogSink: EventLog | null = null;
+
   /** The structured event log, when the run asked for one. */
-  eventLog: EventLog | null = null;
+  get eventLog(): EventLog | null {
+    return this.eventLogSink;
+  }
+
+  /** Attach the event log (before processes start): reclaim and swap report to it too. */
+  set eventLog(log: EventLog | null) {
+    this.eventLogSink = log;
+    this.reclaimer.trace =
+      log === null
+        ? null
+        : {
+            swapPages: log.swapPages,
+            pass: (who, scope, scanned, freed) =>
+              log.subsystem('reclaim').info({ event: 'reclaim', who, scope, scanned, freed }, 'reclaim pass'),
+            swapOut: (pfn, slot) => log.subsystem('swap').debug({ event: 'swap_out', pfn, slot }, 'swap out'),
+          };
+  }
 
   // ---- processes ----
 
@@ -796,6 +814,9 @@ export class Kernel {
 
   /** Send signal `sig` to `target`. Default actions only: terminate, or ignore. */
   private signal(target: Task, sig: number): void {
+    this.eventLogSink
+      ?.process(target.pid, target.comm)
+      .info({ event: 'signal', sig, from: this.current?.pid ?? 0 }, 'signal');
     if (signalIsIgnoredByDefault(sig) || !target.isAlive()) return;
     if (target === this.current) this.endCurrent(signaledStatus(sig));
     this.terminate(target, signaledStatus(sig));
@@ -819,12 +840,8 @@ export class Kernel {
         : handleFault(task.mm, fault, this);
     switch (result.kind) {
       case 'handled':
-        if (this.eventLog?.faults) {
-          this.eventLog
-            .process(task.pid, task.comm)
-            .debug({ event: 'fault', va: fault.va, how: result.how, major: result.major }, 'page fault');
-        }
         this.events.pgfault++;
+        if (this.eventLogSink !== null) this.logFault(task, fault, result);
         if (result.major) {
           this.events.pgmajfault++;
           task.majFlt++;
@@ -839,10 +856,25 @@ export class Kernel {
       case 'sigbus': {
         if (fault.mode === MODE_KERNEL) throw new UserFault();
         const sig = result.kind === 'sigsegv' ? SIGSEGV : SIGBUS;
+        this.eventLogSink
+          ?.process(task.pid, task.comm)
+          .info(
+            { event: 'signal', sig, va: fault.va, from: 0 },
+            result.kind === 'sigsegv' ? 'SIGSEGV' : 'SIGBUS',
+          );
         this.logSegfault(task, fault, sig);
         this.endCurrent(signaledStatus(sig));
       }
     }
+  }
+
+  /** The event log's fault line: every fault at debug level, one in FAULT_SAMPLE at info. */
+  private logFault(task: Task, fault: Readonly<MmuFault>, result: FaultResult & { kind: 'handled' }): void {
+    const log = this.eventLogSink!;
+    const fields = { event: 'fault', va: fault.va, how: result.how, major: result.major };
+    if (log.faults) log.process(task.pid, task.comm).debug(fields, 'page fault');
+    else if (this.events.pgfault % FAULT_SAMPLE === 0)
+      log.process(task.pid, task.comm).info({ ...fields, sampled: FAULT_SAMPLE }, 'page fault (sampled)');
   }
 
   /** End the running task: record the status and unwind its program. */
@@ -1034,6 +1066,10 @@ export class Kernel {
     this.reclaimer.loaded(pfn, vma.anon, false, distance);
     this.events.pswpin++;
     this.events.pgpgin += this.hw.format.pageBytes / 1024;
+    if (this.eventLogSink?.swapPages)
+      this.eventLogSink
+        .subsystem('swap')
+        .debug({ event: 'swap_in', pid: as.ownerPid, va, slot, pfn }, 'swap in');
     return FAULT_SWAP_IN_MAJOR;
   }
 
@@ -1397,7 +1433,7 @@ export class Kernel {
         if (mode === 'sync') k.waitForIo(done);
       },
     };
-    return {
+    const table: Syscalls = {
       getpid: () => k.enter(() => task.pid),
       getppid: () => k.enter(() => task.ppid),
       brk: (addr) => k.enter(() => doBrk(mm(), addr)),
@@ -1480,6 +1516,26 @@ export class Kernel {
             })),
         ),
     };
+    return this.eventLogSink?.syscalls ? this.tracedSyscalls(task, table) : table;
+  }
+
+  /**
+   * The system calls of `task` with every call written to the event log (debug level): its
+   * name, arguments and result (a blocking call is logged as it starts).
+   */
+  private tracedSyscalls(task: Task, table: Syscalls): Syscalls {
+    const log = this.eventLogSink!.subsystem('syscall');
+    const traced: Record<string, unknown> = {};
+    for (const [name, fn] of Object.entries(table) as Array<[string, (...a: unknown[]) => unknown]>) {
+      traced[name] = (...args: unknown[]) => {
+        const ret = fn(...args);
+        const shown = args.map((a) => (typeof a === 'function' ? '[program]' : a));
+        const result = typeof ret === 'number' ? ret : undefined;
+        log.debug({ event: 'syscall', pid: task.pid, name, args: shown, ret: result }, name);
+        return ret;
+      };
+    }
+    return traced as unknown as Syscalls;
   }
 
   private fork(parent: Task, childMain: UserMain): number {
