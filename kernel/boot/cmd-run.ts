@@ -413,7 +413,7 @@ export async function bootWorkload(
   }
   const kernel = m.kernel;
   if (options.events !== undefined) {
-    kernel.eventLog = new EventLog({ ...options.events, now: () => m.clock.now });
+    kernel.eventLog = new EventLog({ ...options.events, now: () => m.clock.now, hz: m.clock.hz });
     kernel.eventLog
       .subsystem('kernel')
       .info({ event: 'boot', seed: wl.seed, frames: m.mem.frameCount }, 'machine booted');
