@@ -8,7 +8,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import {
   memAvailablePages,
   meminfoFields,
@@ -33,6 +33,19 @@ import {
 import { bootTestMachine, PAGE, type TestMachine } from './helpers/kernel.ts';
 
 const RW = PROT_READ | PROT_WRITE;
+
+/** Machines booted by a test, shut down after it (their scratch swap files and folders go too). */
+const booted: TestMachine[] = [];
+afterEach(() => {
+  for (const m of booted.splice(0)) m.shutdown();
+});
+
+/** bootTestMachine, shut down after the test. */
+function boot(options: Parameters<typeof bootTestMachine>[0]): TestMachine {
+  const m = bootTestMachine(options);
+  booted.push(m);
+  return m;
+}
 
 /**
  * writer: touches 6 of 8 private anonymous pages and 1 of 2 shared anonymous pages; writes 3
@@ -67,7 +80,7 @@ const writer: UserMain = function* ({ sys, cpu }) {
 
 /** A 16 MiB machine with 4 MiB of swap, run until writer sleeps. */
 function bootWriter(): TestMachine {
-  const m = bootTestMachine({ memoryMiB: 16, swapMiB: 4 });
+  const m = boot({ memoryMiB: 16, swapMiB: 4 });
   const t = m.start(writer, { name: 'writer' });
   for (let i = 0; i < 10_000 && t.state !== 'blocked.sleep'; i++)
     m.kernel.run({ untilCycles: m.clock.now + 10_000 });
@@ -258,7 +271,6 @@ describe('golden files: writer asleep', () => {
     await expect(renderMeminfo(m.kernel)).toMatchFileSnapshot('./fixtures/proc/writer.meminfo.txt');
     await expect(renderVmstat(m.kernel)).toMatchFileSnapshot('./fixtures/proc/writer.vmstat.txt');
     await expect(renderSwaps(m.kernel)).toMatchFileSnapshot('./fixtures/proc/writer.swaps.txt');
-    m.shutdown();
   });
 
   it('the same machine gives the same bytes on every boot (no host path leaks in)', () => {
@@ -268,8 +280,6 @@ describe('golden files: writer asleep', () => {
     const b = bootWriter();
     expect(a.swapDevice!.path).not.toBe(b.swapDevice!.path); // two scratch swap files
     expect(render(a)).toBe(render(b));
-    a.shutdown();
-    b.shutdown();
   });
 });
 
@@ -288,7 +298,6 @@ describe('/proc/meminfo', () => {
       expect(line.length).toBe(16 + Math.max(8, value.length) + 3);
     }
     expect(lines[0]).toBe('MemTotal:          15296 kB'); // 3824 managed pages
-    m.shutdown();
   });
 
   it('counts the page cache: Cached, Dirty, Writeback, Mapped; shmem in Cached and Mapped', () => {
@@ -303,7 +312,6 @@ describe('/proc/meminfo', () => {
     expect(field(k, 'AnonPages')).toBe(kb(6));
     expect(field(k, 'Shmem')).toBe(kb(1));
     expect(field(k, 'Active(file)') + field(k, 'Inactive(file)')).toBe(kb(5));
-    m.shutdown();
   });
 
   it('counts shmem on the anon LRU as Linux does, and nothing as Unevictable', () => {
@@ -324,7 +332,6 @@ describe('/proc/meminfo', () => {
     expect(vmstat.nr_unevictable).toBe('0');
     expect(vmstat.nr_zone_unevictable).toBe('0');
     expect(Number(vmstat.nr_inactive_anon) + Number(vmstat.nr_active_anon)).toBe(6 + 1);
-    m.shutdown();
   });
 
   it('MemAvailable is si_mem_available: half the cache kept while that is below the low watermarks', () => {
@@ -339,11 +346,10 @@ describe('/proc/meminfo', () => {
     const pages = free - 183 + (5 - 2) + (slabReclaimable - Math.floor(slabReclaimable / 2));
     expect(memAvailablePages(k, 5)).toBe(pages);
     expect(field(k, 'MemAvailable')).toBe((pages * PAGE) / 1024);
-    m.shutdown();
   });
 
   it('MemAvailable keeps only the low watermarks of a large page cache', () => {
-    const m = bootTestMachine({ memoryMiB: 16 });
+    const m = boot({ memoryMiB: 16 });
     const t = m.start(function* ({ sys }) {
       const buf = sys.mmap(0, 512 * PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
       const fd = sys.open('/big.bin', O_CREAT | O_RDWR);
@@ -363,7 +369,6 @@ describe('/proc/meminfo', () => {
     expect(field(k, 'MemAvailable')).toBe((pages * PAGE) / 1024);
     expect(field(k, 'MemAvailable')).toBeGreaterThan(field(k, 'MemFree'));
     m.kernel.run();
-    m.shutdown();
   });
 });
 
@@ -378,7 +383,6 @@ describe('/proc/vmstat', () => {
     expect(new Set(keys).size).toBe(keys.length);
     expect(keys.filter((k) => !LINUX_VMSTAT.includes(k))).toEqual([]);
     expect(inOrder(keys, LINUX_VMSTAT)).toBe(true);
-    m.shutdown();
   });
 
   it('agrees with meminfo and the page cache', () => {
@@ -407,7 +411,6 @@ describe('/proc/vmstat', () => {
     expect(v.nr_written).toBe(3);
     expect(v.pgpgout).toBe(3 * 4);
     expect(v.pgfault).toBe(6 + 1 + 1 + 1); // anon, shmem, data.bin read, log.bin write
-    m.shutdown();
   });
 });
 
@@ -421,13 +424,11 @@ describe('/proc/swaps', () => {
     expect(lines[1]).toBe(`/swapfile${' '.repeat(31)}file\t\t4092\t\t0\t\t-2`);
     expect(lines[2]).toBe('');
     expect(lines).toHaveLength(3);
-    m.shutdown();
   });
 
   it('prints only the header without swap', () => {
-    const m = bootTestMachine({ memoryMiB: 16 });
+    const m = boot({ memoryMiB: 16 });
     expect(renderSwaps(m.kernel)).toBe('Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n');
-    m.shutdown();
   });
 
   it('drops the second TAB from 10000000 kB, and pads a long name with one space', () => {

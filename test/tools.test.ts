@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { bootWorkload } from '../kernel/boot/cmd-run.ts';
 import { loadWorkload } from '../kernel/boot/workload.ts';
 import {
@@ -20,7 +20,7 @@ import {
   PROT_WRITE,
   type UserMain,
 } from '../kernel/proc/uapi.ts';
-import { bootTestMachine, PAGE } from './helpers/kernel.ts';
+import { bootTestMachine, PAGE, type TestMachine } from './helpers/kernel.ts';
 
 async function paused() {
   const run = await bootWorkload(loadWorkload('userland/workloads/thrashing.yaml'));
@@ -74,6 +74,17 @@ describe('free, vmstat, pmap and top', () => {
 });
 
 describe('vmstat DELAY COUNT, and wa', () => {
+  /** Machines booted by a test, shut down after it. */
+  const booted: TestMachine[] = [];
+  afterEach(() => {
+    for (const m of booted.splice(0)) m.shutdown();
+  });
+  const boot = (): TestMachine => {
+    const m = bootTestMachine({ memoryMiB: 16 });
+    booted.push(m);
+    return m;
+  };
+
   /** Writes 64 pages to a file and fsyncs them (waiting for the disk), then sleeps 2 ms. */
   const syncThenSleep: UserMain = function* ({ sys }) {
     const buf = sys.mmap(0, 64 * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -94,7 +105,7 @@ describe('vmstat DELAY COUNT, and wa', () => {
       .map((l) => l.trim().split(/\s+/).map(Number));
 
   it('prints a row every DELAY from boot, at most COUNT, until the machine stops', () => {
-    const m = bootTestMachine({ memoryMiB: 16 });
+    const m = boot();
     m.start(syncThenSleep);
     const five = watchTool(m.kernel, 'vmstat 500us 5')!;
     const all = watchTool(m.kernel, 'vmstat 0.0005')!; // seconds, as procps takes DELAY
@@ -122,11 +133,10 @@ describe('vmstat DELAY COUNT, and wa', () => {
     expect(rows[0]![15]).toBeGreaterThan(0);
     expect(rows.at(-1)!.slice(12)).toEqual([0, 0, 100, 0, 0]);
     expect(rowsOf(once())).toHaveLength(1);
-    m.shutdown();
   });
 
   it('counts idle time while a process waits for the disk as wa, and the sleep as id', () => {
-    const m = bootTestMachine({ memoryMiB: 16 });
+    const m = boot();
     m.start(syncThenSleep);
     const clock = new IdleClock(m.kernel);
     const view = watchTool(m.kernel, 'vmstat')!;
@@ -142,12 +152,11 @@ describe('vmstat DELAY COUNT, and wa', () => {
     expect(row!.slice(12)).toEqual([share(m.clock.now - idle), 0, share(idle - iowait), share(iowait), 0]);
     // Unwatched, the same row counts all idle time as id.
     expect(rowsOf(renderVmstatTool(m.kernel))[0]![15]).toBe(0);
-    m.shutdown();
   });
 
   it('watching changes nothing in the run', () => {
     const outcome = (watch: boolean) => {
-      const m = bootTestMachine({ memoryMiB: 16 });
+      const m = boot();
       const t = m.start(syncThenSleep);
       if (watch) watchTool(m.kernel, 'vmstat 100us');
       m.runToEnd();
@@ -157,19 +166,17 @@ describe('vmstat DELAY COUNT, and wa', () => {
         status: t.waitStatus,
         events: { ...m.kernel.events },
       };
-      m.shutdown();
       return result;
     };
     expect(outcome(true)).toEqual(outcome(false));
   });
 
   it('refuses bad arguments, and rows over time without watching the run', () => {
-    const m = bootTestMachine({ memoryMiB: 16 });
+    const m = boot();
     for (const bad of ['vmstat 0', 'vmstat 1 0', 'vmstat 1 2 3', 'vmstat x', 'vmstat 1 -1', 'vmstat 1us 1.5'])
       expect(() => watchTool(m.kernel, bad), bad).toThrow(ToolUsageError);
     expect(() => runTool(m.kernel, 'vmstat 1 3')).toThrow(/sampled during the run/);
     expect(watchTool(m.kernel, 'free')).toBeUndefined();
     expect(runTool(m.kernel, 'vmstat')).toMatch(/^procs /);
-    m.shutdown();
   });
 });
