@@ -173,3 +173,24 @@ describe('vmlab run', () => {
     expect(r.stdout).toMatch(/\npgfault \d+\n/);
   });
 });
+
+describe('vmlab run, step by step and verbose', () => {
+  it('--step prints a line per step (to the next event or for one quantum) and then the summary', () => {
+    const r = vmlab('run', 'userland/workloads/oom.yaml', '--step', '--until', '3ms');
+    expect(r.status).toBe(0);
+    const steps = r.stdout.split('\n').filter((l) => l.startsWith('step '));
+    expect(steps.length).toBeGreaterThanOrEqual(3);
+    expect(steps[0]).toMatch(
+      /^step +1 \[ +[\d.]+ ms\] \w+ .*\| free \d+ pages \| faults \+\d+ \(major \+\d+\)/,
+    );
+    expect(r.stdout).toContain('PID NAME');
+  });
+
+  it('-v streams the kernel log on stderr and ends with /proc/meminfo and /proc/vmstat', () => {
+    const r = vmlab('run', 'userland/workloads/oom.yaml', '-v');
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/\[ +[\d.]+ ms\] Out of memory: Killed process \d+ \(leaky\)/);
+    expect(r.stdout).toMatch(/\/proc\/meminfo at the end[^\n]*\nMemTotal:/);
+    expect(r.stdout).toContain('nr_free_pages');
+  });
+});

@@ -19,6 +19,7 @@ import { attachProgress } from './progress.ts';
 import { startTraceProcess } from './replay.ts';
 import { renderReport } from './report.ts';
 import { scriptProgram } from './script.ts';
+import { stepThrough } from './stepper.ts';
 import { loadPolicyFile } from './studentcode.ts';
 import { loadTrace, type Trace } from './traces.ts';
 import { formatSize, parseTime } from './units.ts';
@@ -54,13 +55,24 @@ export function registerRun(program: Command): void {
       'also draw the physical frame map at these emulated times in the report (besides the peak and the end)',
     )
     .option('--json', 'print the summary as JSON')
+    .option(
+      '--step',
+      'run a step at a time (to the next event or for one quantum); a key after each on a terminal',
+    )
+    .option(
+      '-v, --verbose',
+      'print the kernel log as it happens (on stderr) and /proc/meminfo and vmstat at the end',
+    )
     .addHelpText(
       'after',
       `
 Examples:
   vmlab run                                   # the default workload
   vmlab run userland/workloads/cow.yaml -s 3
-  vmlab run userland/workloads/thrash.yaml --proc /proc/vmstat@20ms --proc /proc/meminfo@20ms`,
+  vmlab run userland/workloads/thrashing.yaml --proc /proc/vmstat@20ms --proc /proc/meminfo@20ms
+  vmlab run userland/workloads/policies.yaml  # a list of policies: one row each
+  vmlab run userland/workloads/oom.yaml --step --until 20ms
+  vmlab run userland/workloads/shared-file.yaml --report report.html --frame-map-at 3ms`,
     )
     .action(async (path: string, opts: Record<string, string | string[] | boolean | undefined>) => {
       const w = loadWorkload(path);
@@ -123,7 +135,22 @@ Examples:
       const stopProgress = opts.json
         ? () => {}
         : attachProgress(run.m.kernel, { total, intervalCycles: Math.ceil(hz / 100) });
-      run.m.kernel.run({ untilCycles: until });
+      if (opts.verbose === true) {
+        const printk = run.m.kernel.printk.bind(run.m.kernel);
+        run.m.kernel.printk = (text: string): void => {
+          printk(text);
+          process.stderr.write(`[${((run.m.clock.now / hz) * 1000).toFixed(3).padStart(10)} ms] ${text}\n`);
+        };
+      }
+      if (opts.step === true) {
+        await stepThrough(run.m, {
+          untilCycles: until,
+          write: (line) => process.stdout.write(`${line}\n`),
+          interactive: process.stdin.isTTY === true && process.stdout.isTTY === true,
+        });
+      } else {
+        run.m.kernel.run({ untilCycles: until });
+      }
       stopProgress();
       events?.subsystem('kernel').info({ event: 'halt', state: run.m.kernel.state }, 'run ended');
       events?.close();
@@ -153,6 +180,9 @@ Examples:
       }
       const lines = [...run.args, '', ...renderSummary(summary)];
       for (const s of snapshots) lines.push('', `${s.path} at ${s.at} cycles:`, s.text.trimEnd());
+      if (opts.verbose === true)
+        for (const f of ['/proc/meminfo', '/proc/vmstat'])
+          lines.push('', `${f} at the end (${run.m.clock.now} cycles):`, viewText(run.m.kernel, f).trimEnd());
       process.stdout.write(`${lines.join('\n')}\n`);
     });
 }
