@@ -88,6 +88,10 @@ describe('malloc-replay speed runs', () => {
     const quick = mallocReplay(trace, 'segfit', { memoryBytes: 32 * 1024 * 1024 });
     expect(quick.speedRuns).toBe(3);
     expect(quick.opsPerSecond).toBeGreaterThan(0);
+    // malloc(100) then free: a few loads and stores each, and the heap's first page faults in.
+    expect(quick.speedCost.accessesPerOp).toBeGreaterThan(2);
+    expect(quick.speedCost.accessesPerOp).toBeLessThan(100);
+    expect(quick.speedCost.faultsPerOp).toBeGreaterThan(0);
     const kBest = mallocReplay(trace, 'segfit', { memoryBytes: 32 * 1024 * 1024, speed: 'k-best' });
     expect(kBest.speedRuns).toBeGreaterThanOrEqual(3);
     expect(kBest.speedRuns).toBeLessThanOrEqual(20);

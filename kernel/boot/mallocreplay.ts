@@ -118,6 +118,11 @@ export interface MallocReplayResult {
   checkedOpsPerSecond: number;
   /** Speed runs made (3, or with K-best until the fastest K agree, at most 20). */
   speedRuns: number;
+  /**
+   * What one operation of a speed run costs the emulated machine, on average (the same in
+   * every run): loads and stores through the MMU, data TLB misses, page faults.
+   */
+  speedCost: { accessesPerOp: number; tlbMissesPerOp: number; faultsPerOp: number };
   minorFaults: number;
   majorFaults: number;
   tlbMisses: number;
@@ -240,6 +245,15 @@ export function mallocReplay(
   let checkedFaults = { minor: 0, major: 0 };
   let opsPerSecond = 0;
   let speedRuns = 0;
+  let speedCost = { accessesPerOp: 0, tlbMissesPerOp: 0, faultsPerOp: 0 };
+  const counters = (pid: number): SpeedCounters => {
+    const task = m.kernel.tasks.get(pid);
+    return {
+      accesses: m.mmu.accesses,
+      tlbMisses: m.mmu.dtlb.misses,
+      faults: task === undefined ? 0 : task.minFlt + task.majFlt,
+    };
+  };
   // The driver: the checked replay, then the speed runs (K-best), each in a forked child that
   // starts a heap of its own.
   function* driver(ctx: UserContext): Generator<void, number, void> {
@@ -258,8 +272,14 @@ export function mallocReplay(
     while (outcome === 'ok' && !done()) {
       let seconds = 0;
       const pid = ctx.sys.fork(
-        speedRun(trace, allocatorName, options.factory, (s) => {
-          seconds = s;
+        speedRun(trace, {
+          allocatorName,
+          factory: options.factory,
+          counters,
+          done: (s, cost) => {
+            seconds = s;
+            speedCost = cost;
+          },
         }),
       );
       if (pid < 0) break;
@@ -292,6 +312,7 @@ export function mallocReplay(
     opsPerSecond: outcome === 'ok' ? opsPerSecond : 0,
     checkedOpsPerSecond: hostSeconds > 0 ? trace.ops.length / hostSeconds : 0,
     speedRuns,
+    speedCost,
     minorFaults: checkedFaults.minor,
     majorFaults: checkedFaults.major,
     tlbMisses,
@@ -311,21 +332,34 @@ export function kBestConverged(fastest: readonly number[]): boolean {
   return fastest.length === SPEED_K && fastest[SPEED_K - 1]! <= (1 + SPEED_EPSILON) * fastest[0]!;
 }
 
+/** The machine's counters as a speed run reads them (the faults are the running task's). */
+interface SpeedCounters {
+  accesses: number;
+  tlbMisses: number;
+  faults: number;
+}
+
+interface SpeedRunOptions {
+  allocatorName: string;
+  factory: ((libc: Libc) => Allocator) | undefined;
+  counters: (pid: number) => SpeedCounters;
+  done: (seconds: number, cost: MallocReplayResult['speedCost']) => void;
+}
+
 /**
  * The lab driver's speed run: the trace's calls alone (no fill, no checks) with a new
- * allocator; its host seconds go to `done`. Exit status 1 when the allocator fails.
+ * allocator; its host seconds and its cost per operation go to `done`. Exit status 1 when the
+ * allocator fails.
  */
-function speedRun(
-  trace: MallocTrace,
-  allocatorName: string,
-  factory: ((libc: Libc) => Allocator) | undefined,
-  done: (seconds: number) => void,
-): UserMain {
+function speedRun(trace: MallocTrace, options: SpeedRunOptions): UserMain {
+  const { allocatorName, factory, counters, done } = options;
   return function* (ctx) {
     const libc = new Libc(ctx);
     const alloc = factory !== undefined ? factory(libc) : createAllocator(allocatorName, libc);
     const ptr = new Float64Array(trace.ids);
     const ops = trace.ops;
+    const pid = ctx.sys.getpid();
+    const before = counters(pid);
     const t0 = performance.now();
     try {
       for (let i = 0; i < ops.length; i++) {
@@ -342,7 +376,14 @@ function speedRun(
       if (!(err instanceof MallocAbort)) throw err;
       return 1;
     }
-    done((performance.now() - t0) / 1000);
+    const seconds = (performance.now() - t0) / 1000;
+    const after = counters(pid);
+    const n = Math.max(1, ops.length);
+    done(seconds, {
+      accessesPerOp: (after.accesses - before.accesses) / n,
+      tlbMissesPerOp: (after.tlbMisses - before.tlbMisses) / n,
+      faultsPerOp: (after.faults - before.faults) / n,
+    });
     return 0;
   };
 }
