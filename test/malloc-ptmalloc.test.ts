@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { bootKernel, buildMachine } from '../kernel/boot/machine.ts';
-import { SIGABRT, type UserContext, WTERMSIG } from '../kernel/proc/uapi.ts';
+import { ENOMEM, SIGABRT, type UserContext, WTERMSIG } from '../kernel/proc/uapi.ts';
 import { Libc } from '../userland/libc/libc.ts';
 import { PtmallocAllocator } from '../userland/malloc/ptmalloc.ts';
 
@@ -239,6 +239,55 @@ describe("ptmalloc's glibc behaviour", () => {
       expect(a.stats().heapBytes).toBe(mapped);
       expect(big).toBeLessThan(keep);
       a.checkHeap();
+    });
+  });
+});
+
+describe('ptmalloc with hostile sizes', () => {
+  it('returns NULL with ENOMEM for sizes it cannot serve, keeps the block a failed realloc had, and never crashes', () => {
+    const got: Record<string, number> = {};
+    runChecked((ctx) => {
+      const libc = new Libc(ctx);
+      const a = new PtmallocAllocator(libc);
+      const zero = a.malloc(0); // glibc: a minimum chunk, not NULL
+      got.zeroUsable = a.usableSize(zero);
+      for (const [name, n] of [
+        ['negative', -1],
+        ['fraction', 1.5],
+        ['nan', Number.NaN],
+        ['huge', 2 ** 50],
+        ['overSafe', 2 ** 64],
+      ] as const) {
+        libc.errno = 0;
+        got[name] = a.malloc(n) + libc.errno;
+      }
+      libc.errno = 0;
+      got.callocOverflow = a.calloc(2 ** 40, 2 ** 30) + libc.errno;
+      const one = a.malloc(1);
+      libc.errno = 0;
+      got.reallocHuge = a.realloc(one, 2 ** 50) + libc.errno;
+      got.stillUsable = a.usableSize(one);
+      got.badAlignment = a.memalign(48, 10) + libc.errno;
+      const aligned = a.memalign(4096, 100);
+      got.aligned = aligned % 4096;
+      a.free(aligned);
+      a.free(one);
+      a.free(zero);
+      a.free(0);
+      a.checkHeap();
+    });
+    expect(got).toEqual({
+      zeroUsable: 24,
+      negative: ENOMEM,
+      fraction: ENOMEM,
+      nan: ENOMEM,
+      huge: ENOMEM,
+      overSafe: ENOMEM,
+      callocOverflow: ENOMEM,
+      reallocHuge: ENOMEM,
+      stillUsable: 24,
+      badAlignment: ENOMEM,
+      aligned: 0,
     });
   });
 });
