@@ -180,3 +180,33 @@ describe('unions: the branch the user meant', () => {
     expect(refusal('name: a\nprocesses:\n  - 7\n')).toBe('w.yaml:3:5: processes.0: expected object, got 7');
   });
 });
+
+describe('workload scripts are checked before they run', () => {
+  it('a misspelt operation, a variable never set and an unknown program each name their line and a guess', async () => {
+    const { parseConfigText } = await import('../kernel/boot/configfile.ts');
+    const { workloadSchema } = await import('../kernel/boot/workload.ts');
+    const text = [
+      'processes:',
+      '  - script:',
+      '      - mmap: { length: 4K, as: buf }',
+      '      - tuoch: { addr: buf, length: 4K }',
+      '  - script:',
+      '      - mmap: { length: 4K, as: buf }',
+      '      - fork:',
+      '          - touch: { addr: bfu, length: 4K }',
+      '  - program: nosuch',
+      '',
+    ].join('\n');
+    let message = '';
+    try {
+      parseConfigText('w.yaml', text, workloadSchema);
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toContain("w.yaml:4:9: processes.0.script.1.tuoch: unknown key (did you mean 'touch'?)");
+    expect(message).toContain(
+      "w.yaml:8:28: processes.1.script.1.fork.0.touch.addr: variable 'bfu' is not set by an earlier operation (did you mean 'buf'?)",
+    );
+    expect(message).toMatch(/w\.yaml:9:14: processes\.2\.program: no such built-in program \(known: touch/);
+  });
+});

@@ -5,7 +5,7 @@
 import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
-import { BUILTIN_PROGRAMS, loadBuiltin } from '../../userland/programs/builtins.ts';
+import { loadBuiltin } from '../../userland/programs/builtins.ts';
 import { type EventLevel, EventLog } from '../observe/eventlog.ts';
 import { PROC_SYSTEM_FILES, renderProcFile } from '../observe/procsys.ts';
 import { Timeline } from '../observe/timeline.ts';
@@ -393,15 +393,7 @@ export async function bootWorkload(
     } else if (p.file !== undefined) {
       const file = resolveIn(w, p.file);
       programs.set(`/workload/${name}`, await loadProgramFile(file, `/usr/bin/${name}`));
-    } else if (loadBuiltin(p.program!) === undefined) {
-      throw new InputError(
-        `${w.path}: processes[${i}].program: no built-in program '${p.program}' (known: ${Object.keys(
-          BUILTIN_PROGRAMS,
-        )
-          .map((k) => k.slice(5))
-          .join(', ')})`,
-      );
-    }
+    } // a built-in program: the schema checked its name
   }
   const onlyOneReplay = wl.processes.length === 1 && traces.size === 1 && wl.processes[0]!.replicas === 1;
   if (policy === 'opt' && !onlyOneReplay)
@@ -460,7 +452,7 @@ export async function bootWorkload(
     const path = p.program !== undefined ? p.program : `/workload/${name}`;
     const group = p.group === undefined ? null : kernel.groups.get(p.group);
     if (group === undefined)
-      throw new InputError(`${w.path}: processes[${i}].group: no group '${p.group}' in groups`);
+      throw new InputError(`${w.path}: processes.${i}.group: no group '${p.group}' in groups`);
     const trace = traces.get(i);
     const start = (): void => {
       for (let r = 0; r < p.replicas; r++) {

@@ -103,6 +103,13 @@ function describeUnion(
   schema: z.ZodType,
   issue: Issue & { code: 'invalid_union' },
 ): string[] | undefined {
+  const unknownToAll = keysUnknownToEveryBranch(issue);
+  if (unknownToAll.length > 0) {
+    // A key no branch knows (a misspelt operation name in a one-key map): say so, with the
+    // nearest name among every branch's keys.
+    const unknown = { code: 'unrecognized_keys', keys: unknownToAll, path: issue.path, message: '' };
+    return describeUnknownKeys(path, doc, lc, schema, unknown as Issue & { code: 'unrecognized_keys' });
+  }
   const branch = pickUnionBranch(issue);
   if (branch !== undefined) {
     return unknownKeysFirst(branch).flatMap((e) =>
@@ -115,6 +122,17 @@ function describeUnion(
   const value = doc.getIn(issue.path as unknown[]);
   const got = value === undefined ? 'nothing' : JSON.stringify(value);
   return [`${path}:${locate(doc, lc, issue.path)}: ${field}: expected ${expected}, got ${got}`];
+}
+
+/** Keys at the union's own level that every branch rejects as unknown. */
+function keysUnknownToEveryBranch(issue: Issue & { code: 'invalid_union' }): string[] {
+  let common: string[] | undefined;
+  for (const branch of issue.errors) {
+    const keys = branch.flatMap((e) => (e.code === 'unrecognized_keys' && e.path.length === 0 ? e.keys : []));
+    common = common === undefined ? keys : common.filter((k) => keys.includes(k));
+    if (common.length === 0) return [];
+  }
+  return common ?? [];
 }
 
 /**
@@ -217,6 +235,9 @@ function knownKeysAt(schema: z.ZodType, path: PropertyKey[]): string[] {
         return;
       case 'pipe':
         visit(def.in, rest);
+        return;
+      case 'lazy':
+        visit((def.getter as () => unknown)(), rest);
         return;
       default:
         return;

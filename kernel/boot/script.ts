@@ -69,6 +69,7 @@ import {
   type UserContext,
   type UserMain,
 } from '../proc/uapi.ts';
+import { nearest } from './configfile.ts';
 import { parseSize, parseTime } from './units.ts';
 
 const sizeText = z
@@ -275,6 +276,62 @@ const ADVICE: Record<string, number> = {
   sequential: MADV_SEQUENTIAL,
   willneed: MADV_WILLNEED,
 };
+
+/**
+ * Check, before a script runs, that every variable it reads was set by an earlier operation
+ * (in the same script, in a repeat body before it, or, for a forked child, before the fork).
+ * Each unset one becomes an issue at its field, with the nearest set name as a suggestion.
+ */
+export function checkScriptVariables(ops: Op[], ctx: z.RefinementCtx): void {
+  walkVariables(ops, new Set(), [], ctx);
+}
+
+const REF_FIELDS: Record<string, string[]> = {
+  munmap: ['addr'],
+  msync: ['addr'],
+  mprotect: ['addr'],
+  madvise: ['addr'],
+  touch: ['addr'],
+  fill: ['addr'],
+  verify: ['addr'],
+  read: ['fd', 'addr'],
+  write: ['fd', 'addr', 'length'],
+  ftruncate: ['fd'],
+  mmap: ['fd'],
+  realloc: ['addr'],
+};
+const REF_OPS = ['fsync', 'close', 'free'];
+
+function walkVariables(
+  ops: Op[],
+  set: Set<string>,
+  path: Array<string | number>,
+  ctx: z.RefinementCtx,
+): void {
+  ops.forEach((op, i) => {
+    const [name, body] = Object.entries(op)[0] as [string, unknown];
+    const at = [...path, i, name];
+    const check = (value: unknown, where: Array<string | number>): void => {
+      if (typeof value !== 'string') return;
+      const m = /^([A-Za-z_]\w*)(?:\s*\+.*)?$/.exec(value);
+      if (m === null || set.has(m[1]!)) return;
+      if (parseSize(value) !== undefined) return; // a size such as 4K, not a variable
+      const guess = nearest(m[1]!, [...set]);
+      ctx.addIssue({
+        code: 'custom',
+        path: where,
+        message: `variable '${m[1]}' is not set by an earlier operation${guess === undefined ? '' : ` (did you mean '${guess}'?)`}`,
+      });
+    };
+    if (REF_OPS.includes(name)) check(body, at);
+    for (const field of REF_FIELDS[name] ?? [])
+      check((body as Record<string, unknown>)[field], [...at, field]);
+    if (name === 'fork') walkVariables(body as Op[], new Set(set), at, ctx);
+    if (name === 'repeat') walkVariables((body as { ops: Op[] }).ops, set, [...at, 'ops'], ctx);
+    const as = (body as { as?: unknown } | null)?.as;
+    if (typeof as === 'string') set.add(as);
+  });
+}
 
 /** Thrown inside the interpreter to end the process with a status. */
 class ScriptExit {

@@ -45,8 +45,9 @@ import { existsSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { ALLOCATOR_NAMES } from '../../userland/malloc/index.ts';
+import { BUILTIN_PROGRAMS, loadBuiltin } from '../../userland/programs/builtins.ts';
 import { loadConfigFile } from './configfile.ts';
-import { type ScriptOp, scriptOpSchema } from './script.ts';
+import { checkScriptVariables, type ScriptOp, scriptOpSchema } from './script.ts';
 import { parseFrequency, parseSize, parseTime } from './units.ts';
 
 const size = z.union([z.number(), z.string()]).transform((v, ctx) => {
@@ -139,9 +140,17 @@ const machineSchema = z.strictObject({
 const processSchema = z
   .strictObject({
     name: z.string().min(1).max(15).optional(),
-    program: z.string().min(1).optional(),
+    program: z
+      .string()
+      .min(1)
+      .refine((v) => loadBuiltin(v) !== undefined, {
+        message: `no such built-in program (known: ${Object.keys(BUILTIN_PROGRAMS)
+          .map((k) => k.slice('/bin/'.length))
+          .join(', ')})`,
+      })
+      .optional(),
     file: z.string().min(1).optional(),
-    script: z.array(scriptOpSchema).optional(),
+    script: z.array(scriptOpSchema).superRefine(checkScriptVariables).optional(),
     /** A memory trace replayed as the process's references (formats as `vmlab replay` reads them). */
     replay: z
       .strictObject({
