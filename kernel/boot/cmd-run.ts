@@ -125,11 +125,21 @@ Examples:
         return { path: p.slice(0, at), at: t };
       });
       const snapshots: Array<{ path: string; at: number; text: string }> = [];
+      let probeError: InputError | null = null;
       for (const probe of probes) {
-        run.m.clock.schedule(probe.at, `proc ${probe.path}`, () => {
-          const text = viewText(run.m.kernel, probe.path);
-          snapshots.push({ path: probe.path, at: probe.at, text });
-        });
+        run.m.clock.schedule(
+          probe.at,
+          `proc ${probe.path}`,
+          () => {
+            try {
+              snapshots.push({ path: probe.path, at: probe.at, text: viewText(run.m.kernel, probe.path) });
+            } catch (err) {
+              if (!(err instanceof InputError)) throw err;
+              probeError ??= new InputError(`--proc: ${err.message}`);
+            }
+          },
+          { observer: true },
+        );
       }
       const total = w.workload.processes.reduce((n, p) => n + p.replicas, 0);
       const stopProgress = opts.json
@@ -155,6 +165,15 @@ Examples:
       events?.subsystem('kernel').info({ event: 'halt', state: run.m.kernel.state }, 'run ended');
       events?.close();
       run.m.shutdown();
+      if (probeError !== null) throw probeError;
+      for (const probe of probes) {
+        if (snapshots.some((x) => x.path === probe.path && x.at === probe.at)) continue;
+        snapshots.push({
+          path: probe.path,
+          at: probe.at,
+          text: `(not shown: the run ended at ${run.m.clock.now} cycles, before ${probe.at})\n`,
+        });
+      }
       timeline?.sample();
       const summary = summarize(run.m, w);
       if (timeline !== null) {
@@ -179,7 +198,7 @@ Examples:
         return;
       }
       const lines = [...run.args, '', ...renderSummary(summary)];
-      for (const s of snapshots) lines.push('', `${s.path} at ${s.at} cycles:`, s.text.trimEnd());
+      for (const s of snapshots) lines.push('', `${s.path} at ${s.at} cycles:`, s.text.replace(/\n$/, ''));
       if (opts.verbose === true)
         for (const f of ['/proc/meminfo', '/proc/vmstat'])
           lines.push('', `${f} at the end (${run.m.clock.now} cycles):`, viewText(run.m.kernel, f).trimEnd());
