@@ -108,7 +108,7 @@ describe('the flusher', () => {
       const buf = sys.mmap(0, pages * PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
       sys.write(sys.open('/f.bin', O_RDWR), buf, pages * PAGE); // 2 MiB dirty: past 1%
       yield* sys.nanosleep(1_000_000);
-      writtenEarly = m.kernel.events.nr_written;
+      writtenEarly = m.kernel.pageCache.writtenPages; // submitted: the disk may not be done yet
       dirtyLeft = m.kernel.pageCache.nrDirty;
       background = m.kernel.dirtyLimits().background;
       return 0;
@@ -128,7 +128,7 @@ describe('the flusher', () => {
       const fd = sys.open('/f.bin', O_RDWR);
       const t0 = m.clock.now;
       sys.write(fd, buf, pages * PAGE);
-      seen.push([m.kernel.events.nr_written, m.kernel.pageCache.nrDirty]);
+      seen.push([m.kernel.pageCache.writtenPages, m.kernel.pageCache.nrDirty]);
       yield; // the throttled writer sleeps here until its writeback completes
       seen.push([m.clock.now - t0, 0]);
       return 0;

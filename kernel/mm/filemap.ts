@@ -308,11 +308,11 @@ export class PageCache {
         this.nrWriteback++;
       }
       this.writtenPages++;
-      events.nr_written++;
       events.pgpgout += page / 1024;
     }
     const done = run.slice();
     return this.deps.disk.queue('write', run.length * page, () => {
+      events.nr_written += done.length; // counted when the write ends, as Linux's end of writeback
       // A frame may have been freed (or reused) since; only a page still under writeback ends it.
       for (const pfn of done) {
         if (!pages.has(pfn, PG_WRITEBACK)) continue;
