@@ -337,7 +337,7 @@ export class Timeline {
       swapOut: e.pswpout,
       fileRead: k.pageCache.misses + k.pageCache.readaheadPages,
       fileWrite: e.nr_written,
-      idle: k.idleCycles,
+      idle: k.idleCyclesNow(),
       hits: mmu.dtlb.hits + (split ? mmu.itlb.hits : 0),
       misses: mmu.dtlb.misses + (split ? mmu.itlb.misses : 0),
     };

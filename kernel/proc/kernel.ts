@@ -225,8 +225,15 @@ export class Kernel {
   /** The scheduling policy (round-robin by default). */
   readonly sched: SchedPolicy = new RoundRobin();
   current: Task | null = null;
-  /** Cycles the CPU spent idle (nothing ready: waiting for the disk or timers). */
+  /** Cycles the CPU spent idle (nothing ready: waiting for the disk or timers), periods ended. */
   idleCycles = 0;
+  /** When the current idle period began (cycles), or -1 while the CPU is not idling. */
+  private idleFrom = -1;
+
+  /** Idle cycles up to now, the current idle period included (for samplers that fire in it). */
+  idleCyclesNow(): number {
+    return this.idleCycles + (this.idleFrom < 0 ? 0 : this.hw.clock.now - this.idleFrom);
+  }
   private readonly loader: ProgramLoader;
   private readonly prng: Prng;
   private nextPid: number;
@@ -589,9 +596,10 @@ export class Kernel {
             // Only observers (samplers) are left: nothing can ever wake these tasks.
             panic(`schedule: ${live} tasks alive, none ready and no event pending (deadlock)`);
           }
-          const idleFrom = clock.now;
+          this.idleFrom = clock.now;
           clock.runUntil(Math.min(clock.nextEventTime(), until));
-          this.idleCycles += clock.now - idleFrom;
+          this.idleCycles += clock.now - this.idleFrom;
+          this.idleFrom = -1;
           continue;
         }
         this.dispatch(task, until);
