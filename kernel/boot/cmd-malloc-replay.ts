@@ -36,6 +36,10 @@ export function registerMallocReplay(program: Command): void {
       `
 Allocators: ${ALLOCATOR_NAMES.join(', ')}
 
+util is peak live payload / the heap's high-water mark (brk extent + mmapped bytes); ops/s is
+the fastest speed run (the trace's calls alone, each run in a fresh forked process), by the lab
+driver's K-best scheme: until the three fastest agree within 1%, at most 20 runs.
+
 Examples:
   vmlab malloc-replay ../shared/traces/malloclab/amptjp-bal.rep
   vmlab malloc-replay traces/*.rep -a implicit-first-fit,explicit-best-fit --json
