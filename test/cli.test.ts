@@ -194,3 +194,69 @@ describe('vmlab run, step by step and verbose', () => {
     expect(r.stdout).toContain('nr_free_pages');
   });
 });
+
+describe('help with examples', () => {
+  /** The lines under `Examples:` at the end of a help text. */
+  const examplesOf = (help: string): string[] =>
+    help
+      .split('\nExamples:\n')[1]!
+      .split('\n')
+      .filter((l) => l.trim() !== '');
+
+  it('vmlab --help ends with examples of every command', () => {
+    const r = vmlab('--help');
+    expect(r.status).toBe(0);
+    const examples = examplesOf(r.stdout);
+    for (const command of ['run', 'proc', 'demo', 'translate', 'replay', 'malloc-replay', 'diagram'])
+      expect(
+        examples.some((l) => l.startsWith(`  vmlab ${command} `) || l === `  vmlab ${command}`),
+        command,
+      ).toBe(true);
+  });
+
+  it('vmlab demo --help has examples, and --json among the options', () => {
+    const r = vmlab('demo', '--help');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/--json/);
+    const examples = examplesOf(r.stdout);
+    expect(examples.length).toBeGreaterThanOrEqual(3);
+    for (const l of examples) expect(l).toMatch(/^ {2}vmlab demo/);
+  });
+});
+
+describe('vmlab demo --json', () => {
+  it('prints the machine, the counters and the walk, the same numbers as the text', () => {
+    const j = JSON.parse(vmlab('demo', '--pages', '16', '--json').stdout);
+    const text = vmlab('demo', '--pages', '16').stdout;
+    expect(j.machine).toMatchObject({ format: 'x86-64', frames: 16384, pageBytes: 4096, seed: 0 });
+    expect(j.machine.tlb).toMatchObject({ entries: 64, ways: 4, replacement: 'lru' });
+    expect(j).toMatchObject({ pages: 16, bytes: 65536, accesses: 4096, tlbMisses: 16, pageFaults: 16 });
+    expect(j.tlbHits + j.tlbMisses).toBe(j.accesses);
+    expect(j.hitRate).toBeCloseTo(j.tlbHits / j.accesses, 12);
+    expect(text).toContain(`tlb hits / misses   ${j.tlbHits} / ${j.tlbMisses}`);
+    expect(text).toContain(`cycles              ${j.cycles}\n`);
+    expect(text).toContain(`EAT measured        ${j.eatMeasuredCycles.toFixed(2)} cycles/access`);
+    expect(j.walk).toMatchObject({ va: '0x401040', offset: 0x40, result: { byte: 0x41 } });
+  });
+
+  it('runs on a format whose address space is smaller than 4 MiB (was an address-size fault and a stack trace)', () => {
+    const r = vmlab(
+      'demo',
+      '-f',
+      'docs/examples/tiny-format.yaml',
+      '--memory',
+      '4K',
+      '--pages',
+      '4',
+      '--json',
+    );
+    expect(r.status).toBe(0);
+    const j = JSON.parse(r.stdout);
+    expect(j).toMatchObject({ pages: 4, pageFaults: 4, machine: { format: 'tiny', vaBits: 15 } });
+    expect(j.walk.result.pa).toBeDefined(); // the explained page is mapped: a translation, not a fault
+    expectRefused(
+      vmlab('demo', '-f', 'docs/examples/tiny-format.yaml', '--memory', '4K', '--pages', '2000'),
+      /^vmlab: --pages: 2000 pages do not fit in the 15-bit address space of tiny$/m,
+    );
+  });
+});

@@ -14,6 +14,20 @@ import { InputError } from './configfile.ts';
 const program = new Command('vmlab')
   .description('vmlab: an emulated computer and a small Unix-like kernel whose subject is memory')
   .showHelpAfterError('(run with --help for usage)')
+  .addHelpText(
+    'after',
+    `
+Examples:
+  vmlab run                                   # the default tour: demand paging, COW, swapping
+  vmlab run userland/workloads/thrashing.yaml --report report.html
+  vmlab proc userland/workloads/cow.yaml /proc/meminfo 'pmap 3' --at 1ms
+  vmlab demo --pages 16 -f sv39
+  vmlab translate -f docs/examples/tiny-format.yaml -i docs/examples/tiny-image.txt -r 108 0x611c
+  vmlab replay --generate 10 --max-page 5 --frames 3 --policy fifo -s 2   # a replacement exercise
+  vmlab malloc-replay userland/labs/malloc/traces/binary.rep
+  vmlab diagram
+  vmlab COMMAND --help                        # each command's options and examples`,
+  )
   .exitOverride();
 
 registerRun(program);
