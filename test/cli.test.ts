@@ -260,3 +260,40 @@ describe('vmlab demo --json', () => {
     );
   });
 });
+
+describe('vmlab proc, ARG lines and --json', () => {
+  const args = ['proc', 'userland/workloads/cow.yaml', '/proc/meminfo', 'free', '--at', '1ms'];
+
+  it('prints the workload ARG lines first, as vmlab run does, then each view', () => {
+    const r = vmlab(...args);
+    expect(r.status).toBe(0);
+    const runArgs = vmlab('run', 'userland/workloads/cow.yaml', '--until', '1ms')
+      .stdout.split('\n')
+      .filter((l) => l.startsWith('ARG '));
+    expect(runArgs.length).toBeGreaterThan(5);
+    expect(r.stdout.startsWith(`${runArgs.join('\n')}\n\n== /proc/meminfo at `)).toBe(true);
+    expect(r.stdout).toMatch(/\n\n== free at \d+ cycles \(running\)\n {15}total/);
+  });
+
+  it('--json prints an array of {what, at, state, text}, each text as the plain output has it', () => {
+    const plain = vmlab(...args).stdout;
+    const r = vmlab(...args, '--json');
+    expect(r.status).toBe(0);
+    const views = JSON.parse(r.stdout) as Array<{ what: string; at: number; state: string; text: string }>;
+    expect(views.map((v) => v.what)).toEqual(['/proc/meminfo', 'free']);
+    for (const v of views) {
+      expect(Object.keys(v).sort()).toEqual(['at', 'state', 'text', 'what']);
+      expect(v.state).toBe('running');
+      expect(v.at).toBeGreaterThanOrEqual(1_000_000);
+      expect(plain).toContain(`== ${v.what} at ${v.at} cycles (${v.state})\n${v.text}`);
+    }
+    expect(views[0]!.text).toMatch(/^MemTotal: +\d+ kB\n/);
+  });
+
+  it('--json still refuses an unknown file (exit status 2) after printing the others', () => {
+    const r = vmlab('proc', 'userland/workloads/cow.yaml', 'free', '/proc/bogus', '--json');
+    expect(r.status).toBe(2);
+    expect((JSON.parse(r.stdout) as Array<{ what: string }>).map((v) => v.what)).toEqual(['free']);
+    expect(r.stderr).toMatch(/^vmlab: \/proc\/bogus: no such \/proc file or tool/);
+  });
+});

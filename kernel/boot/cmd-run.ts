@@ -284,10 +284,11 @@ export function viewText(kernel: Kernel, what: string, watched?: ToolView): stri
 }
 
 /**
- * `vmlab proc`: run a workload to an emulated time (or its end), then print /proc views and
- * tools, each after a `== WHAT at N cycles (STATE)` line and byte for byte, a blank line between
- * two. Tools that report over time (vmstat DELAY COUNT) watch the run from boot. Unknown files
- * are an InputError once the others are printed.
+ * `vmlab proc`: run a workload to an emulated time (or its end), then print the workload's ARG
+ * lines and /proc views and tools, each after a `== WHAT at N cycles (STATE)` line and byte for
+ * byte, a blank line between two (with --json: an array of {what, at, state, text}). Tools that
+ * report over time (vmstat DELAY COUNT) watch the run from boot. Unknown files are an
+ * InputError once the others are printed.
  */
 export function registerProc(program: Command): void {
   program
@@ -301,6 +302,7 @@ export function registerProc(program: Command): void {
       "/proc paths or tool commands, e.g. /proc/meminfo /proc/3/maps 'free -h' 'pmap 3' 'vmstat 1ms 5'",
     )
     .option('--at <time>', 'stop at this emulated time (default: the end of the run)')
+    .option('--json', 'print the views as JSON: an array of {what, at, state, text}')
     .addHelpText(
       'after',
       `
@@ -315,12 +317,13 @@ for the disk.
 Examples:
   vmlab proc userland/workloads/thrashing.yaml /proc/vmstat vmstat --at 20ms
   vmlab proc userland/workloads/thrashing.yaml 'vmstat 2ms 10'
-  vmlab proc userland/workloads/cow.yaml /proc/3/maps 'pmap 3' 'free -h' --at 1ms`,
+  vmlab proc userland/workloads/cow.yaml /proc/3/maps 'pmap 3' 'free -h' --at 1ms
+  vmlab proc userland/workloads/oom.yaml /proc/meminfo --at 10ms --json`,
     )
-    .action(async (path: string, what: string[], opts: Record<string, string | undefined>) => {
+    .action(async (path: string, what: string[], opts: Record<string, string | boolean | undefined>) => {
       const run = await bootWorkload(loadWorkload(path));
       try {
-        const at = opts.at === undefined ? undefined : parseTime(opts.at, run.m.clock.hz);
+        const at = opts.at === undefined ? undefined : parseTime(String(opts.at), run.m.clock.hz);
         if (opts.at !== undefined && at === undefined)
           throw new InputError(`--at: '${opts.at}' is not a time`);
         const watched = what.map((w) => {
@@ -332,18 +335,25 @@ Examples:
           }
         });
         run.m.kernel.run({ untilCycles: at });
-        const views: string[] = [];
+        const views: Array<{ what: string; at: number; state: string; text: string }> = [];
         const missing: string[] = [];
         for (const [i, w] of what.entries()) {
           try {
             const text = viewText(run.m.kernel, w, watched[i]);
-            views.push(`== ${w} at ${run.m.clock.now} cycles (${run.m.kernel.state})\n${text}`);
+            views.push({ what: w, at: run.m.clock.now, state: run.m.kernel.state, text });
           } catch (err) {
             if (!(err instanceof InputError)) throw err;
             missing.push(err.message);
           }
         }
-        process.stdout.write(views.join('\n'));
+        if (opts.json === true) process.stdout.write(`${JSON.stringify(views, null, 2)}\n`);
+        else
+          process.stdout.write(
+            [
+              `${run.args.join('\n')}\n`,
+              ...views.map((v) => `== ${v.what} at ${v.at} cycles (${v.state})\n${v.text}`),
+            ].join('\n'),
+          );
         if (missing.length > 0) throw new InputError(missing.join('; '));
       } finally {
         run.m.shutdown();
