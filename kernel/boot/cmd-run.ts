@@ -124,15 +124,24 @@ Examples:
           throw new InputError(`--proc: '${p}' is not PATH@TIME (e.g. /proc/meminfo@10ms)`);
         return { path: p.slice(0, at), at: t };
       });
-      const snapshots: Array<{ path: string; at: number; text: string }> = [];
+      const snapshots: Array<{ path: string; at: number; taken: number; text: string }> = [];
       let probeError: InputError | null = null;
       for (const probe of probes) {
+        // Tools that count over time (vmstat's iowait, vmstat DELAY COUNT) watch from boot.
+        let watched: ToolView | undefined;
+        try {
+          watched = watchTool(run.m.kernel, probe.path);
+        } catch (err) {
+          if (err instanceof ToolUsageError) throw new InputError(`--proc: ${err.message}`);
+          throw err;
+        }
         run.m.clock.schedule(
           probe.at,
           `proc ${probe.path}`,
           () => {
             try {
-              snapshots.push({ path: probe.path, at: probe.at, text: viewText(run.m.kernel, probe.path) });
+              const text = viewText(run.m.kernel, probe.path, watched);
+              snapshots.push({ path: probe.path, at: probe.at, taken: run.m.clock.now, text });
             } catch (err) {
               if (!(err instanceof InputError)) throw err;
               probeError ??= new InputError(`--proc: ${err.message}`);
@@ -171,6 +180,7 @@ Examples:
         snapshots.push({
           path: probe.path,
           at: probe.at,
+          taken: -1,
           text: `(not shown: the run ended at ${run.m.clock.now} cycles, before ${probe.at})\n`,
         });
       }
@@ -198,7 +208,13 @@ Examples:
         return;
       }
       const lines = [...run.args, '', ...renderSummary(summary)];
-      for (const s of snapshots) lines.push('', `${s.path} at ${s.at} cycles:`, s.text.replace(/\n$/, ''));
+      for (const s of snapshots) {
+        // The kernel fires clock events between scheduling slices: a snapshot comes at the first
+        // boundary at or after the time asked for.
+        const when =
+          s.taken < 0 || s.taken === s.at ? `${s.at} cycles` : `${s.taken} cycles (asked for ${s.at})`;
+        lines.push('', `${s.path} at ${when}:`, s.text.replace(/\n$/, ''));
+      }
       if (opts.verbose === true)
         for (const f of ['/proc/meminfo', '/proc/vmstat'])
           lines.push('', `${f} at the end (${run.m.clock.now} cycles):`, viewText(run.m.kernel, f).trimEnd());

@@ -330,7 +330,7 @@ export const STAT_FIELDS = 52;
 
 /**
  * /proc/PID/oom_score: `(1000 + badness * 1000 / totalpages) * 2 / 3` in C's integer
- * arithmetic (fs/proc/base.c), with totalpages the managed pages; 0 for an unkillable task
+ * arithmetic (fs/proc/base.c), with totalpages RAM plus swap pages; 0 for an unkillable task
  * (oom_score_adj -1000, no address space).
  */
 export function renderOomScore(kernel: Kernel, task: Task): string {
@@ -341,7 +341,7 @@ export function renderOomScore(kernel: Kernel, task: Task): string {
 export function oomScore(kernel: Kernel, task: Task): number {
   const badness = kernel.oomBadness(task);
   if (!Number.isFinite(badness)) return 0;
-  const totalPages = kernel.hw.buddy.managedPages();
+  const totalPages = kernel.oomTotalPages();
   const scaled = Math.trunc((Math.trunc(badness) * 1000) / totalPages);
   return Math.max(0, Math.trunc(((1000 + scaled) * 2) / 3));
 }

@@ -553,8 +553,9 @@ export class Kernel {
   }
 
   /**
-   * Map [start, end) anonymous read-write memory into `task` directly (host-side tools such as
-   * trace replay, which place memory where a trace says). Returns 0 or -errno.
+   * Map [start, end) anonymous read-write-execute memory into `task` directly (host-side tools
+   * such as trace replay, which place memory where a trace says, fetches included). Returns 0 or
+   * -errno.
    */
   mapAnonymous(task: Task, start: number, end: number): number {
     const mm = task.mm;
@@ -563,7 +564,7 @@ export class Kernel {
     if (start % page !== 0 || end % page !== 0 || start >= end || end > 2 ** this.hw.format.vaBits)
       return -EINVAL;
     if (mm.vmas.overlaps(start, end)) return -EINVAL;
-    const flags = VM_READ | VM_WRITE | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | VM_ACCOUNT;
+    const flags = VM_READ | VM_WRITE | VM_EXEC | VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC | VM_ACCOUNT;
     const v = mm.vmas.create({ start, end, flags, backing: { kind: 'anon' } });
     if (v === undefined) return -ENOMEM;
     mm.vmas.mergeAround(v);
@@ -922,10 +923,15 @@ export class Kernel {
     if (victim === task) this.endCurrent(signaledStatus(SIGKILL));
   }
 
+  /** The OOM killer's totalpages: RAM and swap, as Linux's totalram_pages() + total_swap_pages. */
+  oomTotalPages(): number {
+    return this.hw.buddy.managedPages() + (this.swap?.usableSlots ?? 0);
+  }
+
   /** Linux's badness: rss + swap entries + page-table pages, adjusted by oom_score_adj. */
   oomBadness(task: Task): number {
     if (task.mm === null || task.oomScoreAdj === -1000) return Number.NEGATIVE_INFINITY;
-    const totalPages = this.hw.buddy.managedPages();
+    const totalPages = this.oomTotalPages();
     const points = task.mm.rss() + task.mm.swapEntries + task.mm.tables.tablePages;
     // Linux: adj *= totalpages / 1000 (integer division), points += adj.
     return points + task.oomScoreAdj * Math.floor(totalPages / 1000);
