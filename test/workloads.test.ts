@@ -68,6 +68,15 @@ describe('example workloads produce the observations their comments promise', ()
     for (const p of s.processes) expect(p.status).toBe('exited 0');
     expect(s.system.majorFaults).toBeGreaterThan(2000);
     expect(s.system.cpuUtilization).toBeLessThan(0.2);
+    // The comparison its comment suggests: 5 replicas fit, so almost no major faults, CPU busy.
+    const w = loadWorkload('userland/workloads/thrashing.yaml');
+    w.workload.processes[0]!.replicas = 5;
+    const run = await bootWorkload(w);
+    run.m.kernel.run();
+    run.m.shutdown();
+    const fits = summarize(run.m, w);
+    expect(fits.system.majorFaults).toBeLessThan(10);
+    expect(fits.system.cpuUtilization).toBeGreaterThan(0.9);
   });
 
   it('shared-file: the reader sees the writer’s stores through the page cache; the folder is untouched', async () => {

@@ -437,13 +437,14 @@ export class PageCache {
 
   /**
    * Evict a page (reclaim): unmap it everywhere, write it to its file if dirty, and free it.
-   * Always succeeds: the file is its backing store.
+   * Always succeeds (the file is its backing store); returns when its write completes (now for a
+   * clean page).
    */
-  evict(pfn: number): boolean {
+  evict(pfn: number): number {
     this.unmapPage(pfn);
-    if (this.services.pages.has(pfn, PG_DIRTY)) this.writePage(pfn);
+    const done = this.services.pages.has(pfn, PG_DIRTY) ? this.writePage(pfn) : this.services.mmu.clock.now;
     this.remove(pfn);
-    return true;
+    return done;
   }
 
   /** Drop a cached page that nothing maps (its data, dirty or not, is discarded). */

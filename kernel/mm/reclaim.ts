@@ -63,6 +63,12 @@ export class Reclaimer {
   files: PageCache | null = null;
   /** Who watches reclaim (the event log), or null. */
   trace: ReclaimTrace | null = null;
+  /**
+   * When the last page reclaim wrote out (to swap or its file) reaches the disk (cycles). The
+   * frame is free at once, but whoever reclaimed waits until then (see the kernel), so memory is
+   * never freed faster than the disk can write it.
+   */
+  writeDoneAt = 0;
   /** Families by id: the members (address spaces) and the kernel objects that stand for them. */
   private readonly families = new Map<number, { members: AddressSpace[]; kobj: number; chains: number[] }>();
   private readonly pools: { anonVma: VmaObjectPool; anonVmaChain: VmaObjectPool };
@@ -371,7 +377,7 @@ export class Reclaimer {
     });
     if (write) {
       if (this.trace?.swapPages) this.trace.swapOut(pfn, slot);
-      this.swap!.writeOut(slot, pfn);
+      this.writeDoneAt = Math.max(this.writeDoneAt, this.swap!.writeOut(slot, pfn));
       this.swap!.shadow[slot] = this.evictions;
       this.events.pswpout++;
       this.events.pgpgout += this.services.fmt.pageBytes / 1024;
@@ -397,7 +403,7 @@ export class Reclaimer {
     const dirty = this.isDirty(pfn);
     this.tracked[pfn] = 0;
     this.policy.onEvicted(pfn);
-    this.files.evict(pfn);
+    this.writeDoneAt = Math.max(this.writeDoneAt, this.files.evict(pfn));
     if (dirty) {
       this.writebacks++;
       this.events.nr_vmscan_write++;

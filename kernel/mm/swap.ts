@@ -113,9 +113,14 @@ export class SwapArea {
   /** Copy frame `pfn` to `slot` through the disk; returns the completion time. */
   writeOut(slot: number, pfn: number, onComplete?: (now: number) => void): number {
     this.check(slot, 'swapWrite');
-    const buf = new Uint8Array(this.pageBytes);
-    buf.set(this.mem.frameView(pfn));
-    return this.device.submit({ op: 'write', offsetBytes: slot * this.pageBytes, buffer: buf, onComplete });
+    // submit() moves the bytes to the host file at once, so one page buffer serves every write.
+    this.pageBuf.set(this.mem.frameView(pfn));
+    return this.device.submit({
+      op: 'write',
+      offsetBytes: slot * this.pageBytes,
+      buffer: this.pageBuf,
+      onComplete,
+    });
   }
 
   /** Read `slot` into frame `pfn` through the disk; returns the completion time. */

@@ -84,7 +84,7 @@ import { type PageFrames, PG_ANON, PG_FILE } from '../mm/page.ts';
 import { createPolicy } from '../mm/policy/index.ts';
 import type { ReplacementPolicy } from '../mm/policy/types.ts';
 import { NP_SWAP, PteCodec } from '../mm/pte.ts';
-import { type MemoryGroup, Reclaimer, type ReclaimScope } from '../mm/reclaim.ts';
+import { type MemoryGroup, Reclaimer, type ReclaimScope, type ReclaimWho } from '../mm/reclaim.ts';
 import type { SlabAllocator } from '../mm/slab.ts';
 import type { SwapArea } from '../mm/swap.ts';
 import {
@@ -424,7 +424,7 @@ export class Kernel {
       for (;;) {
         while (k.belowHighWatermark()) {
           k.hw.slab.shrinkSlabs();
-          const freed = k.reclaimer.reclaim(k.tunables.reclaimBatchPages, 'kswapd');
+          const freed = k.reclaim(k.tunables.reclaimBatchPages, 'kswapd');
           if (freed === 0) break;
           yield;
         }
@@ -984,10 +984,10 @@ export class Kernel {
       this.events.allocstall_normal++;
       this.hw.slab.shrinkSlabs(); // reclaimable slab caches give back their empty slabs first
       const local = this.scope === 'local' && mm !== null;
-      this.reclaimer.reclaim(this.tunables.reclaimBatchPages, 'direct', local ? { mm } : {});
+      this.reclaim(this.tunables.reclaimBatchPages, 'direct', local ? { mm } : {});
       pfn = this.hw.buddy.alloc(0, { owner, contents: 'zeroed' });
       if (pfn < 0 && local) {
-        this.reclaimer.reclaim(this.tunables.reclaimBatchPages, 'direct');
+        this.reclaim(this.tunables.reclaimBatchPages, 'direct');
         pfn = this.hw.buddy.alloc(0, { owner, contents: 'zeroed' });
       }
     }
@@ -1006,11 +1006,25 @@ export class Kernel {
     const mm = task.mm;
     if (mm === null) return;
     const limit = task.residentLimitPages;
-    if (limit > 0 && mm.rss() >= limit) this.reclaimer.reclaim(mm.rss() - limit + 1, 'direct', { mm });
+    if (limit > 0 && mm.rss() >= limit) this.reclaim(mm.rss() - limit + 1, 'direct', { mm });
     const group = task.group;
     if (group !== null && this.groupRss(group) >= group.limitPages) {
-      this.reclaimer.reclaim(this.groupRss(group) - group.limitPages + 1, 'direct', { group });
+      this.reclaim(this.groupRss(group) - group.limitPages + 1, 'direct', { group });
     }
+  }
+
+  /**
+   * Reclaim up to `count` pages (Reclaimer.reclaim); the running task (the faulting process, or
+   * kswapd) then sleeps at its next yield until what reclaim wrote out has reached the disk.
+   */
+  private reclaim(
+    count: number,
+    who: ReclaimWho,
+    scope: { mm?: AddressSpace; group?: MemoryGroup } = {},
+  ): number {
+    const freed = this.reclaimer.reclaim(count, who, scope);
+    this.waitForIo(this.reclaimer.writeDoneAt);
+    return freed;
   }
 
   /** Resident pages of a group's members. */
