@@ -294,3 +294,39 @@ describe('thrashmix', () => {
     expect(t.minFlt).toBeLessThanOrEqual(1201);
   });
 });
+
+describe('procps tools inside the machine (free, pmap read /proc)', () => {
+  it('free prints what the host-side free prints, from /proc/meminfo; pmap matches pmap PID', async () => {
+    const { renderFree, renderPmap } = await import('../kernel/observe/tools.ts');
+    const m = bootTestMachine({ memoryMiB: 32, swapMiB: 8 });
+    const sleeper = m.start(function* ({ sys, cpu }) {
+      const a = sys.mmap(0, 64 * 4096, 3, 0x22, -1, 0); // PROT_READ|WRITE, MAP_PRIVATE|ANONYMOUS
+      for (let p = 0; p < 64; p++) cpu.store8(a + p * 4096, 1);
+      yield* sys.nanosleep(5_000_000);
+      return 0;
+    });
+    let hostFree = '';
+    let hostPmap = '';
+    const tool = (name: 'free' | 'pmap', argv: string[]) =>
+      m.register(function* (ctx) {
+        yield* ctx.sys.nanosleep(1_000_000);
+        if (name === 'free') hostFree = renderFree(m.kernel);
+        else hostPmap = renderPmap(sleeper);
+        return yield* BUILTIN_PROGRAMS[`/bin/${name}`]!.main({ ...ctx, argv });
+      });
+    const free = m.kernel.spawn(tool('free', []), ['free']);
+    const pmap = m.kernel.spawn(tool('pmap', ['pmap', String(sleeper.pid)]), ['pmap']);
+    m.runToEnd();
+    if (typeof free === 'number' || typeof pmap === 'number') throw new Error('spawn');
+    expect(free.waitStatus).toBe(0);
+    expect(pmap.waitStatus).toBe(0);
+    const [head, mem, swap] = free.stdout.split('\n');
+    const [hHead, hMem, hSwap] = hostFree.split('\n');
+    expect(head).toBe(hHead);
+    expect(swap).toBe(hSwap);
+    const cols = (l: string) => l.trim().split(/\s+/).slice(1).map(Number);
+    expect(cols(mem!)[0]).toBe(cols(hMem!)[0]); // total
+    expect(Math.abs(cols(mem!)[2]! - cols(hMem!)[2]!)).toBeLessThanOrEqual(64); // free: a few pages apart
+    expect(pmap.stdout).toBe(hostPmap);
+  });
+});

@@ -15,6 +15,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { renderMaps } from '../kernel/observe/procpid.ts';
 import { meminfoFields } from '../kernel/observe/procsys.ts';
 import {
   EACCES,
@@ -634,5 +635,53 @@ describe('file pages and memory', () => {
     let bad = 0;
     for (let i = 0; i < filePages; i++) if (view.getUint32(i * PAGE, true) !== (i * 2654435761) >>> 0) bad++;
     expect(bad).toBe(0);
+  });
+});
+
+describe('/proc inside the machine', () => {
+  it('a process reads /proc/self/maps, /proc/meminfo and its pagemap through open() and read()', () => {
+    const dir = sandbox({ 'proc/hidden.txt': 'a sandbox proc folder is hidden by the mount' });
+    const m = boot(dir);
+    let rendered = '';
+    const out = run(m, function* ({ sys, cpu }, o) {
+      const buf = sys.mmap(0, 16 * PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      cpu.store8(buf + 15 * PAGE, 1); // the last page touched, the one before it never
+      const fd = sys.open('/proc/self/maps', O_RDONLY);
+      const n = sys.read(fd, buf + 2 * PAGE, 8 * PAGE);
+      o.maps = get(cpu, buf + 2 * PAGE, n);
+      rendered = renderMaps([...m.kernel.tasks.values()].find((t) => t.mm !== null && !t.kernelThread)!);
+      o.eof = sys.read(fd, buf, 10);
+      o.meminfo = get(cpu, buf, sys.read(sys.open('/proc/meminfo', O_RDONLY), buf, PAGE)).split('\n')[0];
+      const pm = sys.open('/proc/self/pagemap', O_RDONLY);
+      o.pagemap = sys.pread64(pm, buf + 3 * PAGE, 16, ((buf + 14 * PAGE) / PAGE) * 8);
+      const bytes = new Uint8Array(16);
+      cpu.loadBytes(buf + 3 * PAGE, bytes);
+      o.present = [bytes[7]! >> 7, bytes[15]! >> 7]; // bit 63: present (the page before is not)
+      o.write = sys.open('/proc/meminfo', O_RDWR);
+      o.missing = sys.open('/proc/nosuch', O_RDONLY);
+      o.hidden = sys.open('/proc/hidden.txt', O_RDONLY);
+      o.mmap = sys.mmap(0, PAGE, PROT_READ, MAP_PRIVATE, fd, 0);
+      o.fstat = sys.fstat(fd, buf);
+      const st = new DataView(new ArrayBuffer(STAT_BYTES));
+      cpu.loadBytes(buf, new Uint8Array(st.buffer));
+      o.mode = st.getUint32(24, true);
+      o.size = st.getUint32(48, true);
+      return 0;
+    });
+    expect(out).toMatchObject({
+      eof: 0,
+      meminfo: expect.stringMatching(/^MemTotal: +\d+ kB$/),
+      pagemap: 16,
+      present: [0, 1],
+      write: -EACCES,
+      missing: -ENOENT,
+      hidden: -ENOENT,
+      mmap: -ENODEV,
+      fstat: 0,
+      mode: 0o100444,
+      size: 0,
+      status: 0,
+    });
+    expect(out.maps).toBe(rendered);
   });
 });

@@ -22,6 +22,7 @@ import type { PolicyFactory, ReplacementPolicy } from '../mm/policy/types.ts';
 import type { ReclaimScope } from '../mm/reclaim.ts';
 import { SlabAllocator } from '../mm/slab.ts';
 import { SwapArea } from '../mm/swap.ts';
+import { procSource } from '../observe/procfs.ts';
 import { Kernel, type KernelTunables } from '../proc/kernel.ts';
 import type { ProgramLoader } from '../proc/uapi.ts';
 import { InputError } from './configfile.ts';
@@ -228,6 +229,7 @@ export function bootKernel(m: Machine, options: BootOptions): BootedMachine {
       files: { root: filesRoot, profile: options.files?.profile },
     },
   );
+  kernel.fs.procfs = (path) => procSource(kernel, path);
   const shutdown = (): void => {
     kernel.shutdown();
     if (filesScratch !== undefined) rmSync(filesScratch, { recursive: true, force: true });

@@ -8,7 +8,16 @@
 import { EBADF, EFAULT, EINVAL, EISDIR, ENOMEM, ESPIPE } from '../lib/errno.ts';
 import type { PageCache } from '../mm/filemap.ts';
 import type { FdTable } from './fdtable.ts';
-import { canRead, canWrite, type FileSystem, type Inode, O_APPEND, O_CLOEXEC, type OpenFile } from './vfs.ts';
+import {
+  canRead,
+  canWrite,
+  type FileSystem,
+  type Inode,
+  O_APPEND,
+  O_CLOEXEC,
+  type OpenFile,
+  type ProcSource,
+} from './vfs.ts';
 
 export const SEEK_SET = 0;
 export const SEEK_CUR = 1;
@@ -21,6 +30,15 @@ export const MAX_RW_COUNT = 0x7ffff000;
 export const STAT_BYTES = 144;
 export const S_IFREG = 0o100000;
 export const S_IFDIR = 0o040000;
+/** procfs's device number (0:22, an anonymous device), as fstat reports it. */
+const PROC_DEVICE = 22;
+
+/** A stable number for a /proc path (its inode number in fstat). */
+function hashPath(path: string): number {
+  let h = 0;
+  for (let i = 0; i < path.length; i++) h = (Math.imul(h, 31) + path.charCodeAt(i)) | 0;
+  return h >>> 0;
+}
 
 export interface FileCallEnv {
   fs: FileSystem;
@@ -74,12 +92,31 @@ export function sysRead(env: FileCallEnv, fd: number, va: number, length: number
   if (typeof f === 'number') return f;
   if (!validCount(length)) return -EINVAL;
   if (f.kind === 'console') return offset === undefined ? 0 : -ESPIPE; // stdin is empty: end of file
-  if (f.inode.isDirectory) return -EISDIR;
   if (offset !== undefined && (!Number.isSafeInteger(offset) || offset < 0)) return -EINVAL;
+  if (f.kind === 'proc') {
+    const pos = offset ?? f.pos;
+    const n = readProc(env, f.source, pos, va, Math.min(length, MAX_RW_COUNT));
+    if (n > 0 && offset === undefined) f.pos = pos + n;
+    return n;
+  }
+  if (f.inode.isDirectory) return -EISDIR;
   const pos = offset ?? f.pos;
   const n = readFile(env, f.inode, pos, va, Math.min(length, MAX_RW_COUNT));
   if (n > 0 && offset === undefined) f.pos = pos + n;
   return n;
+}
+
+/** read() of a /proc file: its bytes from `pos`, through the bounce buffer a page at a time. */
+function readProc(env: FileCallEnv, source: ProcSource, pos: number, va: number, length: number): number {
+  const end = Math.min(pos + length, source.sizeBytes);
+  let done = 0;
+  while (pos + done < end) {
+    const chunk = source.read(pos + done, Math.min(env.pageBytes, end - pos - done));
+    if (chunk.length === 0) break;
+    if (env.copyToUser(va + done, chunk) < 0) return done > 0 ? done : -EFAULT;
+    done += chunk.length;
+  }
+  return done;
 }
 
 function readFile(env: FileCallEnv, inode: Inode, pos: number, va: number, length: number): number {
@@ -112,6 +149,7 @@ export function sysWrite(env: FileCallEnv, fd: number, va: number, length: numbe
     if (offset !== undefined) return -ESPIPE;
     return writeConsole(env, f.stream === 'stderr' ? 'stderr' : 'stdout', va, count);
   }
+  if (f.kind === 'proc') return -EBADF; // never open for writing (regularFile refused it)
   if (offset !== undefined && (!Number.isSafeInteger(offset) || offset < 0)) return -EINVAL;
   const append = offset === undefined && (f.flags & O_APPEND) !== 0;
   const pos = append ? f.inode.sizeBytes : (offset ?? f.pos);
@@ -163,7 +201,7 @@ export function sysLseek(env: FileCallEnv, fd: number, offset: number, whence: n
   let base: number;
   if (whence === SEEK_SET) base = 0;
   else if (whence === SEEK_CUR) base = f.pos;
-  else if (whence === SEEK_END) base = f.inode.sizeBytes;
+  else if (whence === SEEK_END) base = f.kind === 'proc' ? f.source.sizeBytes : f.inode.sizeBytes;
   else return -EINVAL;
   const pos = base + offset;
   if (pos < 0) return -EINVAL;
@@ -190,6 +228,12 @@ export function sysFstat(env: FileCallEnv, fd: number, va: number): number {
     v.setUint32(24, 0o020620, true); // S_IFCHR | rw--w----
     put64(40, (136 << 8) | 0); // rdev of /dev/pts/0
     put64(56, 1024);
+  } else if (f.kind === 'proc') {
+    put64(0, PROC_DEVICE); // procfs: device 0:22, size 0, r--r--r--, as Linux reports /proc files
+    put64(8, 0x1000 + (hashPath(f.path) & 0xfffff));
+    put64(16, 1);
+    v.setUint32(24, S_IFREG | 0o444, true);
+    put64(56, 1024);
   } else {
     const ino = f.inode;
     const dev = ((ino.device >>> 20) << 8) | (ino.device & 0xff);
@@ -209,7 +253,7 @@ export function sysFtruncate(env: FileCallEnv, fd: number, length: number): numb
   const f = env.fds.get(fd);
   if (f === undefined) return -EBADF;
   if (!Number.isSafeInteger(length) || length < 0) return -EINVAL;
-  if (f.kind === 'console' || f.inode.isDirectory || !canWrite(f)) return -EINVAL;
+  if (f.kind !== 'regular' || f.inode.isDirectory || !canWrite(f)) return -EINVAL;
   env.fs.truncate(f.inode, length);
   return 0;
 }
@@ -218,7 +262,7 @@ export function sysFtruncate(env: FileCallEnv, fd: number, length: number): numb
 export function sysFsync(env: FileCallEnv, fd: number): number {
   const f = env.fds.get(fd);
   if (f === undefined) return -EBADF;
-  if (f.kind === 'console') return -EINVAL;
+  if (f.kind !== 'regular') return -EINVAL;
   env.waitFor(env.cache.syncRange(f.inode, 0, Number.POSITIVE_INFINITY));
   return 0;
 }

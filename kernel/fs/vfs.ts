@@ -171,9 +171,20 @@ export class Inode implements MappedFile {
   }
 }
 
+/**
+ * A /proc file as an open description sees it: `read` gives its bytes at a position. Text files
+ * are a snapshot taken at open (as a seq_file's first read is); pagemap is rendered for the
+ * range read. `sizeBytes` is what read() can return (pagemap: the whole virtual range).
+ */
+export interface ProcSource {
+  read(pos: number, length: number): Uint8Array;
+  sizeBytes: number;
+}
+
 /** An open file description (struct file): the inode, the access mode, the position. */
 export type OpenFile =
   | { kind: 'console'; stream: 'stdin' | 'stdout' | 'stderr'; refs: number; kobj: number }
+  | { kind: 'proc'; path: string; source: ProcSource; pos: number; refs: number; kobj: number }
   | {
       kind: 'regular';
       inode: Inode;
@@ -186,11 +197,13 @@ export type OpenFile =
 
 export function canRead(f: OpenFile): boolean {
   if (f.kind === 'console') return f.stream === 'stdin';
+  if (f.kind === 'proc') return true;
   return (f.flags & O_ACCMODE) !== O_WRONLY;
 }
 
 export function canWrite(f: OpenFile): boolean {
   if (f.kind === 'console') return f.stream !== 'stdin';
+  if (f.kind === 'proc') return false;
   return (f.flags & O_ACCMODE) !== O_RDONLY;
 }
 
@@ -297,6 +310,8 @@ export class FileSystem {
    */
   open(path: string, flags: number, mode: number): OpenFile | number {
     if ((flags & ~O_KNOWN) !== 0 || (flags & O_ACCMODE) === O_ACCMODE) return -EINVAL;
+    const proc = procPath(path);
+    if (proc !== null) return this.openProc(proc, flags);
     let r = this.resolve(path);
     if (typeof r === 'number') return r;
     if (r.stats === null) {
@@ -325,6 +340,24 @@ export class FileSystem {
     this.opens++;
     if ((flags & O_TRUNC) !== 0 && accmode !== O_RDONLY && !inode.isDirectory) this.truncate(inode, 0);
     return { kind: 'regular', inode, flags: flags & (O_ACCMODE | O_APPEND), pos: 0, refs: 1, kobj };
+  }
+
+  /**
+   * The /proc files (set by the machine builder): the source of `path` (e.g. /proc/meminfo,
+   * /proc/self/maps) for the calling process, or undefined when there is no such file.
+   */
+  procfs: ((path: string) => ProcSource | undefined) | null = null;
+
+  /** open() of a /proc path: read-only, as procfs files are (EACCES for writing). */
+  private openProc(path: string, flags: number): OpenFile | number {
+    if ((flags & O_ACCMODE) !== O_RDONLY) return -EACCES;
+    if ((flags & O_DIRECTORY) !== 0) return -ENOTDIR;
+    const source = this.procfs?.(path);
+    if (source === undefined) return -ENOENT;
+    const kobj = this.deps.caches.file.alloc({ contents: 'zeroed' });
+    if (kobj < 0) return -ENOMEM;
+    this.opens++;
+    return { kind: 'proc', path, source, pos: 0, refs: 1, kobj };
   }
 
   /** A console description (stdin, stdout or stderr); null when no filp object can be had. */
@@ -467,6 +500,20 @@ export class FileSystem {
       return -EACCES;
     }
   }
+}
+
+/**
+ * The /proc path a name refers to, or null: /proc is mounted at the root of the namespace (it
+ * hides a proc folder of the sandbox), after `.` and `..` are taken out as the walk does.
+ */
+function procPath(path: string): string | null {
+  const parts: string[] = [];
+  for (const name of path.split('/')) {
+    if (name === '' || name === '.') continue;
+    if (name === '..') parts.pop();
+    else parts.push(name);
+  }
+  return parts[0] === 'proc' && parts.length > 1 ? `/${parts.join('/')}` : null;
 }
 
 function lstatOrNull(path: string): Stats | null {

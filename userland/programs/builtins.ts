@@ -3,6 +3,7 @@
  * (kernel/proc/uapi.ts): it reaches memory through `cpu` and the kernel through `sys`, and
  * yields at least once per loop iteration.
  */
+
 import {
   EIO,
   errnoName,
@@ -25,6 +26,7 @@ import {
 import type { LeakCheck } from '../libc/leak.ts';
 import { Libc, withLibc } from '../libc/libc.ts';
 import { Malloc } from '../libc/malloc.ts';
+import { free, pmap } from './procps.ts';
 
 const PAGE_GUESS = 4096;
 
@@ -543,6 +545,8 @@ export const BUILTIN_PROGRAMS: Readonly<Record<string, ProgramImage>> = {
   '/bin/mapreader': image('/bin/mapreader', mapreader, { textBytes: 12288 }),
   '/bin/filecat': image('/bin/filecat', filecat, { textBytes: 4096, bssBytes: 0 }),
   '/bin/thrashmix': image('/bin/thrashmix', thrashmix),
+  '/bin/free': image('/bin/free', free, { textBytes: 4096, bssBytes: 0 }),
+  '/bin/pmap': image('/bin/pmap', pmap, { textBytes: 4096, bssBytes: 0 }),
 };
 
 /** The loader for built-ins: '/bin/NAME' or just 'NAME'. */
