@@ -46,12 +46,15 @@ export function translationExercise(options: { seed: number; count: number; comp
       }
     }
   };
+  const mapped: number[] = []; // (directory index << 5 | table index) of every valid page
   for (let d = 0; d < 32; d++) {
     if (prng.below(4) !== 0) continue; // about a quarter of the directory is valid
     const table = pick();
     image[pdbr * fmt.pageBytes + d] = 0x80 | table;
     for (let t = 0; t < 32; t++) {
-      image[table * fmt.pageBytes + t] = prng.below(2) === 0 ? 0x80 | prng.below(frames) : 0x7f;
+      const valid = prng.below(2) === 0;
+      image[table * fmt.pageBytes + t] = valid ? 0x80 | prng.below(frames) : 0x7f;
+      if (valid) mapped.push((d << 5) | t);
     }
   }
   mem.writeBytes(0, image);
@@ -69,7 +72,12 @@ export function translationExercise(options: { seed: number; count: number; comp
   }
   out.push('', `PDBR: ${pdbr}  (decimal) [This means the page directory is held in this frame]`, '');
   for (let q = 0; q < options.count; q++) {
-    const va = BigInt(prng.below(2 ** fmt.vaBits));
+    // About half the questions name a mapped page (they translate), the rest any address
+    // (mostly faults at one level or the other), as OSTEP's exercise mixes them.
+    const vpn = mapped.length > 0 && prng.below(2) === 0 ? mapped[prng.below(mapped.length)]! : -1;
+    const va = BigInt(
+      vpn >= 0 ? vpn * fmt.pageBytes + prng.below(fmt.pageBytes) : prng.below(2 ** fmt.vaBits),
+    );
     if (!options.compute) {
       out.push(
         `Virtual Address 0x${va.toString(16).padStart(4, '0')}: Translates To What Physical Address (And Fetches what Value)? Or Fault?`,

@@ -6,8 +6,10 @@
  *   rest zero; longer ones are refused);
  * - text: lines `page N: b0 b1 b2 …` giving the hex bytes of frame N from offset 0 (as in
  *   the page dumps of OSTEP's paging-multilevel-translate exercise). Blank lines and `#`
- *   comments are ignored; bytes may be written `7f` or `0x7f`; a page may list fewer bytes
- *   than a page holds (the rest is zero) but not more.
+ *   comments are ignored, and so are the other lines of a generated exercise (`vmlab translate
+ *   -g` output: ARG lines, the PDBR line, the questions and worked answers), so an exercise can
+ *   be fed back with -i; bytes may be written `7f` or `0x7f`; a page may list fewer bytes than a
+ *   page holds (the rest is zero) but not more.
  *
  * Form 'auto' reads a file as text when its first meaningful line starts with `page`.
  */
@@ -50,7 +52,7 @@ export function loadTextImage(mem: PhysicalMemory, path: string, text: string): 
   const lines = text.split(/\r?\n/);
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!.replace(/#.*/, '').trim();
-    if (line === '') continue;
+    if (line === '' || EXERCISE_LINE.test(line)) continue;
     const where = `${path}:${i + 1}`;
     const m = /^page\s+(\S+)\s*:(.*)$/i.exec(line);
     if (!m) throw new InputError(`${where}: expected 'page N: b0 b1 …', got '${lines[i]!.trim()}'`);
@@ -79,7 +81,10 @@ export function loadTextImage(mem: PhysicalMemory, path: string, text: string): 
   return seen.size;
 }
 
-/** True when the first line that is not blank or a comment starts with `page`. */
+/** The lines of a generated translation exercise that are not page dumps (exercises.ts). */
+const EXERCISE_LINE = /^(ARG\s|PDBR:|Virtual Address\s|VA\s|split:|L\d+:|-->)/;
+
+/** True when the first line that is not blank, a comment or an exercise's own starts with `page`. */
 function looksLikeText(bytes: Buffer): boolean {
   let start = 0;
   while (start < bytes.length) {
@@ -90,7 +95,7 @@ function looksLikeText(bytes: Buffer): boolean {
       .toString('latin1')
       .replace(/#.*/, '')
       .trim();
-    if (line !== '') return /^page\s/i.test(line);
+    if (line !== '' && !EXERCISE_LINE.test(line)) return /^page\s/i.test(line);
     start = end + 1;
   }
   return false;

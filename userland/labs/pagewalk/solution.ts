@@ -6,7 +6,7 @@ import type { Access, Mode, PartAAnswers, WalkMachine, WalkResult } from './walk
 
 export const partA: PartAAnswers = {
   seed: 0,
-  answers: ['fault', 'fault', 'fault', 'fault', 'fault', '0x0cff 0x41', 'fault', 'fault'],
+  answers: ['fault', 'fault', '0x519 0x4f', 'fault', 'fault', '0xbf3 0x32', 'fault', 'fault'],
 };
 
 /** Is bit `position` (undefined: the format has no such flag) set in `entry`? */

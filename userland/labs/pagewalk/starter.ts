@@ -6,7 +6,7 @@ import type { Access, Mode, PartAAnswers, WalkMachine, WalkResult } from './walk
 /**
  * Part A. Set `seed` to the number your instructor gave you, run
  *   npx vmlab translate --generate 8 -s SEED
- * and work out each address by hand: `PA VALUE` in hex (e.g. '0x0cff 0x41') or 'fault'.
+ * and work out each address by hand: `PA VALUE` in hex (e.g. '0xbf3 0x32') or 'fault'.
  */
 export const partA: PartAAnswers = {
   seed: 0,
