@@ -55,6 +55,8 @@ const files = { from: sandbox, writeThrough: true };
 
 describe('the built-in registry', () => {
   const names = [
+    'free',
+    'pmap',
     'touch',
     'cowdemo',
     'segv',
