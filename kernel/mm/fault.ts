@@ -256,29 +256,14 @@ function doCowFault(
     as.services.events.pgreuse++;
     return FAULT_COW_REUSE;
   }
-  if (vma.anon === null) {
-    const family = as.services.newAnonFamily(as);
-    if (family === undefined) return FAULT_OOM;
-    vma.anon = family;
-  }
-  pages.set(oldPfn, PG_LOCKED); // reclaim must not evict the page being copied
-  const newPfn = mem.allocUserFrame(as.ownerPid);
-  pages.clear(oldPfn, PG_LOCKED);
+  const newPfn = copyToNewPage(as, vma, va, oldPfn, mem);
   if (newPfn < 0) return FAULT_OOM;
-  as.services.mem.copyFrame(oldPfn, newPfn);
-  pages.set(newPfn, PG_DIRTY); // its contents exist nowhere else
-  pages.index[newPfn] = Math.floor(va / as.pageBytes);
   pages.mapcount[oldPfn]!--;
   as.countMapped(oldPfn, -1);
   putPage(as.services, oldPfn);
   as.tables.write(pa, 0, 0);
-  if (!as.installPage(vma, va, newPfn, { writable: true, dirty: true })) {
-    // The entry's table exists (we just read it), so installPage cannot fail here.
-    putPage(as.services, newPfn);
-    return FAULT_OOM;
-  }
-  mem.pageLoaded(newPfn, vma.anon, true);
-  as.services.events.cow_fault++;
+  // The entry's table exists (we just read it), so mapping the copy cannot fail here.
+  if (!mapCopy(as, vma, va, newPfn, mem)) return FAULT_OOM;
   return FAULT_COW_COPY;
 }
 
@@ -329,27 +314,44 @@ function copyFilePage(
   mem: FaultMemory,
   major: boolean,
 ): FaultResult {
+  const pages = as.services.pages;
+  pages.refcount[filePfn]!++; // hold the page while copying
+  const pfn = copyToNewPage(as, vma, va, filePfn, mem);
+  putPage(as.services, filePfn);
+  if (pfn < 0 || !mapCopy(as, vma, va, pfn, mem)) return FAULT_OOM;
+  as.updateHiwater();
+  return major ? FAULT_FILE_COW_MAJOR : FAULT_FILE_COW_MINOR;
+}
+
+/**
+ * The copy half of copy-on-write: a new anonymous frame holding `fromPfn`'s bytes, dirty (its
+ * contents exist nowhere else) and indexed for `va`; -1 when no frame (or anonymous lineage)
+ * can be had. `fromPfn` is locked while the allocation may reclaim, so it is not evicted.
+ */
+function copyToNewPage(as: AddressSpace, vma: Vma, va: number, fromPfn: number, mem: FaultMemory): number {
   if (vma.anon === null) {
     const family = as.services.newAnonFamily(as);
-    if (family === undefined) return FAULT_OOM;
+    if (family === undefined) return -1;
     vma.anon = family;
   }
   const pages = as.services.pages;
-  pages.refcount[filePfn]!++; // hold the page (and keep reclaim off it) while copying
-  pages.set(filePfn, PG_LOCKED);
+  pages.set(fromPfn, PG_LOCKED);
   const pfn = mem.allocUserFrame(as.ownerPid);
-  pages.clear(filePfn, PG_LOCKED);
-  if (pfn >= 0) as.services.mem.copyFrame(filePfn, pfn);
-  putPage(as.services, filePfn);
-  if (pfn < 0) return FAULT_OOM;
+  pages.clear(fromPfn, PG_LOCKED);
+  if (pfn < 0) return -1;
+  as.services.mem.copyFrame(fromPfn, pfn);
   pages.set(pfn, PG_DIRTY);
   pages.index[pfn] = Math.floor(va / as.pageBytes);
+  return pfn;
+}
+
+/** Map a page copyToNewPage made, writable and dirty, and tell reclaim; false (freed) on failure. */
+function mapCopy(as: AddressSpace, vma: Vma, va: number, pfn: number, mem: FaultMemory): boolean {
   if (!as.installPage(vma, va, pfn, { writable: true, dirty: true })) {
     putPage(as.services, pfn);
-    return FAULT_OOM;
+    return false;
   }
-  mem.pageLoaded(pfn, vma.anon, true);
+  mem.pageLoaded(pfn, vma.anon!, true);
   as.services.events.cow_fault++;
-  as.updateHiwater();
-  return major ? FAULT_FILE_COW_MAJOR : FAULT_FILE_COW_MINOR;
+  return true;
 }

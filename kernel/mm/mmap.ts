@@ -196,26 +196,8 @@ export function doMmap(
   // Private writable memory is committed; overcommit mode 2 ignores MAP_NORESERVE (as Linux).
   const noReserve = (flags & MAP_NORESERVE) !== 0 && as.services.overcommitMode() !== 2;
   if (type === MAP_PRIVATE && (prot & PROT_WRITE) !== 0 && !noReserve) vmFlags |= VM_ACCOUNT;
-  const fixed = (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) !== 0;
-  let start: number;
-  if (fixed) {
-    // Linux's order (__get_unmapped_area): beyond TASK_SIZE, then unaligned, then too low.
-    if (!Number.isInteger(addr)) return -EINVAL;
-    if (outsideUser(as, addr, addr + length)) return -ENOMEM;
-    if (addr % page !== 0) return -EINVAL;
-    if (addr < as.layout.mmapMinAddr) return -EPERM;
-    if (as.vmas.overlaps(addr, addr + length) && (flags & MAP_FIXED_NOREPLACE) !== 0) return -EEXIST;
-    start = addr;
-  } else {
-    start = placeMapping(as, addr, length);
-    if (start < 0) return -ENOMEM;
-  }
-  // Commit first (a refused commit leaves any old mapping in place), then replace.
-  if ((vmFlags & VM_ACCOUNT) !== 0 && !as.charge(length / page)) return -ENOMEM;
-  if (fixed && as.vmas.overlaps(start, start + length) && doMunmap(as, start, length) < 0) {
-    if ((vmFlags & VM_ACCOUNT) !== 0) as.uncharge(length / page);
-    return -ENOMEM;
-  }
+  const start = reserveRange(as, { addr, length, flags, vmFlags });
+  if (start < 0) return start;
   const shared = (vmFlags & VM_SHARED) !== 0;
   const backing = shared
     ? { kind: 'shmem' as const, object: as.services.newShmem() }
@@ -233,6 +215,40 @@ export function doMmap(
     for (let va = start; va < start + length; va += page) if (!env.populate(va, write)) break;
   }
   void merged;
+  return start;
+}
+
+/**
+ * Where a new mapping of `length` bytes goes, made ready for its VMA: a MAP_FIXED address
+ * checked in Linux's order (__get_unmapped_area: beyond TASK_SIZE, then unaligned, then too
+ * low; MAP_FIXED_NOREPLACE over a mapping), or a free place found; then the commit charge
+ * (first, so a refused commit leaves any old mapping in place) and the old mappings unmapped.
+ * The start, or -errno with nothing changed.
+ */
+function reserveRange(
+  as: AddressSpace,
+  m: { addr: number; length: number; flags: number; vmFlags: number },
+): number {
+  const page = as.pageBytes;
+  const { addr, length, flags, vmFlags } = m;
+  const fixed = (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) !== 0;
+  let start: number;
+  if (fixed) {
+    if (!Number.isInteger(addr)) return -EINVAL;
+    if (outsideUser(as, addr, addr + length)) return -ENOMEM;
+    if (addr % page !== 0) return -EINVAL;
+    if (addr < as.layout.mmapMinAddr) return -EPERM;
+    if (as.vmas.overlaps(addr, addr + length) && (flags & MAP_FIXED_NOREPLACE) !== 0) return -EEXIST;
+    start = addr;
+  } else {
+    start = placeMapping(as, addr, length);
+    if (start < 0) return -ENOMEM;
+  }
+  if ((vmFlags & VM_ACCOUNT) !== 0 && !as.charge(length / page)) return -ENOMEM;
+  if (fixed && as.vmas.overlaps(start, start + length) && doMunmap(as, start, length) < 0) {
+    if ((vmFlags & VM_ACCOUNT) !== 0) as.uncharge(length / page);
+    return -ENOMEM;
+  }
   return start;
 }
 
@@ -257,24 +273,8 @@ function mmapFile(
   if (flags & MAP_NORESERVE) vmFlags |= VM_NORESERVE;
   const noReserve = (flags & MAP_NORESERVE) !== 0 && as.services.overcommitMode() !== 2;
   if (!shared && (prot & PROT_WRITE) !== 0 && !noReserve) vmFlags |= VM_ACCOUNT;
-  const fixed = (flags & (MAP_FIXED | MAP_FIXED_NOREPLACE)) !== 0;
-  let start: number;
-  if (fixed) {
-    if (!Number.isInteger(addr)) return -EINVAL;
-    if (outsideUser(as, addr, addr + length)) return -ENOMEM;
-    if (addr % page !== 0) return -EINVAL;
-    if (addr < as.layout.mmapMinAddr) return -EPERM;
-    if (as.vmas.overlaps(addr, addr + length) && (flags & MAP_FIXED_NOREPLACE) !== 0) return -EEXIST;
-    start = addr;
-  } else {
-    start = placeMapping(as, addr, length);
-    if (start < 0) return -ENOMEM;
-  }
-  if ((vmFlags & VM_ACCOUNT) !== 0 && !as.charge(length / page)) return -ENOMEM;
-  if (fixed && as.vmas.overlaps(start, start + length) && doMunmap(as, start, length) < 0) {
-    if ((vmFlags & VM_ACCOUNT) !== 0) as.uncharge(length / page);
-    return -ENOMEM;
-  }
+  const start = reserveRange(as, { addr, length, flags, vmFlags });
+  if (start < 0) return start;
   const vma = as.vmas.create({
     start,
     end: start + length,
