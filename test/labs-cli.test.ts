@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -99,5 +99,42 @@ describe('a policy file in a workload', () => {
     expect(r.stdout).toContain('ARG policy esc.ts (global)');
     writeFileSync(wl, 'machine: { policy: nowhere.ts }\nprocesses:\n  - program: touch\n');
     expectRefused(vmlab('run', wl), /nowhere\.ts: no such file \(expected a replacement policy class\)/);
+  });
+});
+
+describe('students’ files in a workload', () => {
+  it('a script process runs with the allocator class of malloc.allocator (a path in the workload)', () => {
+    // The lab's solution, where it sits (it imports the lab's interfaces by relative path).
+    const mine = join(process.cwd(), 'userland/labs/malloc/solution.ts');
+    writeFileSync(
+      join(dir, 'alloc.yaml'),
+      [
+        'processes:',
+        '  - name: mine',
+        `    malloc: { allocator: ${mine}, leakCheck: summary }`,
+        '    script:',
+        '      - malloc: { size: 100, as: p }',
+        '      - malloc: { size: 100, as: p }',
+        '  - name: prog',
+        '    program: leaky',
+        `    malloc: { allocator: ${mine} }`,
+        '',
+      ].join('\n'),
+    );
+    const refused = vmlab('run', join(dir, 'alloc.yaml'));
+    expectRefused(
+      refused,
+      /processes\.1\.malloc\.allocator: an allocator file is loaded for script processes/,
+    );
+    writeFileSync(
+      join(dir, 'alloc.yaml'),
+      readFileSync(join(dir, 'alloc.yaml'), 'utf8').split('  - name: prog')[0]!,
+    );
+    const r = vmlab('run', join(dir, 'alloc.yaml'), '--json');
+    expect(r.status).toBe(0);
+    const out = JSON.parse(r.stdout) as { processes: Array<{ status: string; stdout: string }> };
+    expect(out.processes[0]!.status).toBe('exited 0');
+    // The segregated-fit solution's own view of its blocks feeds the leak report.
+    expect(out.processes[0]!.stdout).toMatch(/definitely lost: 100 bytes in 1 blocks/);
   });
 });

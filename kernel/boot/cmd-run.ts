@@ -20,12 +20,13 @@ import { startTraceProcess } from './replay.ts';
 import { renderReport } from './report.ts';
 import { scriptProgram } from './script.ts';
 import { stepThrough } from './stepper.ts';
-import { loadPolicyFile } from './studentcode.ts';
+import { loadAllocatorFile, loadPolicyFile } from './studentcode.ts';
 import { loadTrace, type Trace } from './traces.ts';
 import { formatSize, parseTime } from './units.ts';
 import {
   cyclesOf,
   filesOf,
+  isCodeFile,
   isPolicyFile,
   type LoadedWorkload,
   loadWorkload,
@@ -430,7 +431,12 @@ export async function bootWorkload(
       const path = `/workload/${name}`;
       programs.set(path, {
         path,
-        main: scriptProgram(p.script, mc.cpu),
+        main: scriptProgram(p.script, mc.cpu, {
+          allocator:
+            p.malloc?.allocator !== undefined && isCodeFile(p.malloc.allocator)
+              ? await loadAllocatorFile(resolveIn(w, p.malloc.allocator))
+              : undefined,
+        }),
         textBytes: 4096,
         dataBytes: 4096,
         bssBytes: 4096,
@@ -558,7 +564,8 @@ function startReplay(m: BootedMachine, trace: Trace, name: string): Task | strin
 function processEnv(p: WorkloadProcess): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(p.env)) env[k] = String(v);
-  if (p.malloc?.allocator !== undefined) env.VMLAB_MALLOC = p.malloc.allocator;
+  if (p.malloc?.allocator !== undefined && !isCodeFile(p.malloc.allocator))
+    env.VMLAB_MALLOC = p.malloc.allocator;
   if (p.malloc?.leakCheck !== undefined) env.VMLAB_LEAK_CHECK = p.malloc.leakCheck;
   return env;
 }

@@ -40,7 +40,7 @@
 import { z } from 'zod';
 import type { LeakCheck } from '../../userland/libc/leak.ts';
 import { Libc } from '../../userland/libc/libc.ts';
-import { Malloc } from '../../userland/libc/malloc.ts';
+import { Malloc, type MallocOptions } from '../../userland/libc/malloc.ts';
 import { errnoName } from '../lib/errno.ts';
 import { Prng } from '../lib/prng.ts';
 import {
@@ -340,8 +340,8 @@ class ScriptExit {
 
 /** How a script process allocates: its malloc and the leak report at exit. */
 export interface ScriptOptions {
-  /** Allocator name (userland/malloc; default ptmalloc). */
-  allocator?: string;
+  /** Allocator name (userland/malloc; default ptmalloc), or a factory (a student's allocator file). */
+  allocator?: MallocOptions['allocator'];
   leakCheck?: LeakCheck;
 }
 

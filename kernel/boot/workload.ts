@@ -81,10 +81,13 @@ const frequency = z.union([z.number(), z.string()]).transform((v, ctx) => {
 
 const POLICY_NAMES = ['fifo', 'clock', 'lru', 'nru', 'aging', 'lru-2list', 'wsclock', 'opt', 'random'];
 
-/** Is a machine.policy value a file (a student's policy class) rather than a built-in name? */
-export function isPolicyFile(policy: string): boolean {
-  return /\.(ts|mts|js|mjs)$/.test(policy);
+/** Is a value a code file (a student's policy or allocator class) rather than a built-in name? */
+export function isCodeFile(value: string): boolean {
+  return /\.(ts|mts|js|mjs)$/.test(value);
 }
+
+/** Is a machine.policy value a file (a student's policy class) rather than a built-in name? */
+export const isPolicyFile = isCodeFile;
 
 const policyName = z.string().refine((v) => POLICY_NAMES.includes(v) || isPolicyFile(v), {
   message: `expected one of ${POLICY_NAMES.join(', ')}, or a policy file (.ts or .js, relative to the workload)`,
@@ -177,8 +180,8 @@ const processSchema = z
       .strictObject({
         allocator: z
           .string()
-          .refine((v) => ALLOCATOR_NAMES.includes(v), {
-            message: `expected an allocator: ${ALLOCATOR_NAMES.slice(0, 4).join(', ')}, … (see vmlab malloc-replay --help)`,
+          .refine((v) => ALLOCATOR_NAMES.includes(v) || isCodeFile(v), {
+            message: `expected an allocator: ${ALLOCATOR_NAMES.slice(0, 4).join(', ')}, … (see vmlab malloc-replay --help), or an allocator file (.ts or .js, relative to the workload)`,
           })
           .optional(),
         leakCheck: z.enum(['off', 'summary', 'full']).optional(),
@@ -187,7 +190,14 @@ const processSchema = z
   })
   .refine((p) => [p.program, p.file, p.script, p.replay].filter((x) => x !== undefined).length === 1, {
     message: 'give exactly one of program, file, script or replay',
-  });
+  })
+  .refine(
+    (p) => p.malloc?.allocator === undefined || !isCodeFile(p.malloc.allocator) || p.script !== undefined,
+    {
+      message: 'an allocator file is loaded for script processes (a program picks its allocator by name)',
+      path: ['malloc', 'allocator'],
+    },
+  );
 
 /** The files processes see: a folder (relative to the workload), copied to a scratch root unless writeThrough. */
 const filesSchema = z.union([
