@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { bootKernel, buildMachine } from '../kernel/boot/machine.ts';
 import { ENOMEM, SIGABRT, type UserContext, WTERMSIG } from '../kernel/proc/uapi.ts';
 import { Libc } from '../userland/libc/libc.ts';
-import { PtmallocAllocator } from '../userland/malloc/ptmalloc.ts';
+import { M_MMAP_MAX, M_TOP_PAD, PtmallocAllocator } from '../userland/malloc/ptmalloc.ts';
 
 /** Run `body` as a process on a fresh machine; the task and the kernel log's last line. */
 function runProgram(body: (ctx: UserContext) => void) {
@@ -240,6 +240,84 @@ describe("ptmalloc's glibc behaviour", () => {
       expect(big).toBeLessThan(keep);
       a.checkHeap();
     });
+  });
+});
+
+describe('ptmalloc: mallopt M_TOP_PAD and M_MMAP_MAX', () => {
+  it('M_TOP_PAD sets what the heap grows by past the request (glibc: 128 KiB)', () => {
+    runChecked((ctx) => {
+      const none = new PtmallocAllocator(new Libc(ctx));
+      expect(none.mallopt(M_TOP_PAD, 0)).toBe(1);
+      none.malloc(1);
+      // The first growth: the 656-byte tcache table + MINSIZE, in pages, and no pad.
+      expect(none.stats().heapBytes).toBe(PAGE);
+      const brk = ctx.sys.brk(0);
+      none.malloc(10_000); // a 10,016-byte chunk; the top holds 4096 - 656 - 32 = 3408 bytes
+      // Grown by the shortfall (and MINSIZE for the new top) alone, in pages.
+      expect(ctx.sys.brk(0) - brk).toBe(Math.ceil((10_016 + 32 - 3408) / PAGE) * PAGE);
+      none.checkHeap();
+    });
+    runChecked((ctx) => {
+      const big = new PtmallocAllocator(new Libc(ctx));
+      expect(big.mallopt(M_TOP_PAD, 1024 * 1024)).toBe(1);
+      big.malloc(1);
+      expect(big.stats().heapBytes).toBe(1024 * 1024 + PAGE);
+      expect(big.mallopt(M_TOP_PAD, -1)).toBe(0); // a bad value is refused
+      expect(big.tunables.topPad).toBe(1024 * 1024);
+      big.checkHeap();
+    });
+  });
+
+  it('M_MMAP_MAX caps the mapped chunks: past it, big requests come from the heap', () => {
+    runChecked((ctx) => {
+      const a = new PtmallocAllocator(new Libc(ctx));
+      expect(a.mallopt(M_MMAP_MAX, 1)).toBe(1);
+      const first = a.malloc(300 * 1024);
+      expect(a.mallinfo2()).toMatchObject({ hblks: 1 });
+      const heapBefore = a.mallinfo2().arena;
+      const second = a.malloc(300 * 1024); // the one mapping allowed is taken: sbrk instead
+      expect(a.mallinfo2().hblks).toBe(1);
+      expect(a.mallinfo2().arena - heapBefore).toBeGreaterThanOrEqual(300 * 1024);
+      expect(a.usableSize(second)).toBeGreaterThanOrEqual(300 * 1024);
+      a.free(first);
+      a.free(second);
+      expect(a.mallopt(M_MMAP_MAX, 0)).toBe(1); // none at all
+      const third = a.malloc(2 * 1024 * 1024);
+      expect(a.mallinfo2().hblks).toBe(0);
+      a.free(third);
+      a.checkHeap();
+    });
+  });
+});
+
+describe('ptmalloc: a corrupted free-list link', () => {
+  it('ends in SIGABRT with glibc\'s "corrupted double-linked list" when free unlinks the chunk', () => {
+    let chunk = 0;
+    const { t, lastLog } = runProgram((ctx) => {
+      const a = new PtmallocAllocator(new Libc(ctx));
+      const p = a.malloc(2000); // past the tcache and the fast bins: freed into the unsorted bin
+      const q = a.malloc(2000);
+      a.malloc(2000); // keeps q off the top
+      a.free(p);
+      ctx.cpu.store64(p, p + 64); // the bug: a write through a stale pointer, over p's fd link
+      chunk = p - 16;
+      a.free(q); // coalesces with p: unlinking p follows the bad link
+    });
+    expect(WTERMSIG(t.waitStatus)).toBe(SIGABRT);
+    expect(lastLog).toContain(`corrupted double-linked list at chunk 0x${chunk.toString(16)}`);
+  });
+
+  it('is found by checkHeap when no call follows the link', () => {
+    const { t, lastLog } = runProgram((ctx) => {
+      const a = new PtmallocAllocator(new Libc(ctx));
+      const p = a.malloc(2000);
+      a.malloc(2000);
+      a.free(p);
+      ctx.cpu.store64(p + 8, p); // p's bk
+      a.checkHeap();
+    });
+    expect(WTERMSIG(t.waitStatus)).toBe(SIGABRT);
+    expect(lastLog).toMatch(/malloc\(\): corrupted double-linked list at 0x[0-9a-f]+/);
   });
 });
 

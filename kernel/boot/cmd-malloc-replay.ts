@@ -36,9 +36,13 @@ export function registerMallocReplay(program: Command): void {
       `
 Allocators: ${ALLOCATOR_NAMES.join(', ')}
 
-util is peak live payload / the heap's high-water mark (brk extent + mmapped bytes); ops/s is
+util is peak live payload / the heap's high-water mark, as the kernel sees the process (brk
+extent + the bytes of the mappings the allocator made; its own stats() are not used); ops/s is
 the fastest speed run (the trace's calls alone, each run in a fresh forked process), by the lab
 driver's K-best scheme: until the three fastest agree within 1%, at most 20 runs.
+
+Exit status: 0 when every trace replays correctly, 1 when one fails its checks (with --json
+too), 2 for a malformed trace or a bad option.
 
 Examples:
   vmlab malloc-replay ../shared/traces/malloclab/amptjp-bal.rep
@@ -75,11 +79,8 @@ Examples:
         for (const t of loaded)
           for (const c of contenders)
             results.push(mallocReplay(t, c.name, { seed, factory: c.factory, speed: 'k-best' }));
-        if (opts.json) {
-          process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
-          return;
-        }
-        process.stdout.write(`${renderMallocTable(results).join('\n')}\n`);
+        if (opts.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);
+        else process.stdout.write(`${renderMallocTable(results).join('\n')}\n`);
         if (results.some((r) => r.outcome !== 'ok')) process.exitCode = 1;
       },
     );

@@ -4,6 +4,10 @@
  * blocks, payload bytes preserved across realloc: every block is filled with seeded bytes and
  * verified), with utilization = peak live payload / heap high-water mark.
  *
+ * The high-water mark is the kernel's view of the process (KernelFootprint), sampled after
+ * every call: the allocator's own stats().heapBytes is reported beside it, as a cross-check,
+ * and counts for nothing (an allocator that under-reports gets its true utilization).
+ *
  * Throughput is measured as the lab's driver measures it: in further replays of the trace, each
  * in a fresh process, that only call the allocator (no payload fill, no checks); the allocator
  * still reaches all its metadata through the MMU. The fastest run counts: of three, or (option
@@ -18,10 +22,11 @@
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { LeakCheck } from '../../userland/libc/leak.ts';
-import { Libc } from '../../userland/libc/libc.ts';
+import { Libc, STATIC_DATA_BYTES } from '../../userland/libc/libc.ts';
 import { Malloc } from '../../userland/libc/malloc.ts';
 import { type Allocator, MALLOC_ALIGNMENT, MallocAbort } from '../../userland/malloc/allocator.ts';
 import { ALLOCATOR_NAMES, createAllocator } from '../../userland/malloc/index.ts';
+import type { AddressSpace } from '../mm/mm.ts';
 import type { UserContext, UserMain } from '../proc/uapi.ts';
 import { InputError } from './configfile.ts';
 import { bootKernel, buildMachine } from './machine.ts';
@@ -110,13 +115,20 @@ export interface MallocReplayResult {
   /** 'ok', or what went wrong: a correctness failure, ENOMEM, an abort. */
   outcome: string;
   peakPayloadBytes: number;
+  /**
+   * The most bytes the allocator held at once, after any call, as the kernel sees the process:
+   * the brk extent plus the bytes of the mappings it made (KernelFootprint).
+   */
   heapHighWaterBytes: number;
+  /** The most the allocator's own stats().heapBytes said, for comparison only. */
+  reportedHeapHighWaterBytes: number;
+  /** peakPayloadBytes / heapHighWaterBytes. */
   utilization: number;
   /** Operations per second (host time) of the unchecked timed replay (0 when the trace failed). */
   opsPerSecond: number;
   /** Operations per second of the checked replay (fill, verify, overlap checks included). */
   checkedOpsPerSecond: number;
-  /** Speed runs made (3, or with K-best until the fastest K agree, at most 20). */
+  /** Speed runs made (3, or with K-best until the fastest K agree, at most 20; 0 with speed none). */
   speedRuns: number;
   /**
    * What one operation of a speed run costs the emulated machine, on average (the same in
@@ -136,8 +148,8 @@ export interface MallocReplayOptions {
   factory?: (libc: Libc) => Allocator;
   /** A leak report at the driver's exit, through libc's exit path (default 'off'). */
   leakCheck?: LeakCheck;
-  /** How many speed runs: the fastest of 3 (the default, quick), or the lab's K-best. */
-  speed?: 'best-of-3' | 'k-best';
+  /** How many speed runs: the fastest of 3 (the default, quick), the lab's K-best, or none (utilization only). */
+  speed?: 'best-of-3' | 'k-best' | 'none';
 }
 
 /** Replay `trace` with allocator `name` in a fresh machine. */
@@ -154,12 +166,16 @@ export function mallocReplay(
   let outcome = 'ok';
   let peakPayload = 0;
   let heapHwm = 0;
+  let reportedHwm = 0;
   let hostSeconds = 0;
   const seed = options.seed ?? 1;
   const main = function* (ctx: UserContext, libc: Libc): Generator<void, number, void> {
+    const footprint = new KernelFootprint(m.kernel.tasks.get(ctx.sys.getpid())!.mm!, libc);
+    // The calls go through libc's Malloc, whose table of requested sizes the leak report reads.
     const heap = new Malloc(libc, {
       allocator: options.factory ?? allocatorName,
       leakCheck: options.leakCheck ?? 'off',
+      check: 'cheap',
     });
     const alloc = heap.allocator;
     const ptr = new Float64Array(trace.ids);
@@ -193,7 +209,7 @@ export function mallocReplay(
           const p = ptr[o.id]!;
           removeLive(live, p);
           ends.delete(p);
-          alloc.free(p);
+          heap.free(p);
           payload -= size[o.id]!;
         } else {
           const old = ptr[o.id]!;
@@ -202,7 +218,7 @@ export function mallocReplay(
             removeLive(live, old);
             ends.delete(old);
           }
-          const p = o.op === OP_ALLOC ? alloc.malloc(o.bytes) : alloc.realloc(old, o.bytes);
+          const p = o.op === OP_ALLOC ? heap.malloc(o.bytes) : heap.realloc(old, o.bytes);
           if (p === 0 && o.bytes > 0) {
             outcome = `${trace.path}:${o.line}: ${o.op === OP_ALLOC ? 'malloc' : 'realloc'}(${o.bytes}) returned NULL (ENOMEM)`;
             break;
@@ -226,8 +242,10 @@ export function mallocReplay(
           fill(o.id, p, o.op === OP_REALLOC ? Math.min(oldSize, o.bytes) : 0, o.bytes);
         }
         if (payload > peakPayload) peakPayload = payload;
-        const heap = alloc.stats().heapBytes;
-        if (heap > heapHwm) heapHwm = heap;
+        const held = footprint.bytes();
+        if (held > heapHwm) heapHwm = held;
+        const reported = alloc.stats().heapBytes;
+        if (reported > reportedHwm) reportedHwm = reported;
         if ((i & 15) === 15) yield;
       }
     } catch (err) {
@@ -264,7 +282,7 @@ export function mallocReplay(
     checkedFaults = { minor: self.minFlt, major: self.majFlt };
     const fastest: number[] = []; // the K shortest runs' seconds, shortest first
     const kBest = options.speed === 'k-best';
-    const maxRuns = kBest ? MAX_SPEED_RUNS : SPEED_K;
+    const maxRuns = options.speed === 'none' ? 0 : kBest ? MAX_SPEED_RUNS : SPEED_K;
     let spent = 0;
     const done = (): boolean =>
       speedRuns >= maxRuns ||
@@ -308,6 +326,7 @@ export function mallocReplay(
     outcome,
     peakPayloadBytes: peakPayload,
     heapHighWaterBytes: heapHwm,
+    reportedHeapHighWaterBytes: reportedHwm,
     utilization: heapHwm > 0 ? peakPayload / heapHwm : 0,
     opsPerSecond: outcome === 'ok' ? opsPerSecond : 0,
     checkedOpsPerSecond: hostSeconds > 0 ? trace.ops.length / hostSeconds : 0,
@@ -318,6 +337,70 @@ export function mallocReplay(
     tlbMisses,
     leakReport: task.stdout,
   };
+}
+
+/**
+ * The bytes an allocator holds as the kernel sees its process (the replay's heap high-water
+ * mark is sampled from here, never from the allocator's word):
+ *
+ *   bytes = (brk - start_brk) + |mapped now - mapped at the start - [brk heap pages]| - libc's own
+ *
+ * The brk extent counts to the byte (an allocator may move the break by any amount); every
+ * other byte mapped since the replay began counts (anonymous or not: the allocator's mappings,
+ * and any other memory it got from the kernel), except libc's static storage up to its first
+ * STATIC_DATA_BYTES piece: a C library's own .data and .bss, where ptmalloc's arena lives as
+ * glibc's main_arena does, outside the heap that glibc's figures in the traces' README measure.
+ * Static storage past that piece counts like any mapping.
+ */
+export class KernelFootprint {
+  private readonly mm: AddressSpace;
+  private readonly libc: Libc;
+  /** The process's mappings when the replay began, [start, end), in address order. */
+  private readonly baseline: Array<[number, number]>;
+
+  /** Take the baseline: call before the allocator makes its first mapping. */
+  constructor(mm: AddressSpace, libc: Libc) {
+    this.mm = mm;
+    this.libc = libc;
+    this.baseline = mm.vmas.all().map((v): [number, number] => [v.start, v.end]);
+  }
+
+  bytes(): number {
+    const mm = this.mm;
+    const page = mm.pageBytes;
+    const heapPages: [number, number] = [
+      Math.floor(mm.startBrk / page) * page,
+      Math.ceil(mm.brk / page) * page,
+    ];
+    const known = union([...this.baseline, heapPages]);
+    const pieces = this.libc.staticRegions();
+    let mapped = 0;
+    let libcStatic = 0;
+    for (const v of mm.vmas.all()) {
+      mapped += v.end - v.start;
+      for (const [s, e] of known) mapped -= overlap(v.start, v.end, s, e);
+      for (const [s, e] of pieces) libcStatic += overlap(v.start, v.end, s, Math.ceil(e / page) * page);
+    }
+    const libcOwn = Math.min(libcStatic, Math.ceil(STATIC_DATA_BYTES / page) * page);
+    return mm.brk - mm.startBrk + mapped - libcOwn;
+  }
+}
+
+/** Bytes [a, b) and [c, d) share. */
+function overlap(a: number, b: number, c: number, d: number): number {
+  return Math.max(0, Math.min(b, d) - Math.max(a, c));
+}
+
+/** The union of ranges [start, end), as disjoint ranges in address order. */
+function union(ranges: Array<[number, number]>): Array<[number, number]> {
+  const sorted = ranges.filter(([s, e]) => e > s).sort((x, y) => x[0] - y[0]);
+  const out: Array<[number, number]> = [];
+  for (const [s, e] of sorted) {
+    const last = out.at(-1);
+    if (last !== undefined && s <= last[1]) last[1] = Math.max(last[1], e);
+    else out.push([s, e]);
+  }
+  return out;
 }
 
 /** The lab driver's K-best parameters (fcyc's K, epsilon and sample limit). */

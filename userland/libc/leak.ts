@@ -6,8 +6,13 @@
  * those only pointed to from other lost blocks).
  *
  * The scan is conservative, as a C leak checker's is: every aligned 8-byte word is a candidate
- * pointer. Pages never touched (not present, not in swap) are skipped, so the scan faults
- * nothing in; pages in swap are read (and so come back from it).
+ * pointer. It goes a page at a time (the machine's page size, from libc's getpagesize): pages
+ * never touched (not present, not in swap) are skipped, so the scan faults nothing in; pages in
+ * swap are read (and so come back from it).
+ *
+ * Blocks count at the bytes they were asked for, as valgrind counts them, when the caller
+ * knows them (Malloc's table of requested sizes); else at the allocator's usable size. Only
+ * those bytes of a block are scanned for pointers (the rest is not the program's).
  */
 import { PROT_READ } from '../../kernel/proc/uapi.ts';
 import type { Allocator } from '../malloc/allocator.ts';
@@ -18,17 +23,26 @@ export interface LeakReport {
   stillReachable: { blocks: number; bytes: number };
   /** The lost blocks' addresses, lowest first. */
   lostAddresses: number[];
-  /** The lost blocks (payload address and usable size), lowest first. */
+  /** The lost blocks (payload address and bytes: requested when known, else usable), lowest first. */
   lostBlocks: Array<{ ptr: number; size: number }>;
+}
+
+export interface LeakReportOptions {
+  /** The bytes each live block was asked for, by address (blocks not in it count at their usable size). */
+  requestedBytes?: ReadonlyMap<number, number>;
 }
 
 /** How much a leak check at exit prints: nothing, valgrind's summary, or every lost block too. */
 export type LeakCheck = 'off' | 'summary' | 'full';
 
-export function leakReport(libc: Libc, allocator: Allocator): LeakReport {
+/** Sort the allocator's live blocks into lost and reachable by a scan of the process's memory. */
+export function leakReport(libc: Libc, allocator: Allocator, options: LeakReportOptions = {}): LeakReport {
   const { cpu, sys } = libc.ctx;
-  const page = 4096;
-  const blocks = allocator.liveBlocks();
+  const page = libc.getpagesize();
+  const requested = options.requestedBytes;
+  const blocks = allocator
+    .liveBlocks()
+    .map((b) => ({ ptr: b.ptr, size: Math.min(b.size, requested?.get(b.ptr) ?? b.size) }));
   const index = new Map<number, number>();
   for (const [i, b] of blocks.entries()) index.set(b.ptr, i);
   const reachable = new Uint8Array(blocks.length);

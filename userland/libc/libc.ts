@@ -1,13 +1,15 @@
 /**
  * The C library of a vmlab process: system-call wrappers that set `errno` and return -1 (as
- * glibc's do), sbrk over the raw brk, and the string and memory functions, all working on the
- * process's emulated memory through the MMU (range operations go a page at a time).
+ * glibc's do), sbrk over the raw brk, getpagesize, and the string and memory functions, all
+ * working on the process's emulated memory through the MMU (range operations go a page at a
+ * time).
  */
 import {
   EINVAL,
   ENOMEM,
   MAP_ANONYMOUS,
   MAP_PRIVATE,
+  PROT_NONE,
   PROT_READ,
   PROT_WRITE,
   type UserContext,
@@ -16,8 +18,15 @@ import {
 
 export const MAP_FAILED = -1;
 
-/** libc's static storage is mapped in pieces of this many bytes. */
-const STATIC_DATA_BYTES = 4096;
+/**
+ * libc's static storage is mapped in pieces of this many bytes. The first piece stands for a C
+ * library's own .data and .bss (ptmalloc's arena lives there, as glibc's main_arena does), so
+ * the malloc-replay footprint leaves it out.
+ */
+export const STATIC_DATA_BYTES = 4096;
+
+/** The largest page getpagesize looks for (vmlab's formats have pages from 16 bytes to 64 KiB). */
+const MAX_PAGE_BYTES = 1 << 30;
 
 export class Libc {
   readonly ctx: UserContext;
@@ -29,6 +38,10 @@ export class Libc {
   /** libc's static storage: the current piece [staticNext, staticEnd). */
   private staticNext = 0;
   private staticEnd = 0;
+  /** Every piece of static storage mapped, [start, end), in the order mapped. */
+  private staticPieces: Array<[number, number]> = [];
+  /** The machine's page size, once getpagesize has found it (0 before). */
+  private pageBytes = 0;
 
   constructor(ctx: UserContext) {
     this.ctx = ctx;
@@ -69,6 +82,7 @@ export class Libc {
       const length = Math.ceil(need / STATIC_DATA_BYTES) * STATIC_DATA_BYTES;
       const at = this.mapAnonymous(length);
       if (at === MAP_FAILED) return MAP_FAILED;
+      this.staticPieces.push([at, at + length]);
       this.staticNext = at;
       this.staticEnd = at + length;
     }
@@ -77,20 +91,87 @@ export class Libc {
     return at;
   }
 
-  /** Anonymous private read-write memory; MAP_FAILED (-1) with errno on failure. */
-  mapAnonymous(length: number): number {
-    const r = this.ctx.sys.mmap(0, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  /** The pieces of static storage mapped so far, [start, end) as mapped (bytes asked), first first. */
+  staticRegions(): ReadonlyArray<readonly [number, number]> {
+    return this.staticPieces;
+  }
+
+  /**
+   * getpagesize(3): the machine's page size in bytes. A C library reads it from the auxiliary
+   * vector; here it is probed once with zero-length mprotect calls, which fail with EINVAL
+   * exactly when the address is not page-aligned and change nothing otherwise: the smallest
+   * power of two that, added to a page-aligned address, gives an aligned one.
+   */
+  getpagesize(): number {
+    if (this.pageBytes !== 0) return this.pageBytes;
+    const sys = this.ctx.sys;
+    let base = sys.vmlab_maps()[0]?.start ?? -1;
+    let mapped = false;
+    if (base < 0) {
+      base = sys.mmap(0, 1, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (base < 0) throw new Error(`getpagesize: no mapping to probe (errno ${-base})`);
+      mapped = true;
+    }
+    let page = 1;
+    while (page < MAX_PAGE_BYTES && sys.mprotect(base + page, 0, PROT_NONE) !== 0) page *= 2;
+    if (mapped) sys.munmap(base, 1);
+    this.pageBytes = page;
+    return page;
+  }
+
+  /** mmap(2): the mapping's address, or MAP_FAILED (-1) with errno. */
+  mmap(addr: number, length: number, prot: number, flags: number, fd: number, offset: number): number {
+    const r = this.ctx.sys.mmap(addr, length, prot, flags, fd, offset);
     return r < 0 ? this.fail(-r) : r;
   }
 
-  munmap(addr: number, length: number): number {
-    const r = this.ctx.sys.munmap(addr, length);
-    return r < 0 ? this.fail(-r) : 0;
+  /** Anonymous private read-write memory; MAP_FAILED (-1) with errno on failure. */
+  mapAnonymous(length: number): number {
+    return this.mmap(0, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   }
 
+  /** munmap(2): 0, or -1 with errno. */
+  munmap(addr: number, length: number): number {
+    return this.check(this.ctx.sys.munmap(addr, length));
+  }
+
+  /** mprotect(2): 0, or -1 with errno. */
+  mprotect(addr: number, length: number, prot: number): number {
+    return this.check(this.ctx.sys.mprotect(addr, length, prot));
+  }
+
+  /** madvise(2): 0, or -1 with errno. */
   madvise(addr: number, length: number, advice: number): number {
-    const r = this.ctx.sys.madvise(addr, length, advice);
-    return r < 0 ? this.fail(-r) : 0;
+    return this.check(this.ctx.sys.madvise(addr, length, advice));
+  }
+
+  /** open(2): a file descriptor, or -1 with errno. `mode` (for O_CREAT) defaults to 0644. */
+  open(path: string, flags: number, mode?: number): number {
+    return this.check(this.ctx.sys.open(path, flags, mode));
+  }
+
+  /** read(2) into emulated memory at `buf`: bytes read (0 at end of file), or -1 with errno. */
+  read(fd: number, buf: number, count: number): number {
+    return this.check(this.ctx.sys.read(fd, buf, count));
+  }
+
+  /** write(2) from emulated memory at `buf`: bytes written, or -1 with errno. */
+  write(fd: number, buf: number, count: number): number {
+    return this.check(this.ctx.sys.write(fd, buf, count));
+  }
+
+  /** close(2): 0, or -1 with errno. */
+  close(fd: number): number {
+    return this.check(this.ctx.sys.close(fd));
+  }
+
+  /**
+   * fork(2): the child's pid in the parent, or -1 with errno. The child runs `child` (as
+   * sys.fork: a generator cannot be cloned, so the child's code is given; its memory is a
+   * copy-on-write copy of the parent's).
+   */
+  fork(child: UserMain): number {
+    return this.check(this.ctx.sys.fork(child));
   }
 
   memset(dst: number, byte: number, n: number): number {
@@ -127,6 +208,59 @@ export class Libc {
     return n;
   }
 
+  /** strnlen: the length of `s`, or `max` when no NUL is among its first `max` bytes. */
+  strnlen(s: number, max: number): number {
+    let n = 0;
+    while (n < max && this.ctx.cpu.load8(s + n) !== 0) n++;
+    return n;
+  }
+
+  /** strcpy: copy `src` and its NUL to `dst` (they must not overlap); `dst`. */
+  strcpy(dst: number, src: number): number {
+    return this.memcpy(dst, src, this.strlen(src) + 1);
+  }
+
+  /** strncpy: at most `n` bytes of `src` to `dst`, the rest of the `n` NUL (no NUL when `src` is longer); `dst`. */
+  strncpy(dst: number, src: number, n: number): number {
+    const len = this.strnlen(src, n);
+    this.memcpy(dst, src, len);
+    if (n > len) this.memset(dst + len, 0, n - len);
+    return dst;
+  }
+
+  /** strcat: append `src` (and its NUL) to the string at `dst`; `dst`. */
+  strcat(dst: number, src: number): number {
+    this.strcpy(dst + this.strlen(dst), src);
+    return dst;
+  }
+
+  /** strcmp: <0, 0 or >0 as the first differing byte compares (as unsigned char). */
+  strcmp(a: number, b: number): number {
+    return this.strncmp(a, b, Number.POSITIVE_INFINITY);
+  }
+
+  /** strncmp: strcmp over at most `n` bytes. */
+  strncmp(a: number, b: number, n: number): number {
+    const cpu = this.ctx.cpu;
+    for (let i = 0; i < n; i++) {
+      const x = cpu.load8(a + i);
+      const y = cpu.load8(b + i);
+      if (x !== y || x === 0) return x - y;
+    }
+    return 0;
+  }
+
+  /** strchr: the address of the first byte `c` in `s` (its NUL when `c` is 0), or 0 (NULL). */
+  strchr(s: number, c: number): number {
+    const cpu = this.ctx.cpu;
+    const want = c & 0xff;
+    for (let p = s; ; p++) {
+      const x = cpu.load8(p);
+      if (x === want) return p;
+      if (x === 0) return 0;
+    }
+  }
+
   /** Write a JavaScript string to a file descriptor (through a scratch buffer in emulated memory). */
   puts(text: string, fd = 1): number {
     const bytes = new TextEncoder().encode(text);
@@ -157,6 +291,11 @@ export class Libc {
   fail(errno: number): -1 {
     this.errno = errno === 0 ? EINVAL : errno;
     return -1;
+  }
+
+  /** A raw system call's result: itself, or -1 with errno when it is -errno. */
+  private check(r: number): number {
+    return r < 0 ? this.fail(-r) : r;
   }
 
   private copy(dst: number, src: number, n: number, direction: 'forward' | 'backward'): number {

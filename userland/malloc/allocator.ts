@@ -26,6 +26,53 @@ export interface MallocStats {
   inUseBlocks: number;
 }
 
+/**
+ * mallinfo2(3): glibc's struct mallinfo2, field for field (bytes unless it says blocks).
+ *
+ *   arena = uordblks + fordblks  (the heap that is not in mappings of a block's own)
+ *   fsmblks <= fordblks; keepcost <= fordblks
+ *
+ * A field an allocator has no honest figure for is 0 (each allocator says which).
+ */
+export interface Mallinfo2 {
+  /** Bytes of the heap obtained from the kernel, outside hblkhd (glibc: the brk arena). */
+  arena: number;
+  /** Free blocks (glibc counts the top chunk as one). */
+  ordblks: number;
+  /** Free small blocks kept apart from the others (glibc: fast-bin chunks). */
+  smblks: number;
+  /** Blocks in mappings of their own. */
+  hblks: number;
+  /** Bytes in mappings of a block's own. */
+  hblkhd: number;
+  /** Always 0 (glibc's too). */
+  usmblks: number;
+  /** Bytes in the smblks blocks. */
+  fsmblks: number;
+  /** Bytes of `arena` in use: handed out, with headers, padding and the allocator's own. */
+  uordblks: number;
+  /** Bytes of `arena` free (the ordblks and smblks blocks, glibc's top chunk among them). */
+  fordblks: number;
+  /** Free bytes at the heap's end that releaseMemory (malloc_trim) could give back. */
+  keepcost: number;
+}
+
+/** A mallinfo2 with every field 0. */
+export function emptyMallinfo2(): Mallinfo2 {
+  return {
+    arena: 0,
+    ordblks: 0,
+    smblks: 0,
+    hblks: 0,
+    hblkhd: 0,
+    usmblks: 0,
+    fsmblks: 0,
+    uordblks: 0,
+    fordblks: 0,
+    keepcost: 0,
+  };
+}
+
 export interface Allocator {
   readonly name: string;
   malloc(size: number): number;
@@ -38,6 +85,11 @@ export interface Allocator {
   memalign(alignment: number, size: number): number;
   usableSize(ptr: number): number;
   stats(): MallocStats;
+  /**
+   * mallinfo2, from a walk of the allocator's heap and lists. Optional: without it the C
+   * library's mallinfo2 derives arena, uordblks and fordblks from stats() and leaves the rest 0.
+   */
+  mallinfo2?(): Mallinfo2;
   /** Walk the whole heap checking every tag and link; throws MallocAbort on corruption. */
   checkHeap(): void;
   /**

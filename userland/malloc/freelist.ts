@@ -17,7 +17,15 @@
 
 import { ENOMEM, type UserCpu } from '../../kernel/proc/uapi.ts';
 import type { Libc } from '../libc/libc.ts';
-import { type Allocator, callocBytes, MALLOC_ALIGNMENT, MallocAbort, type MallocStats } from './allocator.ts';
+import {
+  type Allocator,
+  callocBytes,
+  emptyMallinfo2,
+  MALLOC_ALIGNMENT,
+  type Mallinfo2,
+  MallocAbort,
+  type MallocStats,
+} from './allocator.ts';
 
 export type FreeListKind = 'implicit' | 'explicit';
 export type Placement = 'first-fit' | 'next-fit' | 'best-fit' | 'worst-fit';
@@ -150,7 +158,7 @@ export class FreeListAllocator implements Allocator {
 
   stats(): MallocStats {
     return {
-      heapBytes: this.heapStart === 0 ? 0 : this.heapEnd - (this.heapStart - 3 * WSIZE),
+      heapBytes: this.heapStart === 0 ? 0 : this.heapEnd - this.heapFloor(),
       inUseBytes: this.inUseBytes,
       inUseBlocks: this.inUseBlocks,
     };
@@ -166,7 +174,25 @@ export class FreeListAllocator implements Allocator {
   }
 
   ownedRegions(): Array<[number, number]> {
-    return this.heapStart === 0 ? [] : [[this.heapStart - 3 * WSIZE, this.heapEnd]];
+    return this.heapStart === 0 ? [] : [[this.heapFloor(), this.heapEnd]];
+  }
+
+  /**
+   * mallinfo2 from a walk of the blocks: arena is the brk heap (nothing is mapped: hblks and
+   * hblkhd are 0), ordblks and fordblks the free blocks; there are no separate small blocks
+   * (smblks, fsmblks 0) and nothing is given back to the kernel (keepcost 0).
+   */
+  mallinfo2(): Mallinfo2 {
+    const mi = emptyMallinfo2();
+    if (this.heapStart === 0) return mi;
+    for (let bp = this.heapStart + DSIZE; this.blockSize(bp) !== 0; bp += this.blockSize(bp)) {
+      if (this.isAllocated(bp)) continue;
+      mi.ordblks++;
+      mi.fordblks += this.blockSize(bp);
+    }
+    mi.arena = this.heapEnd - this.heapFloor();
+    mi.uordblks = mi.arena - mi.fordblks;
+    return mi;
   }
 
   checkHeap(): void {
@@ -209,6 +235,11 @@ export class FreeListAllocator implements Allocator {
   }
 
   // ---- private: the heap ----
+
+  /** Where the heap starts: the alignment pad word before the prologue (the break at init, aligned). */
+  private heapFloor(): number {
+    return this.heapStart - 2 * WSIZE;
+  }
 
   private init(): boolean {
     const base = this.libc.sbrk(0);

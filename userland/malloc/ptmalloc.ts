@@ -45,7 +45,15 @@
  */
 import { ENOMEM, type UserCpu } from '../../kernel/proc/uapi.ts';
 import type { Libc } from '../libc/libc.ts';
-import { type Allocator, callocBytes, MALLOC_ALIGNMENT, MallocAbort, type MallocStats } from './allocator.ts';
+import {
+  type Allocator,
+  callocBytes,
+  emptyMallinfo2,
+  MALLOC_ALIGNMENT,
+  type Mallinfo2,
+  MallocAbort,
+  type MallocStats,
+} from './allocator.ts';
 
 const SZ = 8;
 const MINSIZE = 32;
@@ -122,6 +130,9 @@ export class PtmallocAllocator implements Allocator {
   private dynamicThreshold = true;
   private mmappedBytes = 0;
   private mmappedChunks = 0;
+  /** glibc's max_mmapped_mem and max_n_mmaps: the peaks of the two above. */
+  private maxMmappedBytes = 0;
+  private maxMmappedChunks = 0;
   /** Usable bytes and blocks handed out (the cache's chunks and the table are not counted). */
   private inUseBytes = 0;
   private inUseBlocks = 0;
@@ -262,25 +273,41 @@ export class PtmallocAllocator implements Allocator {
     this.systrim(0);
   }
 
-  /** mallinfo2's main figures. */
-  mallinfo(): {
-    arena: number;
-    hblks: number;
-    hblkhd: number;
-    uordblks: number;
-    fordblks: number;
-    keepcost: number;
-  } {
-    const arena = this.arena === 0 ? 0 : this.brkEnd - this.heapFloor;
-    const top = this.arena === 0 ? 0 : this.chunkSize(this.load(this.arena + A_TOP));
-    return {
-      arena,
-      hblks: this.mmappedChunks,
-      hblkhd: this.mmappedBytes,
-      uordblks: this.inUseBytes,
-      fordblks: Math.max(0, arena - this.inUseBytes),
-      keepcost: top,
-    };
+  /**
+   * mallinfo2, as glibc's int_mallinfo computes it: the top chunk, the fast bins (smblks,
+   * fsmblks) and every bin are free; tcache chunks count as in use, as in glibc; arena is the
+   * brk heap, hblks and hblkhd the mapped chunks; keepcost the top chunk. All from the heap.
+   */
+  mallinfo2(): Mallinfo2 {
+    const mi = emptyMallinfo2();
+    if (this.arena === 0) return mi;
+    mi.keepcost = this.chunkSize(this.load(this.arena + A_TOP));
+    mi.ordblks = 1; // the top chunk
+    for (let i = 0; i < NFASTBINS; i++) {
+      for (let q = this.load(this.arena + A_FAST + i * SZ); q !== 0; q = this.load(q + FD)) {
+        mi.smblks++;
+        mi.fsmblks += this.chunkSize(q);
+      }
+    }
+    let binned = 0;
+    for (let i = 1; i < NBINS; i++) {
+      const b = this.binAt(i);
+      for (let q = this.load(b + BK); q !== b; q = this.load(q + BK)) {
+        mi.ordblks++;
+        binned += this.chunkSize(q);
+      }
+    }
+    mi.arena = this.brkEnd - this.heapFloor;
+    mi.fordblks = mi.keepcost + mi.fsmblks + binned;
+    mi.uordblks = mi.arena - mi.fordblks;
+    mi.hblks = this.mmappedChunks;
+    mi.hblkhd = this.mmappedBytes;
+    return mi;
+  }
+
+  /** The most chunks and bytes mapped at once (malloc_stats' "max mmap regions" and "max mmap bytes"). */
+  mmapPeak(): { regions: number; bytes: number } {
+    return { regions: this.maxMmappedChunks, bytes: this.maxMmappedBytes };
   }
 
   liveBlocks(): Array<{ ptr: number; size: number }> {
@@ -668,6 +695,8 @@ export class PtmallocAllocator implements Allocator {
     this.store(mem + SZ, size | IS_MMAPPED);
     this.mmappedBytes += size;
     this.mmappedChunks++;
+    this.maxMmappedBytes = Math.max(this.maxMmappedBytes, this.mmappedBytes);
+    this.maxMmappedChunks = Math.max(this.maxMmappedChunks, this.mmappedChunks);
     this.lastUsable = size - 2 * SZ;
     return mem;
   }

@@ -38,7 +38,15 @@
  */
 import { ENOMEM } from '../../kernel/proc/uapi.ts';
 import type { Libc } from '../libc/libc.ts';
-import { type Allocator, callocBytes, MALLOC_ALIGNMENT, MallocAbort, type MallocStats } from './allocator.ts';
+import {
+  type Allocator,
+  callocBytes,
+  emptyMallinfo2,
+  MALLOC_ALIGNMENT,
+  type Mallinfo2,
+  MallocAbort,
+  type MallocStats,
+} from './allocator.ts';
 
 const W = 8;
 const ALLOC = 1;
@@ -212,6 +220,35 @@ export class SegfitAllocator implements Allocator {
       inUseBytes: this.inUseBytes,
       inUseBlocks: this.inUseBlocks,
     };
+  }
+
+  /**
+   * mallinfo2 from a walk of the heap: arena is the brk heap (nothing is mapped, so hblks and
+   * hblkhd are 0); ordblks the free blocks; smblks and fsmblks the free objects of the slabs
+   * (never used or freed); keepcost the free last block (what releaseMemory gives back).
+   */
+  mallinfo2(): Mallinfo2 {
+    const mi = emptyMallinfo2();
+    if (this.arena === 0) return mi;
+    let free = 0;
+    for (let bp = this.firstBp; bp < this.brk; bp += this.blockSize(bp)) {
+      const h = this.load(bp - W);
+      if ((h & ALLOC) === 0) {
+        mi.ordblks++;
+        free += h - (h & FLAGS);
+      } else if ((h & SLAB) !== 0) {
+        const bytes = slabObjectSize(h);
+        const idle = slabCapacity(bytes) - ((h >>> 6) & 63);
+        mi.smblks += idle;
+        mi.fsmblks += idle * bytes;
+      }
+    }
+    const eh = this.load(this.brk - W);
+    mi.keepcost = (eh & PREV_ALLOC) === 0 ? this.load(this.brk - 2 * W) : 0;
+    mi.arena = this.brk - this.heapFloor;
+    mi.fordblks = free + mi.fsmblks;
+    mi.uordblks = mi.arena - mi.fordblks;
+    return mi;
   }
 
   /** malloc_trim: drop the slab map when no slab is left, then give back a free last block. */

@@ -25,7 +25,15 @@
  */
 import { ENOMEM, MADV_DONTNEED } from '../../kernel/proc/uapi.ts';
 import type { Libc } from '../libc/libc.ts';
-import { type Allocator, callocBytes, MALLOC_ALIGNMENT, MallocAbort, type MallocStats } from './allocator.ts';
+import {
+  type Allocator,
+  callocBytes,
+  emptyMallinfo2,
+  MALLOC_ALIGNMENT,
+  type Mallinfo2,
+  MallocAbort,
+  type MallocStats,
+} from './allocator.ts';
 
 const W = 8;
 const PAGE = 4096;
@@ -220,6 +228,45 @@ export class SizeClassAllocator implements Allocator {
       inUseBytes: this.inUseBytes,
       inUseBlocks: this.inUseBlocks,
     };
+  }
+
+  /**
+   * mallinfo2 from the spans and the thread cache. The heap is all mapped (arenas and the
+   * metadata region; there is no brk heap), and arena counts it; hblks and hblkhd are 0, as no
+   * block has a mapping of its own (a large object is a span of an arena). ordblks: free spans
+   * and the free objects of class spans; smblks and fsmblks: objects in the thread cache;
+   * keepcost: the free spans' pages not yet given back with madvise (what releaseMemory returns
+   * before it flushes the cache). uordblks holds the metadata and the unused tails of spans.
+   */
+  mallinfo2(): Mallinfo2 {
+    const mi = emptyMallinfo2();
+    if (this.meta === 0) return mi;
+    for (let c = 0; c < NCLASSES; c++) {
+      const count = this.load(this.meta + this.oCache + (c * 2 + 1) * W);
+      mi.smblks += count;
+      mi.fsmblks += count * CLASSES[c]!;
+    }
+    let free = 0;
+    for (let i = 0; i < this.spanCount; i++) {
+      const pages = this.span(i, S_PAGES);
+      if (pages === 0) continue;
+      const state = this.span(i, S_STATE);
+      if (state === FREE) {
+        mi.ordblks++;
+        free += pages * PAGE;
+        if (this.span(i, S_RELEASED) === 0) mi.keepcost += pages * PAGE;
+      } else if (state === SMALL) {
+        const size = CLASSES[this.span(i, S_CLASS)]!;
+        for (let o = this.span(i, S_FREELIST); o !== 0; o = this.load(o)) {
+          mi.ordblks++;
+          free += size;
+        }
+      }
+    }
+    mi.arena = this.mappedBytes + this.metaBytes;
+    mi.fordblks = free + mi.fsmblks;
+    mi.uordblks = mi.arena - mi.fordblks;
+    return mi;
   }
 
   /** Give every cached object back to its span and every free span's pages back to the kernel. */

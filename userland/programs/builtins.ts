@@ -23,7 +23,6 @@ import {
   type UserContext,
   type UserMain,
 } from '../../kernel/proc/uapi.ts';
-import type { LeakCheck } from '../libc/leak.ts';
 import { Libc, withLibc } from '../libc/libc.ts';
 import { Malloc } from '../libc/malloc.ts';
 import { free, pmap } from './procps.ts';
@@ -304,16 +303,14 @@ function forkNode(shape: ForkTreeShape, node: { level: number; id: number }): Us
 
 // ---- leaky ----
 
-const LEAK_CHECKS: readonly string[] = ['off', 'summary', 'full'];
-
 /**
  * leaky [KB_PER_REQUEST] [REQUESTS]: a server that handles REQUESTS requests (default 100000),
  * each in a buffer of KB_PER_REQUEST KiB (default 64) that it mallocs and fills. It frees three
  * buffers in four (a seeded choice) and forgets the others, so its heap grows until the OOM
- * killer takes it or the requests run out. The allocator is the C library's: VMLAB_MALLOC names
- * it (default ptmalloc) and VMLAB_LEAK_CHECK (off, summary, full) asks for the leak report at
- * exit. Prints a line to stdout per 100 requests; exit 1 when malloc fails, 2 for a bad argument
- * or environment.
+ * killer takes it or the requests run out. The allocator is the C library's, as the
+ * environment sets it up (VMLAB_MALLOC, default ptmalloc; VMLAB_LEAK_CHECK for the leak report
+ * at exit). Prints a line to stdout per 100 requests; exit 1 when malloc fails, 2 for a bad
+ * argument or environment.
  */
 const leaky: UserMain = withLibc(function* (libc) {
   const ctx = libc.ctx;
@@ -321,8 +318,14 @@ const leaky: UserMain = withLibc(function* (libc) {
   const requests = argInt(ctx, 2, { min: 0, max: 2 ** 40, fallback: 100_000 });
   if (kb === undefined || requests === undefined)
     return complain(ctx, 'usage: leaky [KB_PER_REQUEST] [REQUESTS]');
-  const heap = leakyMalloc(libc);
-  if (heap === null) return 2;
+  let heap: Malloc;
+  try {
+    heap = new Malloc(libc);
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err;
+    libc.puts(`leaky: ${err.message}\n`, 2);
+    return 2;
+  }
   const rand = new Rand(ctx.seed);
   let leakedKiB = 0;
   for (let r = 1; r <= requests; r++) {
@@ -340,23 +343,6 @@ const leaky: UserMain = withLibc(function* (libc) {
   }
   return 0;
 });
-
-/** leaky's malloc, as its environment asks; null (after a line on stderr) for a bad name. */
-function leakyMalloc(libc: Libc): Malloc | null {
-  const env = libc.ctx.env;
-  const leakCheck = env.VMLAB_LEAK_CHECK ?? 'off';
-  if (!LEAK_CHECKS.includes(leakCheck)) {
-    libc.puts(`leaky: VMLAB_LEAK_CHECK: '${leakCheck}' is not off, summary or full\n`, 2);
-    return null;
-  }
-  try {
-    return new Malloc(libc, { allocator: env.VMLAB_MALLOC, leakCheck: leakCheck as LeakCheck });
-  } catch (err) {
-    if (!(err instanceof RangeError)) throw err;
-    libc.puts(`leaky: VMLAB_MALLOC: ${err.message}\n`, 2);
-    return null;
-  }
-}
 
 // ---- mapwriter, mapreader ----
 

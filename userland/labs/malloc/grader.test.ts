@@ -7,7 +7,9 @@
  * replays with no overlap, misalignment or lost payload (vmlab malloc-replay's checks), and the
  * allocator answers the awkward calls as the C library does while its own checkHeap and
  * liveBlocks agree with what is live. Then the score: utilization (peak live payload over the
- * heap's high-water mark) on each trace and on average, against the thresholds below.
+ * heap's high-water mark) on each trace and on average, against the thresholds below. The
+ * high-water mark is what the kernel sees of the replay process (the brk extent plus the
+ * mappings the allocator made), never the allocator's own stats().heapBytes.
  */
 import { resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -158,5 +160,22 @@ describe('lab 3: malloc', () => {
     for (const name of MALLOC_TRACE_NAMES)
       expect(replayed(name).utilization, `${name}: utilization`).toBeGreaterThanOrEqual(TRACE_UTILIZATION);
     expect(average, 'average utilization').toBeGreaterThanOrEqual(AVERAGE_UTILIZATION);
+  });
+
+  it('measures the heap as the kernel sees it: stats().heapBytes changes nothing', () => {
+    const name = MALLOC_TRACE_NAMES[0];
+    const liar = (libc: Libc): Allocator => {
+      const inner = factory(libc);
+      return Object.assign(Object.create(inner) as Allocator, {
+        stats: () => ({ ...inner.stats(), heapBytes: 1 }),
+      });
+    };
+    const r = mallocReplay(parseMallocTrace(`${name}.rep`, mallocTraceText(name)), 'liar', {
+      factory: liar,
+      speed: 'none',
+    });
+    expect(r.reportedHeapHighWaterBytes).toBe(1);
+    expect(r.heapHighWaterBytes).toBe(replayed(name).heapHighWaterBytes);
+    expect(r.utilization).toBe(replayed(name).utilization);
   });
 });
