@@ -19,7 +19,6 @@ import {
   closeSync,
   constants,
   existsSync,
-  fstatSync,
   ftruncateSync,
   lstatSync,
   mkdirSync,
@@ -95,6 +94,8 @@ export class Inode implements MappedFile {
   hostSizeBytes: number;
   readonly kobj: number;
   readonly dentry: number;
+  /** The host file's identity ("dev:ino"), the file system's key for this inode. */
+  readonly hostKey: string;
   private hostFd = -1;
   private hostWritable = false;
 
@@ -115,6 +116,7 @@ export class Inode implements MappedFile {
     this.mode = fields.stats.mode & 0o7777;
     this.kobj = fields.kobj;
     this.dentry = fields.dentry;
+    this.hostKey = hostKey(fields.stats);
   }
 
   /** Read host bytes at `pos` into `dst` (short at the host file's end; the rest is left as is). */
@@ -467,25 +469,22 @@ export class FileSystem {
     const inode = new Inode({
       ino: this.nextIno++,
       path: r.kernelPath,
-      hostPath: r.hostPath,
-      stats: statOf(r.hostPath) ?? stats,
+      hostPath: r.hostPath, // resolve() followed every link: its stats are the file's own
+      stats,
       kobj,
       dentry,
     });
     inode.openHost();
-    this.byHost.set(key, inode);
+    this.byHost.set(inode.hostKey, inode);
     return inode;
   }
 
   private forget(inode: Inode): void {
-    for (const [key, v] of this.byHost) {
-      if (v !== inode) continue;
-      this.byHost.delete(key);
-      inode.closeHost();
-      this.deps.caches.inode.free(inode.kobj);
-      this.deps.caches.dentry.free(inode.dentry);
-      return;
-    }
+    if (this.byHost.get(inode.hostKey) !== inode) return;
+    this.byHost.delete(inode.hostKey);
+    inode.closeHost();
+    this.deps.caches.inode.free(inode.kobj);
+    this.deps.caches.dentry.free(inode.dentry);
   }
 
   private createHostFile(hostPath: string, mode: number): number {
@@ -519,19 +518,6 @@ function procPath(path: string): string | null {
 function lstatOrNull(path: string): Stats | null {
   try {
     return lstatSync(path);
-  } catch {
-    return null;
-  }
-}
-
-function statOf(path: string): Stats | null {
-  try {
-    const fd = openSync(path, constants.O_RDONLY);
-    try {
-      return fstatSync(fd);
-    } finally {
-      closeSync(fd);
-    }
   } catch {
     return null;
   }

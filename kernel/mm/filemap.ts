@@ -333,16 +333,16 @@ export class PageCache {
   }
 
   /**
-   * Dirty pages for the flusher, oldest first (by the time they became dirty, then file and
-   * index): those dirtied at or before `dirtiedBefore`, at most `max` of them.
+   * The `max` oldest dirty pages (by the time they became dirty, then file and index), for the
+   * flusher and throttled writers.
    */
-  dirtyPages(dirtiedBefore: number, max: number): number[] {
+  dirtyPages(max: number): number[] {
     const pages = this.services.pages;
     const found: number[] = [];
     for (const ino of [...this.files.keys()].sort((a, b) => a - b)) {
       const file = this.files.get(ino)!;
       for (const [, pfn] of [...file.pages.entries()].sort((a, b) => a[0] - b[0])) {
-        if (pages.has(pfn, PG_DIRTY) && this.dirtiedAt[pfn]! <= dirtiedBefore) found.push(pfn);
+        if (pages.has(pfn, PG_DIRTY)) found.push(pfn);
       }
     }
     found.sort((a, b) => this.dirtiedAt[a]! - this.dirtiedAt[b]!); // stable: ties keep file order

@@ -140,7 +140,10 @@ export interface MmServices {
   newShmem(): SharedAnonObject;
   /** Drop a VMA's reference to a shared anonymous object; its pages go at the last user. */
   putShmem(obj: SharedAnonObject): void;
-  /** `mm` maps `file` (mmap, fork): the page cache's reverse map learns of it. */
+  /**
+   * A new VMA of `mm` maps `file` (mmap, exec, fork): the VMA's reference (mapUsers) is taken
+   * and the page cache's reverse map learns of `mm`.
+   */
   fileMapped(file: MappedFile, mm: AddressSpace): void;
   /** A file page's PTE was dirty when it went (munmap, exit, DONTNEED): the page is dirty now. */
   fileDirtied(pfn: number): void;
@@ -432,7 +435,6 @@ export class AddressSpace {
       if (v.anon !== null && !this.services.joinAnonFamily(v.anon, child)) return false;
       if (v.backing.kind === 'shmem') v.backing.object.users++;
       if (v.backing.kind === 'file') {
-        v.backing.file.mapUsers++;
         this.services.fileMapped(v.backing.file, child);
       }
       const entries: number[] = [];

@@ -74,8 +74,6 @@ export interface MmapEnv {
    * such descriptor) or -ENODEV (it cannot be mapped: a console, a directory).
    */
   mappableFile(fd: number): { file: MappedFile; readable: boolean; writable: boolean } | number;
-  /** `as` maps `file` now (the page cache's reverse map learns of it). */
-  fileMapped(file: MappedFile): void;
   /** Write back pages [fromIndex, toIndex) of `file`; with 'sync' the caller waits for the disk. */
   syncFile(file: MappedFile, fromIndex: number, toIndex: number, mode: 'sync' | 'async'): void;
 }
@@ -286,8 +284,7 @@ function mmapFile(
     if ((vmFlags & VM_ACCOUNT) !== 0) as.uncharge(length / page);
     return -ENOMEM;
   }
-  opened.file.mapUsers++;
-  env.fileMapped(opened.file);
+  as.services.fileMapped(opened.file, as);
   as.vmas.mergeAround(vma);
   as.updateHiwater();
   if ((flags & MAP_POPULATE) !== 0) {

@@ -315,7 +315,10 @@ export class Kernel {
       },
       newShmem: () => ({ id: this.nextShmemId++, pages: new Map(), users: 1 }),
       putShmem: (obj) => this.putShmem(obj),
-      fileMapped: (file, mm) => this.pageCache.addMapper(file, mm),
+      fileMapped: (file, mm) => {
+        file.mapUsers++;
+        this.pageCache.addMapper(file, mm);
+      },
       fileDirtied: (pfn) => this.pageCache.markDirty(pfn),
       fileVmaGone: (_mm, vma) => this.fileVmaGone(vma),
       mmGone: (mm) => this.pageCache.removeMapper(mm),
@@ -1163,7 +1166,7 @@ export class Kernel {
     const excess = Math.max(0, pc.nrDirty - this.dirtyLimits().background);
     const expired = this.hw.clock.now - this.tunables.dirtyExpireCycles;
     const batch: number[] = [];
-    for (const pfn of pc.dirtyPages(Number.POSITIVE_INFINITY, pc.nrDirty)) {
+    for (const pfn of pc.dirtyPages(pc.nrDirty)) {
       if (pc.dirtiedAt[pfn]! > expired && batch.length >= excess) break;
       batch.push(pfn);
     }
@@ -1183,7 +1186,7 @@ export class Kernel {
     const pc = this.pageCache;
     const limits = this.dirtyLimits();
     if (pc.nrDirty <= limits.throttle) return;
-    this.waitForIo(pc.writePages(pc.dirtyPages(Number.POSITIVE_INFINITY, pc.nrDirty - limits.background)));
+    this.waitForIo(pc.writePages(pc.dirtyPages(pc.nrDirty - limits.background)));
   }
 
   /** After a write(): throttle the writer when too much is dirty. Returns `result`. */
@@ -1330,10 +1333,7 @@ export class Kernel {
       if ((s.flags & VM_ACCOUNT) !== 0) mm.uncharge((s.end - s.start) / page);
       return -ENOMEM;
     }
-    if (s.file !== undefined) {
-      s.file.mapUsers++;
-      this.pageCache.addMapper(s.file, mm);
-    }
+    if (s.file !== undefined) this.services.fileMapped(s.file, mm);
     return 0;
   }
 
@@ -1455,7 +1455,6 @@ export class Kernel {
         if (f.kind !== 'regular' || f.inode.isDirectory) return -ENODEV;
         return { file: f.inode, readable: canRead(f), writable: canWrite(f) };
       },
-      fileMapped: (file) => k.pageCache.addMapper(file, mm()),
       syncFile: (file, from, to, mode) => {
         const done = k.pageCache.syncRange(file as Inode, from, to);
         if (mode === 'sync') k.waitForIo(done);
