@@ -1,45 +1,16 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { bootKernel, buildMachine } from '../kernel/boot/machine.ts';
 import { ENOMEM, SIGABRT, type UserContext, WTERMSIG } from '../kernel/proc/uapi.ts';
 import { Libc } from '../userland/libc/libc.ts';
 import { M_MMAP_MAX, M_TOP_PAD, PtmallocAllocator } from '../userland/malloc/ptmalloc.ts';
+import { PayloadModel, runAllocatorProgram, runChecked as runCheckedIn } from './helpers/malloc.ts';
 
 /** Run `body` as a process on a fresh machine; the task and the kernel log's last line. */
-function runProgram(body: (ctx: UserContext) => void) {
-  const m = bootKernel(buildMachine({ memoryBytes: 64 * 1024 * 1024 }), {
-    loader: (path) => ({
-      path,
-      textBytes: 4096,
-      dataBytes: 4096,
-      bssBytes: 4096,
-      main: function* (ctx) {
-        body(ctx);
-        yield;
-        return 0;
-      },
-    }),
-    tunables: { overcommitMemory: 1 },
-  });
-  const t = m.kernel.spawn('/bin/ptmalloc', ['ptmalloc']);
-  if (typeof t === 'number') throw new Error('spawn');
-  m.kernel.run();
-  return { t, lastLog: m.kernel.log.at(-1)?.text ?? '' };
-}
+const runProgram = (body: (ctx: UserContext) => void) =>
+  runAllocatorProgram('ptmalloc', body, { overcommit: 1 });
 
 /** Run `body`, rethrowing what it threw (expect failures inside the emulated process). */
-function runChecked(body: (ctx: UserContext) => void): void {
-  let failure: unknown;
-  const { t } = runProgram((ctx) => {
-    try {
-      body(ctx);
-    } catch (err) {
-      failure = err;
-    }
-  });
-  if (failure !== undefined) throw failure;
-  expect(t.waitStatus).toBe(0);
-}
+const runChecked = (body: (ctx: UserContext) => void) => runCheckedIn('ptmalloc', body, { overcommit: 1 });
 
 const PAGE = 4096;
 
@@ -65,58 +36,34 @@ describe('ptmalloc against a model', () => {
           a.free(a.malloc(1));
           a.releaseMemory();
           const initial = a.stats().heapBytes;
-          const live = new Map<number, { size: number; byte: number }>();
-          let stamp = 0;
-          const check = (p: number, n: number): void => {
-            const info = live.get(p)!;
-            const got = new Uint8Array(Math.min(info.size, n));
-            ctx.cpu.loadBytes(p, got);
-            expect(got.every((b) => b === info.byte)).toBe(true);
-          };
-          const add = (p: number, n: number, align = 16): void => {
-            expect(p).not.toBe(0);
-            expect(p % align).toBe(0);
-            expect(a.usableSize(p)).toBeGreaterThanOrEqual(n);
-            for (const [q, b] of live) expect(p + n <= q || q + b.size <= p).toBe(true);
-            const byte = ++stamp & 0xff;
-            ctx.cpu.fillBytes(p, n, byte);
-            live.set(p, { size: n, byte });
-          };
+          const model = new PayloadModel(ctx, a);
           for (const o of ops) {
-            const ptrs = [...live.keys()];
-            const victim = ptrs.length > 0 ? ptrs[o.pick % ptrs.length]! : 0;
+            const victim = model.victim(o.pick);
             if (o.kind === 'calloc') {
               const p = a.calloc(1, o.size);
               const got = new Uint8Array(o.size);
               ctx.cpu.loadBytes(p, got);
               expect(got.every((b) => b === 0)).toBe(true);
-              add(p, o.size);
+              model.add(p, o.size);
             } else if (o.kind === 'memalign') {
               const align = 32 << (o.pick % 8);
-              add(a.memalign(align, o.size), o.size, align);
+              model.add(a.memalign(align, o.size), o.size, align);
             } else if (o.kind === 'malloc' || victim === 0) {
-              add(a.malloc(o.size), o.size);
+              model.add(a.malloc(o.size), o.size);
             } else if (o.kind === 'free') {
-              check(victim, live.get(victim)!.size);
-              live.delete(victim);
+              model.freed(victim);
               a.free(victim);
             } else if (o.size === 0) {
-              live.delete(victim);
+              model.live.delete(victim);
               expect(a.realloc(victim, 0)).toBe(0); // glibc: realloc(p, 0) frees p
             } else {
-              const old = live.get(victim)!;
-              const p = a.realloc(victim, o.size);
-              live.delete(victim);
-              live.set(p, old);
-              check(p, o.size);
-              live.delete(p);
-              add(p, o.size);
+              model.moved(victim, a.realloc(victim, o.size), o.size);
             }
             a.checkHeap();
-            expect(a.stats().inUseBlocks).toBe(live.size);
-            expect(a.liveBlocks().map((b) => b.ptr)).toEqual([...live.keys()].sort((x, y) => x - y));
+            expect(a.stats().inUseBlocks).toBe(model.live.size);
+            expect(a.liveBlocks().map((b) => b.ptr)).toEqual(model.sorted());
           }
-          for (const p of live.keys()) a.free(p);
+          for (const p of model.live.keys()) a.free(p);
           a.releaseMemory();
           a.checkHeap();
           expect(a.stats().inUseBytes).toBe(0);

@@ -1,31 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { bootKernel, buildMachine } from '../kernel/boot/machine.ts';
 import { SIGABRT, type UserContext, WTERMSIG } from '../kernel/proc/uapi.ts';
 import { Libc } from '../userland/libc/libc.ts';
 import { SizeClassAllocator } from '../userland/malloc/sizeclass.ts';
+import { PayloadModel, runAllocatorProgram, runChecked } from './helpers/malloc.ts';
 
 /** Run `body` as a process on a fresh machine; the task and the kernel log's last line. */
-function runProgram(body: (ctx: UserContext) => void) {
-  const m = bootKernel(buildMachine({ memoryBytes: 64 * 1024 * 1024 }), {
-    loader: (path) => ({
-      path,
-      textBytes: 4096,
-      dataBytes: 4096,
-      bssBytes: 4096,
-      main: function* (ctx) {
-        body(ctx);
-        yield;
-        return 0;
-      },
-    }),
-    tunables: { overcommitMemory: 1 },
-  });
-  const t = m.kernel.spawn('/bin/sizeclass', ['sizeclass']);
-  if (typeof t === 'number') throw new Error('spawn');
-  m.kernel.run();
-  return { t, lastLog: m.kernel.log.at(-1)?.text ?? '' };
-}
+const runProgram = (body: (ctx: UserContext) => void) =>
+  runAllocatorProgram('sizeclass', body, { overcommit: 1 });
 
 /** Sizes for every path: small classes, big classes (one object a span), large spans, arenas of their own. */
 const size = fc.oneof(
@@ -38,52 +20,31 @@ const op = fc.record({ kind: fc.constantFrom('malloc', 'malloc', 'free', 'reallo
 
 describe('sizeclass against a model', () => {
   it('blocks never overlap and keep their bytes; the heap checks after every step and gives its arenas back', () => {
-    let failure: unknown;
-    const { t } = runProgram((ctx) => {
-      try {
+    runChecked(
+      'sizeclass',
+      (ctx) => {
         fc.assert(
           fc.property(fc.array(op, { minLength: 1, maxLength: 120, size: 'max' }), (ops) => {
             const a = new SizeClassAllocator(new Libc(ctx));
             const first = a.malloc(16);
             const initial = a.stats().heapBytes;
-            const live = new Map<number, { size: number; byte: number }>();
-            let stamp = 0;
-            const check = (p: number, n: number): void => {
-              const info = live.get(p)!;
-              const got = new Uint8Array(Math.min(info.size, n));
-              ctx.cpu.loadBytes(p, got);
-              expect(got.every((b) => b === info.byte)).toBe(true);
-            };
-            const add = (p: number, n: number): void => {
-              expect(p % 16).toBe(0);
-              expect(a.usableSize(p)).toBeGreaterThanOrEqual(n);
-              for (const [q, b] of live) expect(p + n <= q || q + b.size <= p).toBe(true);
-              const byte = ++stamp & 0xff;
-              ctx.cpu.fillBytes(p, n, byte);
-              live.set(p, { size: n, byte });
-            };
+            const model = new PayloadModel(ctx, a);
             for (const o of ops) {
-              const ptrs = [...live.keys()];
-              const victim = ptrs.length > 0 ? ptrs[o.pick % ptrs.length]! : 0;
-              if (o.kind === 'malloc' || victim === 0) add(a.malloc(o.size), o.size);
+              const victim = model.victim(o.pick);
+              if (o.kind === 'malloc' || victim === 0) model.add(a.malloc(o.size), o.size);
               else if (o.kind === 'free') {
-                check(victim, live.get(victim)!.size);
-                live.delete(victim);
+                model.freed(victim);
                 a.free(victim);
               } else {
-                const old = live.get(victim)!;
-                const p = a.realloc(victim, o.size);
-                live.delete(victim);
-                live.set(p, old);
-                check(p, o.size);
-                live.delete(p);
-                add(p, o.size);
+                model.moved(victim, a.realloc(victim, o.size), o.size);
               }
               a.checkHeap();
-              expect(a.stats().inUseBlocks).toBe(live.size + 1);
-              expect(a.liveBlocks().map((b) => b.ptr)).toEqual([...live.keys(), first].sort((x, y) => x - y));
+              expect(a.stats().inUseBlocks).toBe(model.live.size + 1);
+              expect(a.liveBlocks().map((b) => b.ptr)).toEqual(
+                [...model.live.keys(), first].sort((x, y) => x - y),
+              );
             }
-            for (const p of live.keys()) a.free(p);
+            for (const p of model.live.keys()) a.free(p);
             a.releaseMemory();
             a.checkHeap();
             expect(a.stats().heapBytes).toBe(initial);
@@ -92,12 +53,9 @@ describe('sizeclass against a model', () => {
           }),
           { seed: 5, numRuns: 40 },
         );
-      } catch (err) {
-        failure = err;
-      }
-    });
-    if (failure !== undefined) throw failure;
-    expect(t.waitStatus).toBe(0);
+      },
+      { overcommit: 1 },
+    );
   });
 
   it('a double free into the thread cache is caught by its key', () => {
