@@ -43,9 +43,11 @@ function refusal(fn: () => unknown): string {
 }
 
 describe('buildMachine', () => {
-  it('builds the defaults: 64 MiB of x86-64 with a 64-entry 4-way TLB at 1 GHz', () => {
+  it('builds the defaults: 64 MiB of x86-64 with a 64-entry 4-way TLB and a 1536-entry STLB at 1 GHz', () => {
     const m = buildMachine();
-    expect(m.config).toEqual(DEFAULT_MACHINE);
+    expect(m.config).toEqual({ ...DEFAULT_MACHINE, stlbEntries: 1536, stlbWays: 12 });
+    expect(m.mmu.stlb?.entries).toBe(1536);
+    expect(m.mmu.stlb?.ways).toBe(12);
     expect(m.format.name).toBe('x86-64');
     expect(m.mem.frameCount).toBe((64 << 20) / 4096);
     expect(m.mem.pageBytes).toBe(4096);
@@ -63,8 +65,24 @@ describe('buildMachine', () => {
       'ARG format x86-64 (levels 9/9/9/9, 8-byte entries, 48-bit VA)',
       'ARG cpu 1000000000 Hz',
       'ARG tlb 64 entries, 4-way, lru, hardware-managed',
+      'ARG stlb 1536 entries, 12-way, unified',
       'ARG asid bits 12',
     ]);
+  });
+
+  it('gives a software-managed TLB no second level, and refuses one asked for', () => {
+    expect(buildMachine({ tlbManagement: 'software' }).mmu.stlb).toBeNull();
+    expect(buildMachine({ stlbEntries: 0 }).mmu.stlb).toBeNull();
+    expect(() => buildMachine({ tlbManagement: 'software', stlbEntries: 512 })).toThrow(
+      /machine: stlb: a software-managed TLB has no second level/,
+    );
+    // Ways unless given: the most of 12, 16, 8, 4, 2, 1 that divides the entries.
+    expect(buildMachine({ stlbEntries: 512 }).mmu.stlb?.ways).toBe(16);
+    expect(buildMachine({ stlbEntries: 24 }).mmu.stlb?.ways).toBe(12);
+    expect(buildMachine({ stlbEntries: 6 }).mmu.stlb?.ways).toBe(2);
+    expect(() => buildMachine({ stlbEntries: 100, stlbWays: 7 })).toThrow(
+      /machine: stlb.ways: 7 does not divide 100 entries/,
+    );
   });
 
   it('takes overrides, a format file among them', () => {

@@ -754,6 +754,150 @@ describe('the cost model', () => {
   });
 });
 
+describe('the second-level TLB', () => {
+  const COST: CostModel = resolveCostModel({
+    tlbLookupCycles: 1,
+    stlbLookupCycles: 7,
+    memoryAccessCycles: 10,
+  });
+  /** A 4-entry direct-mapped first level in front of a 64-entry 4-way second level. */
+  function stlbMachine(hand: HandFormat = handX86_64) {
+    return machine(hand, {
+      tlb: { entries: 4, ways: 1, replacement: 'lru' },
+      stlb: { entries: 64, ways: 4 },
+      cost: COST,
+    });
+  }
+  // Pages 1 and 5 share set 1 of the direct-mapped first level: each evicts the other.
+  const A = 1 * 4096;
+  const B = 5 * 4096;
+
+  it('refills the first level from the second without a walk, at the STLB lookup cost', () => {
+    const { mmu, pt, clock } = stlbMachine();
+    pt.map(A, DATA);
+    pt.map(B, DATA + 1);
+    mmu.load8(A); // L1 miss, STLB miss: walk, fills both
+    mmu.load8(B); // the same; evicts A from L1 only
+    expect(mmu.walks).toBe(2);
+    expect(clock.now).toBe(2 * (1 + 10 + 7 + 4 * 10));
+    const t0 = clock.now;
+    mmu.load8(A + 8); // L1 miss, STLB hit
+    expect(mmu.walks).toBe(2);
+    expect(clock.now - t0).toBe(1 + 10 + 7);
+    expect(mmu.dtlb.misses).toBe(3);
+    expect(mmu.stlb!.hits).toBe(1);
+    expect(mmu.stlb!.misses).toBe(2);
+    mmu.load8(A + 16); // an L1 hit again
+    expect(mmu.dtlb.hits).toBe(1);
+    expect(mmu.stlb!.hits + mmu.stlb!.misses).toBe(3);
+    expect(mmu.dtlb.validCount()).toBe(1); // A and B fight over one L1 set
+    expect(mmu.stlb!.validCount()).toBe(2);
+    mmu.dtlb.checkInvariants();
+    mmu.stlb!.checkInvariants();
+  });
+
+  it('keeps a changed translation until the kernel invalidates the page, in both levels', () => {
+    const { mmu, pt, mem } = stlbMachine();
+    pt.map(A, DATA);
+    pt.map(B, DATA + 1);
+    mem.write8(DATA * 4096, 11);
+    mem.write8((DATA + 2) * 4096, 22);
+    expect(mmu.load8(A)).toBe(11);
+    mmu.load8(B); // A leaves L1, stays in the STLB
+    pt.map(A, DATA + 2); // the PTE changes, no invlpg: the STLB still has the old frame
+    expect(mmu.load8(A)).toBe(11);
+    mmu.invalidatePage(A);
+    expect(mmu.dtlb.probe(1, 0)).toBe(-1);
+    expect(mmu.stlb!.probe(1, 0)).toBe(-1);
+    expect(mmu.load8(A)).toBe(22);
+    expect(mmu.walks).toBe(3);
+  });
+
+  it('a write through an entry the STLB holds clean makes a dirty assist that refreshes both levels', () => {
+    const { mmu, pt } = stlbMachine();
+    pt.map(A, DATA);
+    pt.map(B, DATA + 1);
+    mmu.load8(A); // cached clean
+    mmu.load8(B);
+    mmu.store8(A, 1); // STLB hit, clean: walk to set D
+    expect(pt.entryAt(A, 3)[0] & X86.D).toBe(X86.D);
+    expect(mmu.dirtyAssists).toBe(1);
+    expect(mmu.walks).toBe(3);
+    mmu.load8(B);
+    mmu.store8(A + 1, 2); // the STLB copy is dirty now: no walk
+    expect(mmu.walks).toBe(3);
+    expect(mmu.stlb!.perm[mmu.stlb!.probe(1, 0)]! & TLB_DIRTY).toBe(TLB_DIRTY);
+  });
+
+  it('a protection fault found in the STLB drops the page from both levels', () => {
+    const { mmu, pt } = stlbMachine();
+    pt.map(A, DATA, { leaf: x86Bits(X86.US) }); // read-only
+    pt.map(B, DATA + 1);
+    mmu.load8(A);
+    mmu.load8(B);
+    expect(mmu.translate(A, ACCESS_WRITE, MODE_USER)).toBe(-1);
+    expect(faultOf(mmu)).toMatchObject({ kind: 'protection', reason: 'write-to-read-only' });
+    expect(mmu.walks).toBe(2); // refused from the cached permissions
+    expect(mmu.stlb!.probe(1, 0)).toBe(-1);
+    expect(mmu.dtlb.probe(1, 0)).toBe(-1);
+  });
+
+  it('flushes with the first level: address-space switch without ASIDs, flushTlb, invalidateAsid', () => {
+    const { mmu, pt } = stlbMachine();
+    pt.map(A, DATA);
+    mmu.load8(A);
+    mmu.switchAddressSpace(1, 0); // asidBits 0: a CR3 write
+    expect(mmu.stlb!.validCount()).toBe(0);
+    mmu.load8(A);
+    mmu.flushTlb();
+    expect(mmu.stlb!.validCount()).toBe(0);
+    const tagged = machine(handX86_64, { stlb: { entries: 64, ways: 4 }, asidBits: 8 });
+    tagged.pt.map(A, DATA);
+    tagged.mmu.switchAddressSpace(1, 3);
+    tagged.mmu.load8(A);
+    tagged.mmu.switchAddressSpace(1, 4); // tagged entries stay
+    expect(tagged.mmu.stlb!.validCount()).toBe(1);
+    tagged.mmu.invalidateAsid(3);
+    expect(tagged.mmu.stlb!.validCount()).toBe(0);
+  });
+
+  it('serves instruction fetches too (one unified second level behind split first levels)', () => {
+    const { mmu, pt } = machine(handX86_64, {
+      tlb: { entries: 4, ways: 1, replacement: 'lru' },
+      splitTlb: true,
+      stlb: { entries: 64, ways: 4 },
+    });
+    pt.map(A, DATA);
+    mmu.load8(A); // data walk fills the dTLB and the STLB
+    mmu.fetch8(A); // iTLB miss, STLB hit
+    expect(mmu.walks).toBe(1);
+    expect(mmu.itlb.misses).toBe(1);
+    expect(mmu.stlb!.hits).toBe(1);
+  });
+
+  it('the effective access time is the two-level textbook formula', () => {
+    const { mmu, pt, clock } = stlbMachine();
+    const pages = [1, 5, 9, 2];
+    for (const p of pages) pt.map(p * 4096, DATA + p);
+    // Pages 1, 5 and 9 fight over set 1 of L1; page 2 has set 2 to itself.
+    const refs = [1, 5, 9, 2, 1, 2, 5, 9, 9, 2];
+    for (const p of refs) mmu.load8(p * 4096);
+    const n = refs.length;
+    const h1 = mmu.dtlb.hits / n;
+    const h2 = mmu.stlb!.hits / mmu.dtlb.misses;
+    expect([mmu.dtlb.hits, mmu.dtlb.misses, mmu.stlb!.hits, mmu.stlb!.misses]).toEqual([3, 7, 3, 4]);
+    // EAT = h (t_tlb + t_mem) + (1 - h) (t_tlb + t_stlb + t_mem + (1 - h2) L t_mem)
+    const eat = h1 * (1 + 10) + (1 - h1) * (1 + 7 + 10 + (1 - h2) * 4 * 10);
+    expect(clock.now).toBeCloseTo(n * eat, 6);
+  });
+
+  it('a software-managed TLB has none', () => {
+    expect(() => machine(handX86_32, { tlbManagement: 'software', stlb: { entries: 64, ways: 4 } })).toThrow(
+      /stlb: a software-managed TLB has no second level/,
+    );
+  });
+});
+
 describe('the software-managed TLB', () => {
   /** A refill handler that walks the hand tables in software and writes the TLB entry. */
   function softwareMachine(hand: HandFormat = handX86_32) {

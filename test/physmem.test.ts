@@ -230,6 +230,7 @@ describe('ranges', () => {
       fc.record({ w: fc.constant(8), pa: fc.nat(size - 8), v: fc.maxSafeInteger() }),
       fc.record({ w: fc.constant(0), pa: fc.nat(size - 1), v: fc.nat(0xff) }), // writeBytes of 1..20 bytes
       fc.record({ w: fc.constant(-1), pa: fc.nat(frames - 1), v: fc.nat(0xff) }), // fillFrame
+      fc.record({ w: fc.constant(-2), pa: fc.nat(frames - 1), v: fc.nat(0xffffffff) }), // frameWrite32, aligned
     );
     fc.assert(
       fc.property(fc.array(op, { maxLength: 60 }), (ops) => {
@@ -254,6 +255,10 @@ describe('ranges', () => {
             const src = Uint8Array.from({ length: n }, (_, i) => (v + i) & 0xff);
             mem.writeBytes(pa, src);
             model.set(src, pa);
+          } else if (w === -2) {
+            const off = (v % (pageBytes / 4)) * 4;
+            mem.frameWrite32(pa, off, v);
+            view.setUint32(pa * pageBytes + off, v, true);
           } else {
             mem.fillFrame(pa, v);
             model.fill(v, pa * pageBytes, (pa + 1) * pageBytes);
@@ -268,6 +273,13 @@ describe('ranges', () => {
         }
         for (let pa = 0; pa + 8 <= size; pa += 5) {
           expect(mem.read64Big(pa)).toBe(view.getBigUint64(pa, true));
+        }
+        // The frame-level reads the MMU uses: aligned words come from the frames' word views,
+        // which must follow every release, recycle and rematerialization of a frame's buffer.
+        for (let pa = 0; pa + 4 <= size; pa += 2) {
+          const pfn = Math.floor(pa / pageBytes);
+          const off = pa % pageBytes;
+          if (off + 4 <= pageBytes) expect(mem.frameRead32(pfn, off)).toBe(view.getUint32(pa, true));
         }
         // materializedFrames == number of frames not backed by the shared zero frame.
         let backed = 0;

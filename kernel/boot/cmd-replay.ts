@@ -43,6 +43,7 @@ export function registerReplay(program: Command): void {
     .option('--tlb-entries <n>', 'TLB entries', '64')
     .option('--tlb-ways <n>', 'TLB ways', '4')
     .option('--tlb-policy <name>', 'TLB replacement: lru, fifo, random', 'lru')
+    .option('--stlb-entries <n>', 'second-level TLB entries (0: none)', '1536')
     .option('--trace-format <fmt>', 'auto, lackey, rw or pages', 'auto')
     .option('--include-instructions', 'replay lackey instruction fetches (I lines) as execute references')
     .option('--disk <profile>', 'swap disk profile: ram, nvme, ssd, hdd', 'ssd')
@@ -162,6 +163,7 @@ export function runReplay(
       tlbEntries: intOption(opts, 'tlbEntries', 1),
       tlbWays: intOption(opts, 'tlbWays', 1),
       tlbReplacement: tlbPolicy as 'lru' | 'fifo' | 'random',
+      stlbEntries: opts.stlbEntries === undefined ? undefined : intOption(opts, 'stlbEntries', 0),
       seed: intOption(opts, 'seed', 0),
     },
     swapProfile: disk as DiskProfileName,
@@ -178,6 +180,7 @@ export function renderReplay(tracePath: string, r: ReplayResult, opts: Record<st
     `ARG frames ${r.config.frames === 0 ? 'unlimited' : r.config.frames}`,
     `ARG format ${r.config.format} (${r.config.pageBytes}-byte pages)`,
     `ARG tlb ${r.config.tlbEntries} entries, ${r.config.tlbWays}-way, ${r.config.tlbReplacement}`,
+    `ARG stlb ${r.config.stlbEntries > 0 ? `${r.config.stlbEntries} entries, ${r.config.stlbWays}-way` : 'none'}`,
     `ARG seed ${opts.seed ?? 0}`,
     '',
   ];
@@ -188,6 +191,8 @@ export function renderReplay(tracePath: string, r: ReplayResult, opts: Record<st
     `faults       ${r.faults} (${r.majorFaults} major)  hit ratio ${(100 * (1 - r.faults / Math.max(1, r.references))).toFixed(2)}%`,
     `writebacks   ${r.writebacks}`,
     `tlb          ${r.tlbHits} hits, ${r.tlbMisses} misses (${hitRate.toFixed(2)}% hits)`,
+    ...(r.config.stlbEntries > 0 ? [`stlb         ${r.stlbHits} hits, ${r.stlbMisses} misses`] : []),
+    `page walks   ${r.walks}`,
     `cycles       ${r.cycles}`,
     `host time    ${r.hostSeconds.toFixed(3)} s (${Math.round(r.references / Math.max(r.hostSeconds, 1e-9)).toLocaleString('en-US')} references/s)`,
   );

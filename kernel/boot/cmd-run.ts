@@ -6,6 +6,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import { loadBuiltin } from '../../userland/programs/builtins.ts';
+import type { CostModel } from '../hw/cost.ts';
 import { type EventLevel, EventLog } from '../observe/eventlog.ts';
 import { PROC_SYSTEM_FILES, renderProcFile } from '../observe/procsys.ts';
 import { Timeline } from '../observe/timeline.ts';
@@ -411,6 +412,8 @@ export async function bootWorkload(
     asidBits: mc.tlb.asidBits,
     splitTlb: mc.tlb.split,
     tlbManagement: mc.tlb.management,
+    stlbEntries: mc.tlb.stlb === false ? 0 : mc.tlb.stlb?.entries,
+    stlbWays: mc.tlb.stlb === false ? undefined : mc.tlb.stlb?.ways,
     seed: wl.seed,
   });
   const programs = new Map<string, ProgramImage>();
@@ -617,6 +620,11 @@ export interface RunSummary {
     tlbHits: number;
     tlbMisses: number;
     tlbHitRate: number;
+    /** The second-level TLB's hits and misses (first-level misses it served, or sent to a walk); 0 without one. */
+    stlbHits: number;
+    stlbMisses: number;
+    /** Page walks, retries after faults and dirty-bit assists included. */
+    walks: number;
     pageFaults: number;
     majorFaults: number;
     cowFaults: number;
@@ -639,6 +647,18 @@ export interface RunSummary {
   log: string[];
 }
 
+/**
+ * The textbook effective access time for first-level hit rate `h`: one TLB level,
+ *   h (t_tlb + t_mem) + (1 - h) (t_tlb + (L + 1) t_mem),
+ * or, behind it a second level of hit rate `h2` (over first-level misses),
+ *   h (t_tlb + t_mem) + (1 - h) (t_tlb + t_stlb + t_mem + (1 - h2) L t_mem).
+ */
+export function textbookEat(cost: CostModel, levels: number, h: number, h2: number | null): number {
+  const hit = cost.tlbLookupCycles + cost.memoryAccessCycles;
+  if (h2 === null) return h * hit + (1 - h) * (hit + levels * cost.memoryAccessCycles);
+  return h * hit + (1 - h) * (hit + cost.stlbLookupCycles + (1 - h2) * levels * cost.memoryAccessCycles);
+}
+
 /** The summary of a finished (or stopped) run. */
 export function summarize(m: BootedMachine, _w: LoadedWorkload): RunSummary {
   const k: Kernel = m.kernel;
@@ -647,13 +667,20 @@ export function summarize(m: BootedMachine, _w: LoadedWorkload): RunSummary {
   const hits = tlbs.reduce((a, t) => a + t.hits, 0);
   const misses = tlbs.reduce((a, t) => a + t.misses, 0);
   const h = hits + misses > 0 ? hits / (hits + misses) : 0;
+  const stlb = m.mmu.stlb;
+  const stlbHits = stlb?.hits ?? 0;
+  const stlbMisses = stlb?.misses ?? 0;
   const cost = m.mmu.cost;
   const L = m.format.levels;
-  const eatTextbook =
-    h * (cost.tlbLookupCycles + cost.memoryAccessCycles) +
-    (1 - h) * (cost.tlbLookupCycles + (L + 1) * cost.memoryAccessCycles);
+  const eatTextbook = textbookEat(
+    cost,
+    L,
+    h,
+    stlb === null ? null : stlbHits / Math.max(1, stlbHits + stlbMisses),
+  );
   const accessCycles =
     m.mmu.accesses * (cost.tlbLookupCycles + cost.memoryAccessCycles) +
+    m.mmu.stlbLookups * cost.stlbLookupCycles +
     m.mmu.walkMemoryRefs * cost.memoryAccessCycles;
   const tasks = [...k.tasks.values()].filter((t) => !t.kernelThread).sort((a, b) => a.pid - b.pid);
   return {
@@ -676,6 +703,9 @@ export function summarize(m: BootedMachine, _w: LoadedWorkload): RunSummary {
       tlbHits: hits,
       tlbMisses: misses,
       tlbHitRate: h,
+      stlbHits,
+      stlbMisses,
+      walks: m.mmu.walks,
       pageFaults: k.events.pgfault,
       majorFaults: k.events.pgmajfault,
       cowFaults: k.events.cow_fault,
@@ -713,13 +743,21 @@ export function renderSummary(s: RunSummary): string[] {
     'system:',
     `  emulated time      ${y.cycles} cycles (${(y.seconds * 1000).toFixed(3)} ms), CPU utilization ${(100 * y.cpuUtilization).toFixed(1)}%`,
     `  TLB                ${y.tlbHits} hits, ${y.tlbMisses} misses (hit rate ${(100 * y.tlbHitRate).toFixed(2)}%)`,
+    ...(y.stlbHits + y.stlbMisses > 0
+      ? [
+          `  STLB               ${y.stlbHits} hits, ${y.stlbMisses} misses (hit rate ${((100 * y.stlbHits) / (y.stlbHits + y.stlbMisses)).toFixed(2)}% of first-level misses)`,
+        ]
+      : []),
+    `  page walks         ${y.walks}`,
     `  page faults        ${y.pageFaults} (${y.majorFaults} major, ${y.cowFaults} copy-on-write)`,
     `  swap               ${y.swapIns} pages in, ${y.swapOuts} pages out`,
     `  files              ${y.fileReadPages} pages read (${y.readaheadPages} by readahead), ${y.fileWrittenPages} written back, ${y.pageCachePages} cached at the end`,
     `  reclaim scans      ${y.reclaimScansKswapd} by kswapd, ${y.reclaimScansDirect} direct`,
     `  OOM kills          ${y.oomKills}`,
     `  context switches   ${y.contextSwitches}`,
-    `  effective access   ${y.eatMeasured.toFixed(2)} cycles measured; textbook h(t_tlb+t_mem)+(1-h)(t_tlb+(L+1)t_mem) = ${y.eatTextbook.toFixed(2)}`,
+    y.stlbHits + y.stlbMisses > 0
+      ? `  effective access   ${y.eatMeasured.toFixed(2)} cycles measured; textbook h(t_tlb+t_mem)+(1-h)(t_tlb+t_stlb+t_mem+(1-h2)L t_mem) = ${y.eatTextbook.toFixed(2)}`
+      : `  effective access   ${y.eatMeasured.toFixed(2)} cycles measured; textbook h(t_tlb+t_mem)+(1-h)(t_tlb+(L+1)t_mem) = ${y.eatTextbook.toFixed(2)}`,
     `  kernel             ${y.kernelState}`,
   );
   if (s.log.length > 0) out.push('', 'kernel log:', ...s.log.map((l) => `  ${l}`));

@@ -37,6 +37,12 @@ export interface MachineConfig {
   tlbEntries: number;
   tlbWays: number;
   tlbReplacement: TlbReplacement;
+  /**
+   * The second-level TLB (x86's STLB): entries (0: none) and ways. Unless set, a
+   * hardware-managed TLB gets DEFAULT_STLB and a software-managed one none.
+   */
+  stlbEntries?: number;
+  stlbWays?: number;
   /** 0: no ASIDs, a switch flushes the TLB. */
   asidBits: number;
   splitTlb: boolean;
@@ -44,6 +50,9 @@ export interface MachineConfig {
   cost: Partial<CostModel>;
   seed: number;
 }
+
+/** The second-level TLB of a hardware-managed machine unless told otherwise: Skylake's STLB. */
+export const DEFAULT_STLB = { entries: 1536, ways: 12 } as const;
 
 export const DEFAULT_MACHINE: Readonly<MachineConfig> = {
   memoryBytes: 64 * 1024 * 1024,
@@ -71,6 +80,10 @@ export interface Machine {
 /** Build a machine from `overrides` on DEFAULT_MACHINE. Throws InputError for impossible settings. */
 export function buildMachine(overrides: Partial<MachineConfig> = {}): Machine {
   const config: MachineConfig = { ...DEFAULT_MACHINE, ...overrides };
+  const hardware = config.tlbManagement === 'hardware';
+  config.stlbEntries ??= hardware ? DEFAULT_STLB.entries : 0;
+  // Ways unless given: the most of 12, 16, 8, 4, 2, 1 that divides the entries.
+  config.stlbWays ??= [12, 16, 8, 4, 2, 1].find((w) => config.stlbEntries! % w === 0) ?? 1;
   const format = typeof config.format === 'string' ? resolveFormat(config.format) : config.format;
   if (config.memoryBytes % format.pageBytes !== 0 || config.memoryBytes < format.pageBytes) {
     throw new InputError(
@@ -103,6 +116,7 @@ export function buildMachine(overrides: Partial<MachineConfig> = {}): Machine {
         replacement: config.tlbReplacement,
         seed: config.seed,
       },
+      stlb: config.stlbEntries > 0 ? { entries: config.stlbEntries, ways: config.stlbWays } : undefined,
       splitTlb: config.splitTlb,
       tlbManagement: config.tlbManagement,
       asidBits: config.asidBits,
@@ -125,6 +139,7 @@ export function describeMachine(m: Machine): string[] {
     `ARG format ${m.format.name} (levels ${m.format.levelBits.join('/')}, ${m.format.entryBytes}-byte entries, ${m.format.vaBits}-bit VA)`,
     `ARG cpu ${c.cpuHz} Hz`,
     `ARG tlb ${c.tlbEntries} entries, ${c.tlbWays}-way, ${c.tlbReplacement}, ${c.tlbManagement}-managed${c.splitTlb ? ', split I/D' : ''}`,
+    `ARG stlb ${c.stlbEntries ? `${c.stlbEntries} entries, ${c.stlbWays}-way, unified` : 'none'}`,
     `ARG asid bits ${c.asidBits}`,
   ];
 }

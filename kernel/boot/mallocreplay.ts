@@ -132,9 +132,10 @@ export interface MallocReplayResult {
   speedRuns: number;
   /**
    * What one operation of a speed run costs the emulated machine, on average (the same in
-   * every run): loads and stores through the MMU, data TLB misses, page faults.
+   * every run): loads and stores through the MMU, first-level data TLB misses, page walks
+   * (the misses the second-level TLB did not serve), page faults.
    */
-  speedCost: { accessesPerOp: number; tlbMissesPerOp: number; faultsPerOp: number };
+  speedCost: { accessesPerOp: number; tlbMissesPerOp: number; walksPerOp: number; faultsPerOp: number };
   minorFaults: number;
   majorFaults: number;
   tlbMisses: number;
@@ -263,12 +264,13 @@ export function mallocReplay(
   let checkedFaults = { minor: 0, major: 0 };
   let opsPerSecond = 0;
   let speedRuns = 0;
-  let speedCost = { accessesPerOp: 0, tlbMissesPerOp: 0, faultsPerOp: 0 };
+  let speedCost = { accessesPerOp: 0, tlbMissesPerOp: 0, walksPerOp: 0, faultsPerOp: 0 };
   const counters = (pid: number): SpeedCounters => {
     const task = m.kernel.tasks.get(pid);
     return {
       accesses: m.mmu.accesses,
       tlbMisses: m.mmu.dtlb.misses,
+      walks: m.mmu.walks,
       faults: task === undefined ? 0 : task.minFlt + task.majFlt,
     };
   };
@@ -419,6 +421,7 @@ export function kBestConverged(fastest: readonly number[]): boolean {
 interface SpeedCounters {
   accesses: number;
   tlbMisses: number;
+  walks: number;
   faults: number;
 }
 
@@ -465,6 +468,7 @@ function speedRun(trace: MallocTrace, options: SpeedRunOptions): UserMain {
     done(seconds, {
       accessesPerOp: (after.accesses - before.accesses) / n,
       tlbMissesPerOp: (after.tlbMisses - before.tlbMisses) / n,
+      walksPerOp: (after.walks - before.walks) / n,
       faultsPerOp: (after.faults - before.faults) / n,
     });
     return 0;

@@ -38,6 +38,10 @@ export interface ReplayResult {
   writebacks: number;
   tlbMisses: number;
   tlbHits: number;
+  /** Second-level TLB hits and misses (0 without one), and page walks. */
+  stlbHits: number;
+  stlbMisses: number;
+  walks: number;
   cycles: number;
   hostSeconds: number;
   config: {
@@ -48,6 +52,8 @@ export interface ReplayResult {
     tlbEntries: number;
     tlbWays: number;
     tlbReplacement: string;
+    stlbEntries: number;
+    stlbWays: number;
   };
   lines?: string[];
 }
@@ -186,6 +192,9 @@ export function replayTrace(options: ReplayOptions): ReplayResult {
     writebacks: reclaimer.writebacks,
     tlbMisses: tlbs.reduce((a, t) => a + t.misses, 0),
     tlbHits: tlbs.reduce((a, t) => a + t.hits, 0),
+    stlbHits: mmu.stlb?.hits ?? 0,
+    stlbMisses: mmu.stlb?.misses ?? 0,
+    walks: mmu.walks,
     cycles: clock.now - startCycles,
     hostSeconds,
     config: {
@@ -196,6 +205,8 @@ export function replayTrace(options: ReplayOptions): ReplayResult {
       tlbEntries: m.config.tlbEntries,
       tlbWays: m.config.tlbWays,
       tlbReplacement: m.config.tlbReplacement,
+      stlbEntries: mmu.stlb?.entries ?? 0,
+      stlbWays: mmu.stlb?.ways ?? 0,
     },
   };
   if (lines !== undefined) result.lines = lines;

@@ -7,6 +7,8 @@
  *     format: x86-64         # a preset or a format file (relative to the workload)
  *     cpu: 1GHz
  *     tlb: { entries: 64, ways: 4, policy: lru, asidBits: 12, split: false, management: hardware }
+ *                            # stlb: { entries: 1536, ways: 12 } is the second level's default
+ *                            # (hardware-managed); stlb: false for none
  *     swap: { size: 128M, disk: ssd }       # omit for no swap
  *     policy: clock          # fifo, clock, lru, nru, aging, lru-2list, wsclock, opt, random,
  *                            # or a policy file (my-policy.ts, relative to the workload); a list
@@ -105,6 +107,16 @@ const machineSchema = z.strictObject({
       asidBits: z.number().int().min(0).max(16).default(12),
       split: z.boolean().default(false),
       management: z.enum(['hardware', 'software']).default('hardware'),
+      /** The second-level TLB: the machine's default (1536 entries, 12-way) unless given; false for none. */
+      stlb: z
+        .union([
+          z.literal(false),
+          z.strictObject({
+            entries: z.number().int().min(1).max(65536),
+            ways: z.number().int().min(1).optional(),
+          }),
+        ])
+        .optional(),
     })
     .prefault({}),
   swap: z

@@ -5,10 +5,15 @@
  * A data access costs tlbLookupCycles + memoryAccessCycles on a TLB hit; a miss adds one
  * memoryAccessCycles per level walked. That is the textbook effective access time:
  *   EAT = h (t_tlb + t_mem) + (1 - h) (t_tlb + (L + 1) t_mem)
+ * With a second-level TLB, a first-level miss first pays stlbLookupCycles, and walks only
+ * when the second level misses too (h2: its hit rate over first-level misses):
+ *   EAT = h (t_tlb + t_mem) + (1 - h) (t_tlb + t_stlb + t_mem + (1 - h2) L t_mem)
  */
 export interface CostModel {
   /** Looking an address up in the TLB. */
   tlbLookupCycles: number;
+  /** Looking an address up in the second-level TLB, after a first-level miss. */
+  stlbLookupCycles: number;
   /** One memory reference: a data access, or reading one page-table entry during a walk. */
   memoryAccessCycles: number;
   /** Entering the kernel for a page fault (before the handler's own work). */
@@ -25,6 +30,7 @@ export interface CostModel {
 
 export const DEFAULT_COST_MODEL: Readonly<CostModel> = {
   tlbLookupCycles: 1,
+  stlbLookupCycles: 7,
   memoryAccessCycles: 10,
   faultEntryCycles: 1000,
   tlbRefillTrapCycles: 40,

@@ -15,11 +15,18 @@
  * attempt only: a retry after a fault is not a second reference. Walks count every walk,
  * including retries and dirty-bit assists (a write hitting an entry cached clean).
  *
+ * A second-level TLB (`stlb`, as x86's STLB since Nehalem) may sit behind the first-level ones:
+ * unified (instruction and data), larger and set-associative, searched on a first-level miss.
+ * A hit there refills the first-level TLB without a walk; a walk fills both. It is not
+ * inclusive: a first-level entry may outlive its STLB copy. Every invalidation drops a page
+ * from both levels. A software-managed TLB has no second level (the refill handler is the
+ * second level).
+ *
  * The access path on a TLB hit allocates nothing, builds no closure and uses no BigInt.
  */
 import type { Clock } from './clock.ts';
 import type { CostModel } from './cost.ts';
-import { entryPfn, levelIndex, type PagingFormat, testFlag } from './paging/format.ts';
+import type { FlagMask, PagingFormat } from './paging/format.ts';
 import type { PhysicalMemory } from './physmem.ts';
 import {
   TLB_DIRTY,
@@ -85,6 +92,8 @@ export type TlbRefillHandler = (mmu: Mmu, va: number, access: AccessKind, mode: 
 
 export interface MmuOptions {
   tlb: TlbConfig;
+  /** A second-level TLB (hardware-managed only), with the first level's replacement policy. */
+  stlb?: { entries: number; ways: number };
   /** Separate instruction and data TLBs of the same geometry. */
   splitTlb?: boolean;
   /** 'hardware': the MMU walks on a miss; 'software': a miss traps to the refill handler. */
@@ -107,12 +116,111 @@ export class PageFaultError extends Error {
 
 const MAX_LEVELS = 5;
 
+/**
+ * A paging format as the walker reads it: every mask a walk tests as a plain number on the
+ * entry's two halves (zero for a flag the format lacks), and the level geometry.
+ */
+interface WalkerFormat {
+  readonly entryBytes: number;
+  readonly last: number;
+  readonly allLevels: boolean;
+  /** For level L (0 = root): the virtual-address shift of its index (at least 4) and its mask. */
+  readonly levelShift: Int32Array;
+  readonly levelMask: Int32Array;
+  /** The frame number field, as entryPfn reads it. */
+  readonly pfnShift: number;
+  readonly pfnLoMask: number;
+  readonly pfnHiMask: number;
+  readonly pfnHiScale: number;
+  readonly presentLo: number;
+  readonly presentHi: number;
+  readonly reservedLo: number;
+  readonly reservedHi: number;
+  readonly hugeLo: number;
+  readonly hugeHi: number;
+  readonly readableLo: number;
+  readonly readableHi: number;
+  readonly writableLo: number;
+  readonly writableHi: number;
+  readonly userLo: number;
+  readonly userHi: number;
+  readonly executeLo: number;
+  readonly executeHi: number;
+  readonly noExecLo: number;
+  readonly noExecHi: number;
+  /** readable | writable | execute: what tells a leaf from a pointer in a leaf-only format. */
+  readonly leafLo: number;
+  readonly leafHi: number;
+  readonly accessedLo: number;
+  readonly accessedHi: number;
+  readonly dirtyLo: number;
+  readonly dirtyHi: number;
+  readonly globalLo: number;
+  readonly globalHi: number;
+  readonly hasReadable: boolean;
+  readonly hasWritable: boolean;
+  readonly hasUser: boolean;
+  readonly hasExecute: boolean;
+  readonly hasDirty: boolean;
+}
+
+function compileWalker(fmt: PagingFormat): WalkerFormat {
+  const m = fmt.mask;
+  const or = (...masks: FlagMask[]): FlagMask => ({
+    lo: masks.reduce((a, x) => a | x.lo, 0) >>> 0,
+    hi: masks.reduce((a, x) => a | x.hi, 0) >>> 0,
+  });
+  const leaf = or(m.readable, m.writable, m.execute);
+  return {
+    entryBytes: fmt.entryBytes,
+    last: fmt.levels - 1,
+    allLevels: fmt.permissionScope === 'all-levels',
+    levelShift: Int32Array.from(fmt.levelShift),
+    levelMask: fmt.levelMask,
+    pfnShift: fmt.pfnShift,
+    pfnLoMask: fmt.pfnLoMask,
+    pfnHiMask: fmt.pfnHiMask,
+    pfnHiScale: fmt.pfnHiScale,
+    presentLo: m.present.lo,
+    presentHi: m.present.hi,
+    reservedLo: fmt.reserved.lo,
+    reservedHi: fmt.reserved.hi,
+    hugeLo: fmt.hugePage.lo,
+    hugeHi: fmt.hugePage.hi,
+    readableLo: m.readable.lo,
+    readableHi: m.readable.hi,
+    writableLo: m.writable.lo,
+    writableHi: m.writable.hi,
+    userLo: m.user.lo,
+    userHi: m.user.hi,
+    executeLo: m.execute.lo,
+    executeHi: m.execute.hi,
+    noExecLo: m.noExecute.lo,
+    noExecHi: m.noExecute.hi,
+    leafLo: leaf.lo,
+    leafHi: leaf.hi,
+    accessedLo: m.accessed.lo,
+    accessedHi: m.accessed.hi,
+    dirtyLo: m.dirty.lo,
+    dirtyHi: m.dirty.hi,
+    globalLo: fmt.has.global ? m.global.lo : 0,
+    globalHi: fmt.has.global ? m.global.hi : 0,
+    hasReadable: fmt.has.readable,
+    hasWritable: fmt.has.writable,
+    hasUser: fmt.has.user,
+    hasExecute: fmt.has.execute,
+    hasDirty: fmt.has.dirty,
+  };
+}
+
 export class Mmu {
   readonly mem: PhysicalMemory;
   readonly format: PagingFormat;
   readonly dtlb: Tlb;
   /** The instruction TLB: the same object as dtlb unless the TLB is split. */
   readonly itlb: Tlb;
+  /** The second-level TLB, or null. */
+  readonly stlb: Tlb | null;
   readonly clock: Clock;
   readonly cost: CostModel;
   readonly asidBits: number;
@@ -130,6 +238,8 @@ export class Mmu {
 
   // Counters: always on.
   accesses = 0;
+  /** Second-level TLB lookups, retries included (each charged stlbLookupCycles). */
+  stlbLookups = 0;
   walks = 0;
   walkMemoryRefs = 0;
   faults = 0;
@@ -141,7 +251,9 @@ export class Mmu {
   private readonly pageShift: number;
   private readonly offsetMask: number;
   private readonly hitCycles: number;
+  private readonly stlbCycles: number;
   private readonly vaLimit: number;
+  private readonly walker: WalkerFormat;
   private faultHandler: PageFaultHandler | undefined;
   /**
    * Called with the frame of every completed access when set (exact-LRU teaching policies).
@@ -175,11 +287,27 @@ export class Mmu {
       throw new RangeError(`mmu.asidBits: ${this.asidBits}; ASIDs are 0 to 16 bits wide`);
     }
     this.softwareManaged = options.tlbManagement === 'software';
+    if (options.stlb !== undefined && options.stlb.entries > 0) {
+      if (this.softwareManaged) {
+        throw new RangeError('stlb: a software-managed TLB has no second level (its refill handler is one)');
+      }
+      this.stlb = new Tlb({
+        entries: options.stlb.entries,
+        ways: options.stlb.ways,
+        replacement: options.tlb.replacement,
+        seed: (options.tlb.seed ?? 0) + 2,
+        name: 'stlb',
+      });
+    } else {
+      this.stlb = null;
+    }
+    this.stlbCycles = this.cost.stlbLookupCycles;
     this.pageBytes = format.pageBytes;
     this.pageShift = format.pageShift;
     this.offsetMask = format.pageBytes - 1;
     this.hitCycles = this.cost.tlbLookupCycles + this.cost.memoryAccessCycles;
     this.vaLimit = Math.min(2 ** format.vaBits, Number.MAX_SAFE_INTEGER + 1);
+    this.walker = compileWalker(format);
     this.setMode(MODE_USER);
   }
 
@@ -215,6 +343,7 @@ export class Mmu {
       this.asid = 0;
       this.dtlb.flushNonGlobal();
       if (this.itlb !== this.dtlb) this.itlb.flushNonGlobal();
+      if (this.stlb !== null) this.stlb.flushNonGlobal();
       return;
     }
     if (!Number.isInteger(asid) || asid < 0 || asid >= 2 ** this.asidBits) {
@@ -228,18 +357,21 @@ export class Mmu {
     const vpn = this.vpnOf(va);
     this.dtlb.invalidatePage(vpn, asid);
     if (this.itlb !== this.dtlb) this.itlb.invalidatePage(vpn, asid);
+    if (this.stlb !== null) this.stlb.invalidatePage(vpn, asid);
   }
 
   /** Drop every non-global translation of one ASID. */
   invalidateAsid(asid: number): void {
     this.dtlb.invalidateAsid(asid);
     if (this.itlb !== this.dtlb) this.itlb.invalidateAsid(asid);
+    if (this.stlb !== null) this.stlb.invalidateAsid(asid);
   }
 
   /** Drop every translation, global ones included. */
   flushTlb(): void {
     this.dtlb.flushAll();
     if (this.itlb !== this.dtlb) this.itlb.flushAll();
+    if (this.stlb !== null) this.stlb.flushAll();
   }
 
   /** Software-managed TLB: write an entry (tlbwr). `perm` is a set of TLB_* bits. */
@@ -455,22 +587,56 @@ export class Mmu {
       this.clock.now += this.hitCycles;
     }
     const slot = tlb.lookup(vpn, this.asid);
-    const need = this.need[access]!;
     if (slot >= 0) {
-      const perm = tlb.perm[slot]!;
       if (counting !== 'retry') tlb.hits++;
-      if ((perm & need) === need) return tlb.pfn[slot]!;
-      if (access === ACCESS_WRITE && (perm & (need & ~TLB_DIRTY)) === (need & ~TLB_DIRTY)) {
-        return this.assistDirty(va, vpn, access, tlb);
-      }
-      // Cached permissions refuse the access: fault without walking, dropping the entry.
-      tlb.invalidatePage(vpn, this.asid);
-      this.setProtectionFault(va, access, perm);
-      return -1;
+      return this.cachedFrame(va, vpn, access, tlb, tlb.perm[slot]!, tlb.pfn[slot]!);
     }
     if (counting !== 'retry') tlb.misses++;
     if (this.softwareManaged) return this.refill(va, vpn, access, tlb);
+    const stlb = this.stlb;
+    if (stlb !== null) {
+      this.stlbLookups++;
+      this.clock.now += this.stlbCycles;
+      const s2 = stlb.lookup(vpn, this.asid);
+      if (s2 >= 0) {
+        if (counting !== 'retry') stlb.hits++;
+        const perm = stlb.perm[s2]!;
+        const pfn = stlb.pfn[s2]!;
+        tlb.insert(vpn, this.asid, pfn, perm);
+        return this.cachedFrame(va, vpn, access, tlb, perm, pfn);
+      }
+      if (counting !== 'retry') stlb.misses++;
+    }
     return this.walkAndFill(va, vpn, access, tlb);
+  }
+
+  /**
+   * An access through a cached translation (`perm`, `pfn`): the frame when the permissions
+   * allow it; a dirty-bit assist for a write through an entry cached clean; otherwise a
+   * protection fault, without walking, that drops the page's entries.
+   */
+  private cachedFrame(
+    va: number,
+    vpn: number,
+    access: AccessKind,
+    tlb: Tlb,
+    perm: number,
+    pfn: number,
+  ): number {
+    const need = this.need[access]!;
+    if ((perm & need) === need) return pfn;
+    if (access === ACCESS_WRITE && (perm & (need & ~TLB_DIRTY)) === (need & ~TLB_DIRTY)) {
+      return this.assistDirty(va, vpn, access, tlb);
+    }
+    this.dropCached(vpn, tlb);
+    this.setProtectionFault(va, access, perm);
+    return -1;
+  }
+
+  /** Drop the current ASID's entry of `vpn` from `tlb` and from the second level. */
+  private dropCached(vpn: number, tlb: Tlb): void {
+    tlb.invalidatePage(vpn, this.asid);
+    if (this.stlb !== null) this.stlb.invalidatePage(vpn, this.asid);
   }
 
   /**
@@ -483,7 +649,7 @@ export class Mmu {
     this.dirtyAssists++;
     if (this.softwareManaged) return this.refill(va, vpn, access, tlb);
     const pfn = this.walkAndFill(va, vpn, access, tlb);
-    if (pfn < 0) tlb.invalidatePage(vpn, this.asid);
+    if (pfn < 0) this.dropCached(vpn, tlb);
     return pfn;
   }
 
@@ -546,6 +712,7 @@ export class Mmu {
       return -1;
     }
     tlb.insert(vpn, this.asid, this.walkLeafPfn, perm);
+    if (this.stlb !== null) this.stlb.insert(vpn, this.asid, this.walkLeafPfn, perm);
     return this.walkLeafPfn;
   }
 
@@ -556,51 +723,70 @@ export class Mmu {
    * reserved and permission bits, and on success sets accessed bits (and the leaf's dirty bit
    * on a write) in memory. Returns the TLB permission bits of the translation (and leaves the
    * frame in walkLeafPfn), or -1 with `fault` set.
+   *
+   * The format's masks are read from the walker's own fields (compiled in the constructor), so
+   * a walk is plain arithmetic on numbers: no objects, no calls but the frame reads.
    */
   private walk(va: number, access: AccessKind, mode: CpuMode): number {
-    const fmt = this.format;
+    const w = this.walker;
     const mem = this.mem;
-    const m = fmt.mask;
-    const allLevels = fmt.permissionScope === 'all-levels';
     this.walks++;
     if (!(va >= 0 && va < this.vaLimit)) return this.walkFault('address-size', 0, va, access, mode);
+    const entryBytes = w.entryBytes;
+    const last = w.last;
+    const allLevels = w.allLevels;
     let table = this.root;
     let writable = true;
     let user = true;
     let noExec = false;
     let lo = 0;
     let hi = 0;
-    const last = fmt.levels - 1;
+    // The address as two 32-bit halves (exact: va is below 2^57), so indices are integer shifts.
+    const vaLo = va >>> 0;
+    const vaHi = (va - vaLo) / 4294967296;
     for (let level = 0; level <= last; level++) {
       if (table >= mem.frameCount) return this.walkFault('bus', level, va, access, mode);
-      const pa = table * fmt.pageBytes + levelIndex(fmt, va, level) * fmt.entryBytes;
-      if (pa + fmt.entryBytes > mem.sizeBytes) return this.walkFault('bus', level, va, access, mode);
-      // Entries are read through the frame accessors: pa is within memory (checked above).
+      // The index is below 2^20 and an entry at most 8 bytes: byteOff fits 32 bits.
+      const sh = w.levelShift[level]!;
+      const index = sh >= 32 ? vaHi >>> (sh - 32) : (vaLo >>> sh) | (vaHi << (32 - sh));
+      const byteOff = (index & w.levelMask[level]!) * entryBytes;
+      const pa = table * this.pageBytes + byteOff;
+      if (pa + entryBytes > mem.sizeBytes) return this.walkFault('bus', level, va, access, mode);
       this.walkMemoryRefs++;
       this.clock.now += this.cost.memoryAccessCycles;
-      const byteOff = levelIndex(fmt, va, level) * fmt.entryBytes;
-      const epfn = table + Math.floor(byteOff / fmt.pageBytes);
-      const eoff = byteOff % fmt.pageBytes;
-      lo = this.readEntryLo(epfn, eoff);
-      hi = fmt.entryBytes === 8 ? mem.frameRead32(epfn, eoff + 4) : 0;
+      const epfn = table + (byteOff >>> this.pageShift);
+      const eoff = byteOff & this.offsetMask;
+      if (entryBytes === 8) {
+        lo = mem.frameRead32(epfn, eoff);
+        hi = mem.frameRead32(epfn, eoff + 4);
+      } else {
+        lo =
+          entryBytes === 4
+            ? mem.frameRead32(epfn, eoff)
+            : entryBytes === 2
+              ? mem.frameRead16(epfn, eoff)
+              : mem.frameRead8(epfn, eoff);
+        hi = 0;
+      }
       this.walkEntryPa[level] = pa;
       this.walkEntryLo[level] = lo;
       this.walkEntryHi[level] = hi;
       if (this.walkObserver !== null) this.walkObserver(level, pa, lo, hi);
-      if (!testFlag(m.present, lo, hi)) return this.walkFault('not-present', level, va, access, mode);
-      if (testFlag(fmt.reserved, lo, hi)) return this.walkFault('reserved', level, va, access, mode);
+      if (((lo & w.presentLo) | (hi & w.presentHi)) === 0)
+        return this.walkFault('not-present', level, va, access, mode);
+      if (((lo & w.reservedLo) | (hi & w.reservedHi)) !== 0)
+        return this.walkFault('reserved', level, va, access, mode);
       if (allLevels) {
-        if (level < last && testFlag(fmt.hugePage, lo, hi))
+        if (level < last && ((lo & w.hugeLo) | (hi & w.hugeHi)) !== 0)
           return this.walkFault('reserved', level, va, access, mode);
-        if (fmt.has.writable && !testFlag(m.writable, lo, hi)) writable = false;
-        if (fmt.has.user && !testFlag(m.user, lo, hi)) user = false;
-        if (fmt.has.noExecute && testFlag(m.noExecute, lo, hi)) noExec = true;
+        if (w.hasWritable && ((lo & w.writableLo) | (hi & w.writableHi)) === 0) writable = false;
+        if (w.hasUser && ((lo & w.userLo) | (hi & w.userHi)) === 0) user = false;
+        if (((lo & w.noExecLo) | (hi & w.noExecHi)) !== 0) noExec = true;
       } else {
-        const isLeaf =
-          testFlag(m.readable, lo, hi) || testFlag(m.writable, lo, hi) || testFlag(m.execute, lo, hi);
+        const isLeaf = ((lo & w.leafLo) | (hi & w.leafHi)) !== 0;
         if (isLeaf !== (level === last)) return this.walkFault('reserved', level, va, access, mode);
       }
-      if (level < last) table = entryPfn(fmt, lo, hi);
+      if (level < last) table = this.entryFrame(lo, hi);
     }
     // Leaf permissions.
     let readable = true;
@@ -608,10 +794,10 @@ export class Mmu {
     if (allLevels) {
       executable = !noExec;
     } else {
-      readable = !fmt.has.readable || testFlag(m.readable, lo, hi);
-      writable = !fmt.has.writable || testFlag(m.writable, lo, hi);
-      user = !fmt.has.user || testFlag(m.user, lo, hi);
-      executable = !fmt.has.execute || testFlag(m.execute, lo, hi);
+      readable = !w.hasReadable || ((lo & w.readableLo) | (hi & w.readableHi)) !== 0;
+      writable = !w.hasWritable || ((lo & w.writableLo) | (hi & w.writableHi)) !== 0;
+      user = !w.hasUser || ((lo & w.userLo) | (hi & w.userHi)) !== 0;
+      executable = !w.hasExecute || ((lo & w.executeLo) | (hi & w.executeHi)) !== 0;
       if (writable && !readable) return this.walkFault('reserved', last, va, access, mode);
     }
     let reason: ProtectionReason | undefined;
@@ -624,7 +810,7 @@ export class Mmu {
       this.fault.reason = reason;
       return -1;
     }
-    const pfn = entryPfn(fmt, lo, hi);
+    const pfn = this.entryFrame(lo, hi);
     if (pfn >= mem.frameCount) return this.walkFault('bus', last, va, access, mode);
     this.setAccessedDirty(access);
     this.walkLeafPfn = pfn;
@@ -633,41 +819,38 @@ export class Mmu {
     if (writable) perm |= TLB_WRITABLE;
     if (executable) perm |= TLB_EXECUTABLE;
     if (user) perm |= TLB_USER;
-    if (access === ACCESS_WRITE || !fmt.has.dirty || testFlag(m.dirty, lo, hi)) perm |= TLB_DIRTY;
-    if (fmt.has.global && testFlag(m.global, lo, hi)) perm |= TLB_GLOBAL;
+    if (access === ACCESS_WRITE || !w.hasDirty || ((lo & w.dirtyLo) | (hi & w.dirtyHi)) !== 0)
+      perm |= TLB_DIRTY;
+    if (((lo & w.globalLo) | (hi & w.globalHi)) !== 0) perm |= TLB_GLOBAL;
     return perm;
+  }
+
+  /** The frame number in an entry (entryPfn, on the walker's fields). */
+  private entryFrame(lo: number, hi: number): number {
+    const w = this.walker;
+    const s = w.pfnShift;
+    if (s >= 32) return ((hi >>> (s - 32)) & w.pfnHiMask) >>> 0;
+    return (((lo >>> s) & w.pfnLoMask) >>> 0) + ((hi & w.pfnHiMask) >>> 0) * w.pfnHiScale;
   }
 
   /** Set accessed bits on the walked entries (every level or the leaf) and dirty on a write. */
   private setAccessedDirty(access: AccessKind): void {
-    const fmt = this.format;
-    const m = fmt.mask;
-    const last = fmt.levels - 1;
-    const first = fmt.permissionScope === 'all-levels' ? 0 : last;
+    const w = this.walker;
+    const last = w.last;
+    const first = w.allLevels ? 0 : last;
     for (let level = first; level <= last; level++) {
       const lo = this.walkEntryLo[level]!;
       const hi = this.walkEntryHi[level]!;
-      let newLo = lo | m.accessed.lo;
-      let newHi = hi | m.accessed.hi;
+      let newLo = lo | w.accessedLo;
+      let newHi = hi | w.accessedHi;
       if (level === last && access === ACCESS_WRITE) {
-        newLo |= m.dirty.lo;
-        newHi |= m.dirty.hi;
+        newLo |= w.dirtyLo;
+        newHi |= w.dirtyHi;
       }
       newLo >>>= 0;
       newHi >>>= 0;
       if (newLo !== lo) this.writeEntryLo(this.walkEntryPa[level]!, newLo);
       if (newHi !== hi) this.mem.write32(this.walkEntryPa[level]! + 4, newHi);
-    }
-  }
-
-  private readEntryLo(pfn: number, offset: number): number {
-    switch (this.format.entryBytes) {
-      case 1:
-        return this.mem.frameRead8(pfn, offset);
-      case 2:
-        return this.mem.frameRead16(pfn, offset);
-      default:
-        return this.mem.frameRead32(pfn, offset);
     }
   }
 

@@ -7,10 +7,13 @@
  *
  *   frames[pfn] === zeroFrame   <=>  the frame holds only zeros and costs no host memory
  *   materializedFrames          ==   |{ pfn : frames[pfn] !== zeroFrame }|
+ *   words[pfn] views the bytes of frames[pfn] as 32-bit words (on a little-endian host)
  *
  * Physical addresses are plain numbers (exact up to 2^53). An address at or past
  * `sizeBytes` is a machine check: a thrown MachineCheck, never a silent wraparound.
- * Multi-byte values are little-endian. 64-bit values are numbers (exact up to 2^53; negative
+ * Multi-byte values are little-endian. An aligned 32-bit access on a little-endian host (every
+ * host Node runs on in practice) is one read of the frame's word view; other accesses go byte
+ * by byte. 64-bit values are numbers (exact up to 2^53; negative
  * safe integers are stored as two's complement); `read64Big` gives all 64 bits.
  */
 
@@ -25,6 +28,8 @@ export class MachineCheck extends Error {
 }
 
 const TWO_32 = 4294967296;
+/** Whether the host stores a Uint32Array's words little-endian (then word views read emulated words). */
+const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 export class PhysicalMemory {
   readonly frameCount: number;
@@ -35,15 +40,21 @@ export class PhysicalMemory {
   materializedFrames = 0;
 
   private readonly frames: Uint8Array[];
+  /** 32-bit views of the same buffers (when `wordAccess`), for aligned word accesses. */
+  private readonly words: Uint32Array[];
   private readonly zeroFrame: Uint8Array;
+  private readonly zeroWords: Uint32Array;
+  private readonly wordAccess: boolean;
   /**
    * Frame buffers ready for reuse: released frames' buffers, and fresh ones carved from
    * chunk allocations (allocating one small ArrayBuffer per frame costs microseconds; a chunk
    * of FRAMES_PER_CHUNK costs about the same once). Spares are zero-filled when taken.
    */
   private readonly spare: Uint8Array[] = [];
+  private readonly spareWords: Uint32Array[] = [];
   /** Never-used buffers from chunk allocations (already zero). */
   private readonly fresh: Uint8Array[] = [];
+  private readonly freshWords: Uint32Array[] = [];
 
   constructor(options: { frameCount: number; pageBytes: number }) {
     const { frameCount, pageBytes } = options;
@@ -58,7 +69,10 @@ export class PhysicalMemory {
     this.pageShift = Math.log2(pageBytes);
     this.sizeBytes = frameCount * pageBytes;
     this.zeroFrame = new Uint8Array(pageBytes);
+    this.wordAccess = HOST_LITTLE_ENDIAN && pageBytes >= 4;
+    this.zeroWords = this.wordsOf(this.zeroFrame);
     this.frames = new Array<Uint8Array>(frameCount).fill(this.zeroFrame);
+    this.words = new Array<Uint32Array>(frameCount).fill(this.zeroWords);
   }
 
   // ---- frame-level access: the fast path used by the MMU (pfn and offset already checked) ----
@@ -77,6 +91,7 @@ export class PhysicalMemory {
 
   /** Little-endian 32-bit load from within one frame (offset + 4 <= pageBytes). */
   frameRead32(pfn: number, offset: number): number {
+    if ((offset & 3) === 0 && this.wordAccess) return this.words[pfn]![offset >>> 2]!;
     const f = this.frames[pfn]!;
     return (f[offset]! | (f[offset + 1]! << 8) | (f[offset + 2]! << 16) | (f[offset + 3]! << 24)) >>> 0;
   }
@@ -84,6 +99,10 @@ export class PhysicalMemory {
   frameWrite32(pfn: number, offset: number, value: number): void {
     let f = this.frames[pfn]!;
     if (f === this.zeroFrame) f = this.materialize(pfn);
+    if ((offset & 3) === 0 && this.wordAccess) {
+      this.words[pfn]![offset >>> 2] = value;
+      return;
+    }
     f[offset] = value;
     f[offset + 1] = value >>> 8;
     f[offset + 2] = value >>> 16;
@@ -123,9 +142,11 @@ export class PhysicalMemory {
     this.checkFrame(pfn);
     const f = this.frames[pfn]!;
     if (f !== this.zeroFrame) {
+      const w = this.words[pfn]!;
       this.frames[pfn] = this.zeroFrame;
+      this.words[pfn] = this.zeroWords;
       this.materializedFrames--;
-      this.recycle(f);
+      this.recycle(f, w);
     }
   }
 
@@ -247,25 +268,43 @@ export class PhysicalMemory {
 
   private materialize(pfn: number): Uint8Array {
     let f = this.spare.pop();
-    if (f !== undefined) f.fill(0);
-    else f = this.fresh.pop() ?? this.carveChunk();
+    let w: Uint32Array;
+    if (f !== undefined) {
+      f.fill(0);
+      w = this.spareWords.pop()!;
+    } else {
+      if (this.fresh.length === 0) this.carveChunk();
+      f = this.fresh.pop()!;
+      w = this.freshWords.pop()!;
+    }
     this.frames[pfn] = f;
+    this.words[pfn] = w;
     this.materializedFrames++;
     return f;
   }
 
-  /** Allocate one chunk of frame buffers; keep all but one as fresh spares and return that one. */
-  private carveChunk(): Uint8Array {
+  /** Allocate one chunk of frame buffers and keep them as fresh spares. */
+  private carveChunk(): void {
     const n = Math.max(1, Math.min(64, Math.floor(262144 / this.pageBytes)));
     const chunk = new Uint8Array(n * this.pageBytes);
-    for (let i = n - 1; i > 0; i--)
-      this.fresh.push(chunk.subarray(i * this.pageBytes, (i + 1) * this.pageBytes));
-    return chunk.subarray(0, this.pageBytes);
+    for (let i = n - 1; i >= 0; i--) {
+      const f = chunk.subarray(i * this.pageBytes, (i + 1) * this.pageBytes);
+      this.fresh.push(f);
+      this.freshWords.push(this.wordsOf(f));
+    }
+  }
+
+  /** The 32-bit view of a frame buffer (an empty array when word access is off). */
+  private wordsOf(f: Uint8Array): Uint32Array {
+    return this.wordAccess ? new Uint32Array(f.buffer, f.byteOffset, f.length >>> 2) : new Uint32Array(0);
   }
 
   /** Keep a released buffer for reuse (bounded, so a big free returns host memory). */
-  private recycle(f: Uint8Array): void {
-    if (this.spare.length < 4096) this.spare.push(f);
+  private recycle(f: Uint8Array, w: Uint32Array): void {
+    if (this.spare.length < 4096) {
+      this.spare.push(f);
+      this.spareWords.push(w);
+    }
   }
 
   private checkFrame(pfn: number): number {

@@ -24,6 +24,8 @@ export interface TlbConfig {
   replacement: TlbReplacement;
   /** Seed for 'random' replacement. */
   seed?: number;
+  /** What error messages call it (default 'tlb'). */
+  name?: string;
 }
 
 export const TLB_READABLE = 1;
@@ -64,14 +66,15 @@ export class Tlb {
 
   constructor(config: TlbConfig) {
     const { entries, ways } = config;
+    const name = config.name ?? 'tlb';
     if (!Number.isInteger(entries) || entries < 1 || entries > 65536) {
-      throw new RangeError(`tlb.entries: ${entries}; a TLB has 1 to 65536 entries`);
+      throw new RangeError(`${name}.entries: ${entries}; a TLB has 1 to 65536 entries`);
     }
     if (!Number.isInteger(ways) || ways < 1 || entries % ways !== 0) {
-      throw new RangeError(`tlb.ways: ${ways} does not divide ${entries} entries`);
+      throw new RangeError(`${name}.ways: ${ways} does not divide ${entries} entries`);
     }
     if (config.replacement !== 'lru' && config.replacement !== 'fifo' && config.replacement !== 'random') {
-      throw new RangeError(`tlb.replacement: ${String(config.replacement)} is not lru, fifo or random`);
+      throw new RangeError(`${name}.replacement: ${String(config.replacement)} is not lru, fifo or random`);
     }
     this.entries = entries;
     this.ways = ways;
