@@ -462,8 +462,7 @@ export class Mmu {
     const off = va & this.offsetMask;
     if (off + 8 > this.pageBytes) return this.loadSplit(va + 4, 4) * 4294967296 + this.loadSplit(va, 4);
     const vpn = va >>> 0 === va ? va >>> this.pageShift : this.vpnSlow(va);
-    const pfn = this.frameFor(va, vpn, ACCESS_READ);
-    return this.mem.frameRead32(pfn, off + 4) * 4294967296 + this.mem.frameRead32(pfn, off);
+    return this.mem.frameRead64(this.frameFor(va, vpn, ACCESS_READ), off);
   }
 
   /** 64-bit store of a safe integer (negative values in two's complement). */
@@ -477,9 +476,7 @@ export class Mmu {
       return;
     }
     const vpn = va >>> 0 === va ? va >>> this.pageShift : this.vpnSlow(va);
-    const pfn = this.frameFor(va, vpn, ACCESS_WRITE);
-    this.mem.frameWrite32(pfn, off, lo);
-    this.mem.frameWrite32(pfn, off + 4, hi);
+    this.mem.frameWrite64(this.frameFor(va, vpn, ACCESS_WRITE), off, lo, hi);
   }
 
   /**

@@ -109,6 +109,30 @@ export class PhysicalMemory {
     f[offset + 3] = value >>> 24;
   }
 
+  /** Little-endian 64-bit load as a number (exact below 2^53) from within one frame (offset + 8 <= pageBytes). */
+  frameRead64(pfn: number, offset: number): number {
+    if ((offset & 3) === 0 && this.wordAccess) {
+      const w = this.words[pfn]!;
+      const i = offset >>> 2;
+      return w[i + 1]! * TWO_32 + w[i]!;
+    }
+    return this.frameRead32(pfn, offset + 4) * TWO_32 + this.frameRead32(pfn, offset);
+  }
+
+  /** Store two 32-bit halves, least significant first, within one frame (offset + 8 <= pageBytes). */
+  frameWrite64(pfn: number, offset: number, lo: number, hi: number): void {
+    if (this.frames[pfn] === this.zeroFrame) this.materialize(pfn);
+    if ((offset & 3) === 0 && this.wordAccess) {
+      const w = this.words[pfn]!;
+      const i = offset >>> 2;
+      w[i] = lo;
+      w[i + 1] = hi;
+      return;
+    }
+    this.frameWrite32(pfn, offset, lo);
+    this.frameWrite32(pfn, offset + 4, hi);
+  }
+
   frameRead16(pfn: number, offset: number): number {
     const f = this.frames[pfn]!;
     return f[offset]! | (f[offset + 1]! << 8);

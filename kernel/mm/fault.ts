@@ -197,7 +197,7 @@ function doAnonymousFault(
     return FAULT_OOM;
   }
   mem.pageLoaded(pfn, vma.anon, write);
-  as.updateHiwater();
+  as.updateHiwaterRss();
   return FAULT_DEMAND_ZERO;
 }
 
@@ -231,7 +231,7 @@ function doSharedAnonFault(
     putPage(as.services, pfn);
     return FAULT_OOM;
   }
-  as.updateHiwater();
+  as.updateHiwaterRss();
   return FAULT_DEMAND_ZERO;
 }
 
@@ -301,7 +301,7 @@ function doFileFault(
     return FAULT_OOM;
   }
   if (write) as.services.fileDirtied(pfn);
-  as.updateHiwater();
+  as.updateHiwaterRss();
   return major ? FAULT_FILE_MAJOR : FAULT_FILE_MINOR;
 }
 
@@ -319,7 +319,7 @@ function copyFilePage(
   const pfn = copyToNewPage(as, vma, va, filePfn, mem);
   putPage(as.services, filePfn);
   if (pfn < 0 || !mapCopy(as, vma, va, pfn, mem)) return FAULT_OOM;
-  as.updateHiwater();
+  as.updateHiwaterRss();
   return major ? FAULT_FILE_COW_MAJOR : FAULT_FILE_COW_MINOR;
 }
 

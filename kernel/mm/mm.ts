@@ -241,10 +241,15 @@ export class AddressSpace {
 
   /** Update the high-water marks (VmHWM, VmPeak). */
   updateHiwater(): void {
-    const rss = this.rss();
-    if (rss > this.hiwaterRss) this.hiwaterRss = rss;
+    this.updateHiwaterRss();
     const vm = this.totalVm();
     if (vm > this.hiwaterVm) this.hiwaterVm = vm;
+  }
+
+  /** The RSS high-water mark alone (a fault maps a page but changes no VMA). */
+  updateHiwaterRss(): void {
+    const rss = this.rss();
+    if (rss > this.hiwaterRss) this.hiwaterRss = rss;
   }
 
   /** The `[heap]` VMA: the one holding the brk range (Linux's rule for /proc/PID/maps). */

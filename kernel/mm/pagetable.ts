@@ -97,21 +97,27 @@ export class PageTables {
     }
   }
 
-  /** Write an entry at `pa`. */
+  /** Write an entry at `pa` (an entry lies inside one frame: entries are aligned to their size). */
   write(pa: number, lo: number, hi: number): void {
+    const mem = this.mem;
+    if (!(pa >= 0 && pa + this.fmt.entryBytes <= mem.sizeBytes)) {
+      mem.write8(pa, lo); // raises the machine check
+      return;
+    }
+    const pfn = pa < 2147483648 ? pa >>> mem.pageShift : Math.floor(pa / mem.pageBytes);
+    const off = pa - pfn * mem.pageBytes;
     switch (this.fmt.entryBytes) {
       case 1:
-        this.mem.write8(pa, lo);
+        mem.frameWrite8(pfn, off, lo & 0xff);
         return;
       case 2:
-        this.mem.write16(pa, lo);
+        mem.frameWrite16(pfn, off, lo);
         return;
       case 4:
-        this.mem.write32(pa, lo);
+        mem.frameWrite32(pfn, off, lo);
         return;
       default:
-        this.mem.write32(pa, lo);
-        this.mem.write32(pa + 4, hi);
+        mem.frameWrite64(pfn, off, lo, hi);
     }
   }
 

@@ -33,9 +33,17 @@ export class PteCodec {
   private readonly m: PagingFormat['mask'];
   private readonly npBits: number[];
 
+  /** 2^pfnShift (2^(pfnShift - 32) when the field starts in hi), and 2^(the field's bits in lo). */
+  private readonly pfnShift: number;
+  private readonly pfnScale: number;
+  private readonly pfnLoSpan: number;
+
   constructor(fmt: PagingFormat) {
     this.fmt = fmt;
     this.m = fmt.mask;
+    this.pfnShift = fmt.pfnShift;
+    this.pfnScale = fmt.pfnShift >= 32 ? 2 ** (fmt.pfnShift - 32) : 2 ** fmt.pfnShift;
+    this.pfnLoSpan = 2 ** Math.min(fmt.pfnWidth, 32 - Math.min(fmt.pfnShift, 32));
     const presentBit = Math.log2(fmt.mask.present.lo || fmt.mask.present.hi * 4294967296);
     this.npBits = [];
     for (let b = 0; b < fmt.entryBytes * 8; b++) if (b !== presentBit) this.npBits.push(b);
@@ -72,16 +80,16 @@ export class PteCodec {
    */
   leaf(pfn: number, perm: number, options?: { dirty?: boolean; accessed?: boolean }): number {
     const f = this.fmt;
-    const s = f.pfnShift;
     let lo: number;
     let hi: number;
-    if (s >= 32) {
+    if (this.pfnShift >= 32) {
       lo = 0;
-      hi = (pfn * 2 ** (s - 32)) >>> 0;
+      hi = (pfn * this.pfnScale) >>> 0;
     } else {
-      const loWidth = Math.min(f.pfnWidth, 32 - s);
-      lo = ((pfn % 2 ** loWidth) * 2 ** s) >>> 0;
-      hi = Math.floor(pfn / 2 ** loWidth) >>> 0;
+      // The frame number's low pfnLoWidth bits go to lo at pfnShift, the rest to hi.
+      const loPart = pfn % this.pfnLoSpan;
+      lo = (loPart * this.pfnScale) >>> 0;
+      hi = ((pfn - loPart) / this.pfnLoSpan) >>> 0;
     }
     const m = this.m;
     lo |= m.present.lo;
