@@ -260,6 +260,65 @@ describe('the MMU against a textbook set-associative cache (property)', () => {
   }
 });
 
+describe('a second-level TLB against two textbook caches (property)', () => {
+  const refs = fc.array(fc.record({ page: fc.integer({ min: 0, max: 63 }), write: fc.boolean() }), {
+    minLength: 1,
+    maxLength: 400,
+  });
+  const shapes = fc.constantFrom<[number, number, number, number]>(
+    [4, 1, 16, 4],
+    [8, 2, 24, 12],
+    [4, 4, 8, 2],
+    [2, 1, 32, 32],
+  );
+
+  it('the first level misses as alone; the second sees exactly its misses; walks are its misses', () => {
+    fc.assert(
+      fc.property(refs, shapes, (sequence, [entries, ways, stlbEntries, stlbWays]) => {
+        const { mmu } = x86_32Machine({
+          tlb: { entries, ways, replacement: 'lru' },
+          stlb: { entries: stlbEntries, ways: stlbWays },
+        });
+        const l1 = new TextbookCache(entries / ways, ways, 'lru');
+        const l2 = new TextbookCache(stlbEntries / stlbWays, stlbWays, 'lru');
+        let dirtyAssists = 0;
+        const dirty = new Set<number>(); // pages whose PTE has D set
+        for (const { page, write } of sequence) {
+          const va = page * 4096 + (page % 7);
+          if (write) mmu.store8(va, page);
+          else expect(mmu.load8(va)).toBe(mmu.mem.read8((100 + page) * 4096 + (page % 7)));
+          const l1Misses = l1.misses;
+          const l2Misses = l2.misses;
+          l1.reference(page);
+          if (l1.misses !== l1Misses) l2.reference(page);
+          const walked = l2.misses !== l2Misses;
+          // The first write to a page found in a TLB (so cached clean) walks again to set D, and
+          // that walk refreshes the second level too: an uncounted reference there.
+          if (write && !dirty.has(page) && !walked) {
+            dirtyAssists++;
+            const [h, m] = [l2.hits, l2.misses];
+            l2.reference(page);
+            [l2.hits, l2.misses] = [h, m];
+          }
+          if (write) dirty.add(page);
+        }
+        expect(mmu.dtlb.misses).toBe(l1.misses);
+        expect(mmu.dtlb.hits).toBe(l1.hits);
+        expect(mmu.stlb!.hits).toBe(l2.hits);
+        expect(mmu.stlb!.misses).toBe(l2.misses);
+        expect(mmu.dirtyAssists).toBe(dirtyAssists);
+        expect(mmu.walks).toBe(l2.misses + dirtyAssists);
+        expect(mmu.stlbLookups).toBe(l1.misses);
+        expect(cached(mmu.dtlb)).toEqual(l1.sets.flat().sort((a, b) => a - b));
+        expect(cached(mmu.stlb!)).toEqual(l2.sets.flat().sort((a, b) => a - b));
+        mmu.dtlb.checkInvariants();
+        mmu.stlb!.checkInvariants();
+      }),
+      { seed: 7, numRuns: 150 },
+    );
+  });
+});
+
 describe('address-space identifiers', () => {
   /** Two x86-64 address spaces: ASID 1 (root 1) maps 0x1000 to frame 50, ASID 2 (root 20) to 60. */
   function twoSpaces(asidBits: number) {

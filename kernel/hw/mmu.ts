@@ -557,13 +557,19 @@ export class Mmu {
         if (this.referenceHook !== null) this.referenceHook(pfn, access);
         return pfn;
       }
+      return this.frameSlow(va, vpn, access, true);
     }
-    return this.frameSlow(va, vpn, access);
+    return this.frameSlow(va, vpn, access, false);
   }
 
-  /** The slow path of frameFor: a miss, a dirty-bit assist or a fault, then retries. */
-  private frameSlow(va: number, vpn: number, access: AccessKind): number {
-    let pfn = this.lookupFrame(va, vpn, access, false);
+  /**
+   * The slow path of frameFor: a miss (`cached` false: the lookup just missed), a dirty-bit
+   * assist or a fault, then retries.
+   */
+  private frameSlow(va: number, vpn: number, access: AccessKind, cached: boolean): number {
+    let pfn = cached
+      ? this.lookupFrame(va, vpn, access, false)
+      : this.missFrame(va, vpn, access, access === ACCESS_EXECUTE ? this.itlb : this.dtlb, true);
     while (pfn < 0) {
       this.trapPageFault();
       pfn = this.lookupFrame(va, vpn, access, 'retry');
@@ -588,7 +594,16 @@ export class Mmu {
       if (counting !== 'retry') tlb.hits++;
       return this.cachedFrame(va, vpn, access, tlb, tlb.perm[slot]!, tlb.pfn[slot]!);
     }
-    if (counting !== 'retry') tlb.misses++;
+    return this.missFrame(va, vpn, access, tlb, counting !== 'retry');
+  }
+
+  /**
+   * After a first-level miss on `tlb` (counted when `count`): the second level, then a walk
+   * (or the refill trap). Nothing fills a TLB between that lookup and the fills here, so they
+   * need not look for an entry to overwrite.
+   */
+  private missFrame(va: number, vpn: number, access: AccessKind, tlb: Tlb, count: boolean): number {
+    if (count) tlb.misses++;
     if (this.softwareManaged) return this.refill(va, vpn, access, tlb);
     const stlb = this.stlb;
     if (stlb !== null) {
@@ -596,15 +611,15 @@ export class Mmu {
       this.clock.now += this.stlbCycles;
       const s2 = stlb.lookup(vpn, this.asid);
       if (s2 >= 0) {
-        if (counting !== 'retry') stlb.hits++;
+        if (count) stlb.hits++;
         const perm = stlb.perm[s2]!;
         const pfn = stlb.pfn[s2]!;
-        tlb.insert(vpn, this.asid, pfn, perm);
+        tlb.fill(vpn, this.asid, pfn, perm);
         return this.cachedFrame(va, vpn, access, tlb, perm, pfn);
       }
-      if (counting !== 'retry') stlb.misses++;
+      if (count) stlb.misses++;
     }
-    return this.walkAndFill(va, vpn, access, tlb);
+    return this.walkAndFill(va, vpn, access, tlb, true);
   }
 
   /**
@@ -645,7 +660,7 @@ export class Mmu {
   private assistDirty(va: number, vpn: number, access: AccessKind, tlb: Tlb): number {
     this.dirtyAssists++;
     if (this.softwareManaged) return this.refill(va, vpn, access, tlb);
-    const pfn = this.walkAndFill(va, vpn, access, tlb);
+    const pfn = this.walkAndFill(va, vpn, access, tlb, false);
     if (pfn < 0) this.dropCached(vpn, tlb);
     return pfn;
   }
@@ -701,16 +716,25 @@ export class Mmu {
     this.faults++;
   }
 
-  /** Walk the tables for `va`; on success fill the TLB and return the frame, else -1. */
-  private walkAndFill(va: number, vpn: number, access: AccessKind, tlb: Tlb): number {
+  /**
+   * Walk the tables for `va`; on success fill the TLBs and return the frame, else -1. `missed`:
+   * both levels have just missed the page (fill); otherwise an entry may be there (insert).
+   */
+  private walkAndFill(va: number, vpn: number, access: AccessKind, tlb: Tlb, missed: boolean): number {
     const perm = this.walk(va, access, this.mode);
     if (perm < 0) {
       this.faults++;
       return -1;
     }
-    tlb.insert(vpn, this.asid, this.walkLeafPfn, perm);
-    if (this.stlb !== null) this.stlb.insert(vpn, this.asid, this.walkLeafPfn, perm);
-    return this.walkLeafPfn;
+    const pfn = this.walkLeafPfn;
+    if (missed) {
+      tlb.fill(vpn, this.asid, pfn, perm);
+      if (this.stlb !== null) this.stlb.fill(vpn, this.asid, pfn, perm);
+    } else {
+      tlb.insert(vpn, this.asid, pfn, perm);
+      if (this.stlb !== null) this.stlb.insert(vpn, this.asid, pfn, perm);
+    }
+    return pfn;
   }
 
   private walkLeafPfn = 0;

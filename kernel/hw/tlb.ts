@@ -144,6 +144,23 @@ export class Tlb {
     return slot;
   }
 
+  /**
+   * insert() for a page that lookup() has just missed for `asid`: no entry of it to overwrite,
+   * so no probe (a global fill still goes through insert, which drops other ASIDs' copies).
+   */
+  fill(vpn: number, asid: number, pfn: number, perm: number): number {
+    if ((perm & TLB_GLOBAL) !== 0) return this.insert(vpn, asid, pfn, perm);
+    const slot = this.victim((this.setsArePow2 ? vpn & this.setMask : vpn % this.sets) * this.ways);
+    if (this.vpn[slot] !== INVALID) this.evictions++;
+    this.stamp[slot] = ++this.tick;
+    this.vpn[slot] = vpn;
+    this.asid[slot] = asid;
+    this.pfn[slot] = pfn;
+    this.perm[slot] = perm;
+    this.fills++;
+    return slot;
+  }
+
   /** Drop the entry for one page (as invlpg / sfence.vma vaddr, asid). Returns true if one was dropped. */
   invalidatePage(vpn: number, asid: number): boolean {
     this.invalidations++;

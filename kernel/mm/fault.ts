@@ -114,7 +114,7 @@ export function handleFault(as: AddressSpace, fault: Readonly<MmuFault>, mem: Fa
   if (pte.isNone(lo, hi)) {
     if (vma.backing.kind === 'shmem') return doSharedAnonFault(as, vma, va, fault, mem);
     if (vma.backing.kind === 'file') return doFileFault(as, vma, va, fault, mem);
-    return doAnonymousFault(as, vma, va, fault, mem);
+    return doAnonymousFault(as, vma, va, pa, fault, mem);
   }
   if (!pte.isPresent(lo, hi)) {
     const tag = pte.nonPresentTag(lo, hi);
@@ -179,6 +179,7 @@ function doAnonymousFault(
   as: AddressSpace,
   vma: Vma,
   va: number,
+  pa: number,
   fault: Readonly<MmuFault>,
   mem: FaultMemory,
 ): FaultResult {
@@ -192,10 +193,7 @@ function doAnonymousFault(
   const page = as.pageBytes;
   as.services.pages.index[pfn] = Math.floor(va / page);
   const write = fault.access === ACCESS_WRITE;
-  if (!as.installPage(vma, va, pfn, { writable: (vma.flags & VM_WRITE) !== 0, dirty: write })) {
-    putPage(as.services, pfn);
-    return FAULT_OOM;
-  }
+  as.installNewPage(vma, pa, pfn, (vma.flags & VM_WRITE) !== 0, write);
   mem.pageLoaded(pfn, vma.anon, write);
   as.updateHiwaterRss();
   return FAULT_DEMAND_ZERO;

@@ -153,6 +153,10 @@ export interface MmServices {
   mmGone(mm: AddressSpace): void;
 }
 
+/** The leaf options of a page mapped by a fault (allocated once). */
+const ACCESSED = { dirty: false, accessed: true } as const;
+const DIRTY_ACCESSED = { dirty: true, accessed: true } as const;
+
 export class AddressSpace {
   readonly vmas: VmaSet;
   readonly tables: PageTables;
@@ -279,6 +283,20 @@ export class AddressSpace {
     this.countMapped(pfn, 1);
     this.services.mmu.invalidatePage(va, this.asid);
     return true;
+  }
+
+  /**
+   * installPage for an entry the caller has just found none at `pa` (a first touch of its page): no second
+   * table walk, and no TLB invalidation, since a TLB caches present translations only and the
+   * entry has held none since its last invalidation. The tables under `pa` stay put meanwhile:
+   * only unmapping frees tables, and a fault unmaps nothing.
+   */
+  installNewPage(vma: Vma, pa: number, pfn: number, writable: boolean, dirty: boolean): void {
+    const pte = this.services.pte;
+    const lo = pte.leaf(pfn, pteFlagsFor(vma.flags, writable), dirty ? DIRTY_ACCESSED : ACCESSED);
+    this.tables.write(pa, lo, pte.hi);
+    this.services.pages.mapcount[pfn]!++;
+    this.countMapped(pfn, 1);
   }
 
   /** Make the present entry at `pa` (for `va`) writable again (COW reuse). */

@@ -623,6 +623,10 @@ export class Kernel {
   checkInvariants(): void {
     this.hw.buddy.checkInvariants();
     this.hw.slab.checkInvariants();
+    const mmu = this.hw.mmu;
+    mmu.dtlb.checkInvariants();
+    if (mmu.itlb !== mmu.dtlb) mmu.itlb.checkInvariants();
+    mmu.stlb?.checkInvariants();
     let anonMapped = 0;
     for (const t of this.tasks.values()) {
       if (t.mm !== null) {
