@@ -1,6 +1,6 @@
 /**
  * The whole machine under random workloads: several processes run random sequences of mmap,
- * munmap, mprotect, madvise, brk, reads and writes, fork, exit, kill and deliberate faults. Each
+ * munmap, mremap, mprotect, madvise, brk, reads and writes, fork, exit, kill and deliberate faults. Each
  * process checks what it reads against a model of its memory (private pages copied at fork,
  * shared pages shared), the machine is stepped a slice at a time with every invariant checked
  * after each step, and when all have exited every free page is back. The same workload twice
@@ -9,12 +9,15 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
+  EFAULT,
+  ENOMEM,
   MADV_DONTNEED,
   MADV_FREE,
   MAP_ANONYMOUS,
   MAP_FIXED,
   MAP_PRIVATE,
   MAP_SHARED,
+  MREMAP_MAYMOVE,
   PROT_NONE,
   PROT_READ,
   PROT_WRITE,
@@ -36,6 +39,7 @@ type LeafOp =
   | { k: 'mmap'; pages: number; prot: number; shared: boolean }
   | { k: 'fixed'; target: number; page: number; pages: number }
   | { k: 'munmap'; target: number; page: number; pages: number }
+  | { k: 'mremap'; target: number; pages: number }
   | { k: 'mprotect'; target: number; page: number; pages: number; prot: number }
   | { k: 'madvise'; target: number; page: number; pages: number; free: boolean }
   | { k: 'brk'; delta: number }
@@ -77,6 +81,14 @@ const leafOp: fc.Arbitrary<LeafOp> = fc.oneof(
       target: n(99),
       page: n(7),
       pages: fc.integer({ min: 1, max: 3 }),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      k: fc.constant('mremap' as const),
+      target: n(99),
+      pages: fc.integer({ min: 1, max: 10 }),
     }),
   },
   {
@@ -154,6 +166,8 @@ const workloadArb = fc.array(topScript, { minLength: 1, maxLength: 3 });
 interface Cell {
   v: number;
   lazy: boolean;
+  /** Where in its page the word is, once mremap moved the page (else offsetIn of its address). */
+  off?: number;
 }
 interface Region {
   start: number;
@@ -171,6 +185,8 @@ interface Model {
   children: Array<{ pid: number; expect: number; killedBy: number }>;
 }
 
+/** mremap calls that moved a region, over all runs: the generator must reach the move. */
+let mremapMoves = 0;
 const offsetIn = (va: number): number => ((va / PAGE) % 61) * 64;
 const pageUp = (x: number): number => Math.ceil(x / PAGE) * PAGE;
 
@@ -223,9 +239,9 @@ function program(ops: Op[], model: Model, failures: string[], depth: number): Us
     };
     const cellOf = (r: Region): Map<number, Cell> => r.shared ?? model.priv;
     const check = (r: Region, va: number): void => {
-      const got = cpu.load32(va + offsetIn(va));
       const map = cellOf(r);
       const cell = map.get(va);
+      const got = cpu.load32(va + (cell?.off ?? offsetIn(va)));
       const want = cell?.v ?? 0;
       if (got === want) return;
       if (cell?.lazy === true && got === 0) {
@@ -306,6 +322,30 @@ function program(ops: Op[], model: Model, failures: string[], depth: number): Us
           const r = sys.munmap(s[1], s[2] - s[1]);
           if (r !== 0) fail(`munmap ${r}`);
           unmapModel(model, s[1], s[2]);
+          break;
+        }
+        case 'mremap': {
+          // A whole private region, moved or resized: its bytes must follow it. It fails when
+          // mprotect left it in several VMAs (EFAULT) or no room is found (ENOMEM).
+          const p = pick(o.target, 0);
+          if (p === undefined || p[0] === statusRegion || p[0].shared !== null) break;
+          const r = p[0];
+          const b = sys.mremap(r.start, r.pages * PAGE, o.pages * PAGE, MREMAP_MAYMOVE, 0);
+          if (b < 0) {
+            if (b !== -EFAULT && b !== -ENOMEM) fail(`mremap ${b}`);
+            break;
+          }
+          if (b !== r.start) mremapMoves++;
+          const cells: Array<[number, Cell]> = [];
+          for (let i = 0; i < Math.min(r.pages, o.pages); i++) {
+            const old = r.start + i * PAGE;
+            const c = model.priv.get(old);
+            if (c !== undefined) cells.push([b + i * PAGE, { ...c, off: c.off ?? offsetIn(old) }]);
+          }
+          const prot = r.prot[0]!;
+          unmapModel(model, r.start, r.start + r.pages * PAGE);
+          for (const [va, c] of cells) model.priv.set(va, c);
+          model.regions.push({ start: b, pages: o.pages, prot: new Array(o.pages).fill(prot), shared: null });
           break;
         }
         case 'mprotect': {
@@ -492,6 +532,7 @@ describe('random multi-process workloads', () => {
     );
     expect(runs).toBe(40);
     expect(forks).toBeGreaterThan(10); // the generator does reach fork
+    expect(mremapMoves).toBeGreaterThan(10); // and mremap moves regions, their bytes with them
   });
 });
 

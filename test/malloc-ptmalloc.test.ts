@@ -164,11 +164,41 @@ describe("ptmalloc's glibc behaviour", () => {
       const a = new PtmallocAllocator(new Libc(ctx));
       const p = a.malloc(200_000);
       expect(a.stats().heapBytes).toBeGreaterThan(200_000 + 33 * PAGE - 1);
-      const q = a.realloc(p, 260_000); // malloc, copy, munmap: as glibc without mremap
+      const q = a.realloc(p, 260_000); // mremap_chunk: the mapping grows or moves, no copy
       expect(a.tunables.mmapThreshold).toBe(128 * 1024);
       a.free(q);
       expect(a.tunables.mmapThreshold).toBe(Math.ceil((260_000 + 16) / PAGE) * PAGE);
       expect(a.tunables.trimThreshold).toBe(2 * a.tunables.mmapThreshold);
+      a.checkHeap();
+    });
+  });
+
+  it("realloc of an mmapped chunk is glibc's mremap_chunk: the pages move, none is copied or faulted in", () => {
+    runChecked((ctx) => {
+      const libc = new Libc(ctx);
+      const a = new PtmallocAllocator(libc);
+      const p = a.malloc(300_000);
+      const blocker = libc.mapAnonymous(PAGE); // usually right below: growth in place may be refused
+      for (let off = 0; off < 300_000; off += PAGE) ctx.cpu.store32(p + off, off ^ 0x5a5a);
+      const frames = (at: number) =>
+        Array.from({ length: Math.ceil(300_000 / PAGE) }, (_, k) =>
+          Math.floor(ctx.sys.vmlab_pageinfo(at + k * PAGE).physAddr / PAGE),
+        );
+      const before = frames(p);
+      const q = a.realloc(p, 3_000_000);
+      let kept = 0;
+      for (let off = 0; off < 300_000; off += PAGE) if (ctx.cpu.load32(q + off) === (off ^ 0x5a5a)) kept++;
+      expect(kept).toBe(Math.ceil(300_000 / PAGE));
+      expect(frames(q)).toEqual(before); // the same frames: moved, not copied
+      expect(ctx.sys.vmlab_pageinfo(q + 2_000_000).present).toBe(false); // and nothing new faulted in
+      expect(a.usableSize(q)).toBeGreaterThanOrEqual(3_000_000);
+      expect(a.mallinfo2().hblkhd).toBe(Math.ceil((3_000_000 + 16) / PAGE) * PAGE);
+      const r = a.realloc(q, 100_000); // shrinks in place: the tail goes back to the kernel
+      expect(r).toBe(q);
+      expect(a.mallinfo2().hblkhd).toBe(Math.ceil((100_000 + 16) / PAGE) * PAGE);
+      a.free(r);
+      expect(a.mallinfo2().hblkhd).toBe(0);
+      libc.munmap(blocker, PAGE);
       a.checkHeap();
     });
   });

@@ -237,7 +237,12 @@ export class Mmu {
   readonly fault: MmuFault = { kind: 'not-present', reason: undefined, level: 0, va: 0, access: 0, mode: 0 };
 
   // Counters: always on.
-  accesses = 0;
+  /** Accesses (first attempts): every one counts as exactly one first-level hit or miss. */
+  get accesses(): number {
+    const d = this.dtlb;
+    if (this.itlb === d) return d.hits + d.misses;
+    return d.hits + d.misses + this.itlb.hits + this.itlb.misses;
+  }
   /** Second-level TLB lookups, retries included (each charged stlbLookupCycles). */
   stlbLookups = 0;
   walks = 0;
@@ -250,6 +255,7 @@ export class Mmu {
   private readonly pageBytes: number;
   private readonly pageShift: number;
   private readonly offsetMask: number;
+  private readonly pageInverse: number;
   private readonly hitCycles: number;
   private readonly stlbCycles: number;
   private readonly vaLimit: number;
@@ -305,6 +311,7 @@ export class Mmu {
     this.pageBytes = format.pageBytes;
     this.pageShift = format.pageShift;
     this.offsetMask = format.pageBytes - 1;
+    this.pageInverse = 1 / format.pageBytes;
     this.hitCycles = this.cost.tlbLookupCycles + this.cost.memoryAccessCycles;
     this.vaLimit = Math.min(2 ** format.vaBits, Number.MAX_SAFE_INTEGER + 1);
     this.walker = compileWalker(format);
@@ -535,7 +542,8 @@ export class Mmu {
 
   /** vpnOf for addresses that are not 32-bit unsigned integers. */
   private vpnSlow(va: number): number {
-    return va >= 0 ? Math.floor(va / this.pageBytes) : Number.NaN;
+    // Scaling by 2^-pageShift is exact in floating point: no division needed.
+    return va >= 0 ? Math.floor(va * this.pageInverse) : Number.NaN;
   }
 
   // ---- private: the access path ----
@@ -545,7 +553,6 @@ export class Mmu {
    * and retrying until the access succeeds (or the handler throws). Fast path: a TLB hit.
    */
   private frameFor(va: number, vpn: number, access: AccessKind): number {
-    this.accesses++;
     this.clock.now += this.hitCycles;
     const tlb = access === ACCESS_EXECUTE ? this.itlb : this.dtlb;
     const slot = tlb.lookup(vpn, this.asid);
@@ -585,10 +592,7 @@ export class Mmu {
    */
   private lookupFrame(va: number, vpn: number, access: AccessKind, counting: boolean | 'retry'): number {
     const tlb = access === ACCESS_EXECUTE ? this.itlb : this.dtlb;
-    if (counting === true) {
-      this.accesses++;
-      this.clock.now += this.hitCycles;
-    }
+    if (counting === true) this.clock.now += this.hitCycles;
     const slot = tlb.lookup(vpn, this.asid);
     if (slot >= 0) {
       if (counting !== 'retry') tlb.hits++;

@@ -191,7 +191,7 @@ function doAnonymousFault(
   const pfn = mem.allocUserFrame(as.ownerPid);
   if (pfn < 0) return FAULT_OOM;
   const page = as.pageBytes;
-  as.services.pages.index[pfn] = Math.floor(va / page);
+  as.services.pages.index[pfn] = vma.anonIndex(va, page);
   const write = fault.access === ACCESS_WRITE;
   as.installNewPage(vma, pa, pfn, (vma.flags & VM_WRITE) !== 0, write);
   mem.pageLoaded(pfn, vma.anon, write);
@@ -339,7 +339,7 @@ function copyToNewPage(as: AddressSpace, vma: Vma, va: number, fromPfn: number, 
   if (pfn < 0) return -1;
   as.services.mem.copyFrame(fromPfn, pfn);
   pages.set(pfn, PG_DIRTY);
-  pages.index[pfn] = Math.floor(va / as.pageBytes);
+  pages.index[pfn] = vma.anonIndex(va, as.pageBytes);
   return pfn;
 }
 

@@ -182,6 +182,12 @@ export class AddressSpace {
   swapEntries = 0;
   hiwaterRss = 0;
   hiwaterVm = 0;
+  /** VMAs with a nonzero anonDelta (moved by mremap): reclaim looks them up only when some exist. */
+  get movedVmas(): number {
+    let n = 0;
+    for (const v of this.vmas.all()) if (v.anonDelta !== 0) n++;
+    return n;
+  }
 
   private constructor(services: MmServices, tables: PageTables, kobj: number, layout: Layout) {
     this.services = services;
@@ -451,6 +457,7 @@ export class AddressSpace {
         flags: v.flags,
         backing: v.backing,
         pgoff: v.pgoff,
+        anonDelta: v.anonDelta,
         anon: v.anon,
         name: v.name,
       });

@@ -1,10 +1,10 @@
 /**
- * The memory-map system calls on an address space: brk, mmap, munmap, mprotect, madvise,
- * mincore. Linux's argument checks, error numbers and semantics (see
+ * The memory-map system calls on an address space: brk, mmap, munmap, mremap, mprotect,
+ * madvise, mincore. Linux's argument checks, error numbers and semantics (see
  * shared/reference/linux-mm.md §2.7-2.10). Each returns a result or -errno, and a call that
  * fails leaves the address space as it was.
  */
-import { EACCES, EEXIST, EINVAL, ENODEV, ENOMEM, EPERM } from '../lib/errno.ts';
+import { EACCES, EEXIST, EFAULT, EINVAL, ENODEV, ENOMEM, EPERM } from '../lib/errno.ts';
 import type { AddressSpace } from './mm.ts';
 import { PG_LAZYFREE } from './page.ts';
 import { NP_PROTNONE } from './pte.ts';
@@ -358,6 +358,159 @@ export function doMunmap(as: AddressSpace, addr: number, len: number): number {
     as.vmas.destroy(v);
   }
   return 0;
+}
+
+export const MREMAP_MAYMOVE = 1;
+export const MREMAP_FIXED = 2;
+export const MREMAP_DONTUNMAP = 4;
+
+/**
+ * mremap(oldAddr, oldLen, newLen, flags, newAddr): the mapping's address (new or the same), or
+ * -errno. Linux's rules: [oldAddr, oldAddr + oldLen) must lie inside one VMA (-EFAULT); a
+ * shrink unmaps the tail; a growth extends the VMA in place when the addresses after it are
+ * free, else, with MREMAP_MAYMOVE, moves the mapping: its page-table entries (present pages,
+ * swap entries, PROT_NONE-kept frames) go to the new place without copying a byte, and its
+ * anonymous pages keep their index (the VMA's anonDelta records the move for reverse mapping).
+ * MREMAP_FIXED moves to newAddr, replacing what is there. Not modelled: old_size 0 (Linux
+ * duplicates a shared mapping) and MREMAP_DONTUNMAP, both -EINVAL.
+ */
+export function doMremap(
+  as: AddressSpace,
+  oldAddr: number,
+  oldLen: number,
+  newLen: number,
+  flags: number,
+  newAddr: number,
+): number {
+  const page = as.pageBytes;
+  if (!Number.isSafeInteger(flags) || (flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED)) !== 0) return -EINVAL;
+  const fixed = (flags & MREMAP_FIXED) !== 0;
+  if (fixed && (flags & MREMAP_MAYMOVE) === 0) return -EINVAL;
+  if (!Number.isSafeInteger(oldAddr) || oldAddr < 0 || oldAddr % page !== 0) return -EINVAL;
+  if (!Number.isSafeInteger(oldLen) || !Number.isSafeInteger(newLen) || oldLen < 0 || newLen < 0)
+    return -EINVAL;
+  const oldSize = pageUp(oldLen, page);
+  const newSize = pageUp(newLen, page);
+  if (newSize === 0 || oldSize === 0) return -EINVAL;
+  if (outsideUser(as, oldAddr, oldAddr + oldSize)) return -EFAULT;
+  if (fixed) {
+    if (!Number.isSafeInteger(newAddr) || newAddr % page !== 0) return -EINVAL;
+    if (outsideUser(as, newAddr, newAddr + newSize)) return -EINVAL;
+    if (newAddr < oldAddr + oldSize && oldAddr < newAddr + newSize) return -EINVAL;
+  }
+  const vma = as.vmas.find(oldAddr);
+  if (vma === undefined || oldAddr + oldSize > vma.end) return -EFAULT;
+  if (fixed) {
+    const err = doMunmap(as, newAddr, newSize);
+    if (err < 0) return err;
+  }
+  if (newSize < oldSize) {
+    const err = doMunmap(as, oldAddr + newSize, oldSize - newSize);
+    if (err < 0) return err;
+    return fixed ? moveMapping(as, oldAddr, newSize, newSize, newAddr) : oldAddr;
+  }
+  if (newSize === oldSize && !fixed) return oldAddr;
+  if (!fixed && oldAddr + oldSize === vma.end) {
+    const grown = growInPlace(as, vma, oldAddr + newSize);
+    if (grown !== 0) return grown < 0 ? grown : oldAddr;
+  }
+  if ((flags & MREMAP_MAYMOVE) === 0) return -ENOMEM;
+  const target = fixed ? newAddr : placeMapping(as, 0, newSize);
+  if (target < 0) return -ENOMEM;
+  return moveMapping(as, oldAddr, oldSize, newSize, target);
+}
+
+/**
+ * Extend `vma` to `end` when the addresses up to it are free (keeping the stack's guard gap):
+ * 1 when done, 0 when there is no room, -ENOMEM when the commit charge refuses.
+ */
+function growInPlace(as: AddressSpace, vma: Vma, end: number): number {
+  const page = as.pageBytes;
+  if (end > as.layout.taskSize) return 0;
+  const next = as.vmas.findNext(vma.end);
+  if (next !== undefined && end > as.vmas.gapStart(next, as.services.tunables.stackGuardGapPages * page))
+    return 0;
+  const extra = (end - vma.end) / page;
+  if ((vma.flags & VM_ACCOUNT) !== 0 && !as.charge(extra)) return -ENOMEM;
+  vma.end = end;
+  as.vmas.mergeAround(vma);
+  as.updateHiwater();
+  return 1;
+}
+
+/**
+ * Move [oldAddr, oldAddr + oldSize) to a new VMA of newSize bytes at `target` (free): the
+ * entries change place, the frames stay. 0 is never returned: the new address or -ENOMEM
+ * (with nothing changed).
+ */
+function moveMapping(
+  as: AddressSpace,
+  oldAddr: number,
+  oldSize: number,
+  newSize: number,
+  target: number,
+): number {
+  const page = as.pageBytes;
+  const oldEnd = oldAddr + oldSize;
+  if (!as.vmas.carve(oldAddr, oldEnd)) return -ENOMEM;
+  const old = as.vmas.find(oldAddr)!;
+  const extra = (newSize - oldSize) / page;
+  const accounted = (old.flags & VM_ACCOUNT) !== 0;
+  if (accounted && extra > 0 && !as.charge(extra)) return -ENOMEM;
+  const moved = as.vmas.create({
+    start: target,
+    end: target + newSize,
+    flags: old.flags,
+    backing: old.backing,
+    pgoff: old.pgoff,
+    anonDelta: old.anonDelta + (oldAddr - target) / page,
+    anon: old.anon,
+    name: old.name,
+  });
+  if (moved === undefined) {
+    if (accounted && extra > 0) as.uncharge(extra);
+    return -ENOMEM;
+  }
+  // Tables for every entry first, so that the move itself cannot fail half done.
+  const vas: number[] = [];
+  as.tables.forEachEntry(oldAddr, oldEnd, (va) => {
+    vas.push(va);
+  });
+  for (const va of vas) {
+    if (as.tables.entryAddress(target + (va - oldAddr), 'create') < 0) {
+      as.tables.pruneEmpty(target, target + newSize);
+      as.vmas.destroy(moved);
+      if (accounted && extra > 0) as.uncharge(extra);
+      return -ENOMEM;
+    }
+  }
+  if (moved.backing.kind === 'shmem') moved.backing.object.users++;
+  if (moved.backing.kind === 'file') as.services.fileMapped(moved.backing.file, as);
+  // List the entries again (making tables may have reclaimed pages of the old range), then
+  // move each one as it is now.
+  const entries: number[] = [];
+  as.tables.forEachEntry(oldAddr, oldEnd, (va, pa) => {
+    entries.push(va, pa);
+  });
+  const mmu = as.services.mmu;
+  for (let i = 0; i < entries.length; i += 2) {
+    const va = entries[i]!;
+    const pa = entries[i + 1]!;
+    const lo = as.tables.read(pa);
+    const hi = as.tables.hi;
+    as.tables.write(as.tables.entryAddress(target + (va - oldAddr), 'lookup'), lo, hi);
+    as.tables.write(pa, 0, 0);
+    mmu.invalidatePage(va, as.asid);
+  }
+  // The old VMA is empty now: it goes as munmap's do, but its charge moved with the pages.
+  if (accounted && extra < 0) as.uncharge(-extra);
+  as.zapRange(old.start, old.end);
+  if (old.backing.kind === 'shmem') as.services.putShmem(old.backing.object);
+  if (old.backing.kind === 'file') as.services.fileVmaGone(as, old);
+  as.vmas.destroy(old);
+  as.vmas.mergeAround(moved);
+  as.updateHiwater();
+  return target;
 }
 
 /** mprotect(addr, length, prot): 0 or -errno. The whole range must be mapped (-ENOMEM otherwise). */

@@ -284,22 +284,46 @@ export class Reclaimer {
 
   /**
    * Physical address of the PTE in `mm` that maps anonymous frame `pfn` (present, or kept under
-   * PROT_NONE), or -1.
+   * PROT_NONE), or -1; its virtual address is left in `mappedVa`. The page's index is its
+   * address in pages unless mremap moved its VMA: then the VMA's anonDelta says where it went.
    */
   private mappingOf(mm: AddressSpace, pfn: number): number {
-    const va = this.services.pages.index[pfn]! * this.services.fmt.pageBytes;
+    const page = this.services.fmt.pageBytes;
+    const index = this.services.pages.index[pfn]!;
+    const home = mm.vmas.find(index * page);
+    if (home !== undefined && home.anonDelta === 0) {
+      const pa = this.mappingAt(mm, index * page, pfn);
+      if (pa >= 0) return pa;
+    }
+    if (mm.movedVmas === 0) return -1;
+    for (const v of mm.vmas.all()) {
+      if (v.anonDelta === 0) continue;
+      const va = (index - v.anonDelta) * page;
+      if (!v.contains(va)) continue;
+      const pa = this.mappingAt(mm, va, pfn);
+      if (pa >= 0) return pa;
+    }
+    return -1;
+  }
+
+  /** The address of mappingOf's last PTE found. */
+  private mappedVa = 0;
+
+  /** The PTE at `va` in `mm` if it maps `pfn` (present or PROT_NONE-kept), else -1. */
+  private mappingAt(mm: AddressSpace, va: number, pfn: number): number {
     const pa = mm.tables.entryAddress(va, 'lookup');
     if (pa < 0) return -1;
     const lo = mm.tables.read(pa);
     const hi = mm.tables.hi;
     const pte = this.services.pte;
+    this.mappedVa = va;
     if (pte.isPresent(lo, hi)) return pte.pfnOf(lo, hi) === pfn ? pa : -1;
     const kept = !pte.isNone(lo, hi) && pte.nonPresentTag(lo, hi) === NP_PROTNONE;
     return kept && pte.nonPresentPayload(lo, hi) === pfn ? pa : -1;
   }
 
-  /** Visit each (mm, entry address) mapping `pfn` (present or PROT_NONE-kept). */
-  private forEachMapping(pfn: number, visit: (mm: AddressSpace, pa: number) => void): void {
+  /** Visit each (mm, entry address, virtual address) mapping `pfn` (present or PROT_NONE-kept). */
+  private forEachMapping(pfn: number, visit: (mm: AddressSpace, pa: number, va: number) => void): void {
     if (this.services.pages.has(pfn, PG_FILE)) {
       this.files?.forEachMapping(pfn, visit);
       return;
@@ -308,7 +332,7 @@ export class Reclaimer {
     if (members === undefined) return;
     for (const mm of [...members]) {
       const pa = this.mappingOf(mm, pfn);
-      if (pa >= 0) visit(mm, pa);
+      if (pa >= 0) visit(mm, pa, this.mappedVa);
     }
   }
 
@@ -316,8 +340,7 @@ export class Reclaimer {
     const pte = this.services.pte;
     const mmu = this.services.mmu;
     let any = false;
-    const va = this.services.pages.index[pfn]! * this.services.fmt.pageBytes;
-    this.forEachMapping(pfn, (mm, pa) => {
+    this.forEachMapping(pfn, (mm, pa, va) => {
       const lo = mm.tables.read(pa);
       const hi = mm.tables.hi;
       if (!pte.isPresent(lo, hi) || !pte.isAccessed(lo, hi)) return;
@@ -358,10 +381,9 @@ export class Reclaimer {
     const write = dirty;
     // Unmap every PTE.
     const pte = this.services.pte;
-    const va = pages.index[pfn]! * this.services.fmt.pageBytes;
     this.tracked[pfn] = 0;
     this.policy.onEvicted(pfn);
-    this.forEachMapping(pfn, (mm, pa) => {
+    this.forEachMapping(pfn, (mm, pa, va) => {
       if (slot >= 0) {
         this.swap!.dup(slot);
         const lo = pte.nonPresent(NP_SWAP, slot);

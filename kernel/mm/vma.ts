@@ -80,6 +80,12 @@ export class Vma {
   backing: VmaBacking;
   /** Page offset into the file of `start` (file mappings); 0 for anonymous ones. */
   pgoff: number;
+  /**
+   * The anonymous pages' index of an address here is va / pageBytes + anonDelta (Linux's
+   * linear_page_index over an anon vm_pgoff). 0 until mremap moves the VMA: the moved pages
+   * keep their index, so reclaim still finds them through the anon family.
+   */
+  anonDelta: number;
   anon: AnonFamily | null;
   /** Address of this VMA's vm_area_struct object in kernel memory. */
   kobj: number;
@@ -92,6 +98,7 @@ export class Vma {
     flags: number;
     backing: VmaBacking;
     pgoff?: number;
+    anonDelta?: number;
     anon?: AnonFamily | null;
     kobj: number;
     name?: string;
@@ -101,6 +108,7 @@ export class Vma {
     this.flags = fields.flags;
     this.backing = fields.backing;
     this.pgoff = fields.pgoff ?? 0;
+    this.anonDelta = fields.anonDelta ?? 0;
     this.anon = fields.anon ?? null;
     this.kobj = fields.kobj;
     this.name = fields.name;
@@ -121,11 +129,17 @@ export class Vma {
   isShared(): boolean {
     return (this.flags & VM_SHARED) !== 0;
   }
+
+  /** The anonymous-page index of `va` (pages.index of an anonymous page mapped there). */
+  anonIndex(va: number, pageBytes: number): number {
+    return Math.floor(va / pageBytes) + this.anonDelta;
+  }
 }
 
 /** Can `a` (ending where `b` starts) and `b` be one VMA? */
 export function canMerge(a: Vma, b: Vma, pageBytes: number): boolean {
   if (a.end !== b.start || a.flags !== b.flags || a.name !== b.name) return false;
+  if (a.anonDelta !== b.anonDelta) return false; // anonymous indices must run on across the seam
   if (a.backing.kind !== b.backing.kind) return false;
   if (a.backing.kind === 'shmem' && b.backing.kind === 'shmem') {
     return a.backing.object === b.backing.object && a.pgoff + (a.end - a.start) / pageBytes === b.pgoff;
@@ -243,6 +257,7 @@ export class VmaSet {
       flags: vma.flags,
       backing: vma.backing,
       pgoff: vma.pgoff + (at - vma.start) / this.pageBytes,
+      anonDelta: vma.anonDelta,
       anon: vma.anon,
       kobj,
       name: vma.name,

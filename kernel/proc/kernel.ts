@@ -75,6 +75,7 @@ import {
   doMincore,
   doMmap,
   doMprotect,
+  doMremap,
   doMsync,
   doMunmap,
   type MmapEnv,
@@ -1085,7 +1086,7 @@ export class Kernel {
     }
     swap.dup(slot);
     this.reclaimer.attachSwapCache(pfn, slot);
-    pages.index[pfn] = Math.floor(va / as.pageBytes);
+    pages.index[pfn] = vma.anonIndex(va, as.pageBytes);
     as.tables.write(pa, 0, 0);
     as.swapEntries--;
     swap.put(slot);
@@ -1471,6 +1472,8 @@ export class Kernel {
       mmap: (addr, length, prot, flags, fd, offset) =>
         k.enter(() => doMmap(mm(), { addr, length, prot, flags, fd, offset }, env)),
       munmap: (addr, length) => k.enter(() => doMunmap(mm(), addr, length)),
+      mremap: (oldAddr, oldLength, newLength, flags, newAddr) =>
+        k.enter(() => doMremap(mm(), oldAddr, oldLength, newLength, flags, newAddr)),
       mprotect: (addr, length, prot) => k.enter(() => doMprotect(mm(), addr, length, prot)),
       madvise: (addr, length, advice) => k.enter(() => doMadvise(mm(), addr, length, advice)),
       mincore: (addr, length, vecVa) =>

@@ -42,6 +42,9 @@ export {
   MAP_SHARED,
   MAP_SHARED_VALIDATE,
   MAP_STACK,
+  MREMAP_DONTUNMAP,
+  MREMAP_FIXED,
+  MREMAP_MAYMOVE,
   MS_ASYNC,
   MS_INVALIDATE,
   MS_SYNC,
@@ -107,6 +110,8 @@ export interface Syscalls {
   brk(addr: number): number;
   mmap(addr: number, length: number, prot: number, flags: number, fd: number, offset: number): number;
   munmap(addr: number, length: number): number;
+  /** mremap(2): the (possibly moved) mapping's address, or -errno. */
+  mremap(oldAddr: number, oldLength: number, newLength: number, flags: number, newAddr: number): number;
   mprotect(addr: number, length: number, prot: number): number;
   madvise(addr: number, length: number, advice: number): number;
   /** Writes one byte per page of [addr, addr+length) to user memory at `vecVa`. */

@@ -135,6 +135,12 @@ export class Libc {
     return this.check(this.ctx.sys.munmap(addr, length));
   }
 
+  /** mremap(2): the mapping's (possibly new) address, or MAP_FAILED (-1) with errno. */
+  mremap(oldAddr: number, oldLength: number, newLength: number, flags: number, newAddr = 0): number {
+    const r = this.ctx.sys.mremap(oldAddr, oldLength, newLength, flags, newAddr);
+    return r < 0 ? this.fail(-r) : r;
+  }
+
   /** mprotect(2): 0, or -1 with errno. */
   mprotect(addr: number, length: number, prot: number): number {
     return this.check(this.ctx.sys.mprotect(addr, length, prot));

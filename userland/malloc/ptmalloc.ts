@@ -43,7 +43,7 @@
  * realloc grows in place into the top or a free next chunk, or merges with the chunk malloc
  * returns when that is the next one (the top grown by sbrk).
  */
-import { ENOMEM, type UserCpu } from '../../kernel/proc/uapi.ts';
+import { ENOMEM, MREMAP_MAYMOVE, type UserCpu } from '../../kernel/proc/uapi.ts';
 import type { Libc } from '../libc/libc.ts';
 import {
   type Allocator,
@@ -738,10 +738,13 @@ export class PtmallocAllocator implements Allocator {
   }
 
   /**
-   * realloc of an mmapped chunk, as glibc without mremap (the kernel has none): keep it when it
-   * is big enough, else malloc, copy and unmap (the dynamic threshold is only free's).
+   * realloc of an mmapped chunk, as glibc's: mremap_chunk first (the mapping grows or shrinks
+   * in place, or moves with its pages, nothing copied); when the kernel refuses, keep the chunk
+   * if it is big enough, else malloc, copy and unmap (the dynamic threshold is only free's).
    */
   private reallocMmapped(p: number, size: number, bytes: number): number {
+    const moved = this.mremapChunk(p, size, request2size(bytes));
+    if (moved !== 0) return moved + 2 * SZ;
     if (size - SZ >= request2size(bytes)) return p + 2 * SZ;
     const fresh = this.malloc(bytes);
     if (fresh === 0) return 0;
@@ -750,6 +753,37 @@ export class PtmallocAllocator implements Allocator {
     this.inUseBlocks--;
     this.munmapChunk(p, size);
     return fresh;
+  }
+
+  /**
+   * glibc's mremap_chunk: remap mmapped chunk `p` (of `size` bytes) to hold chunk size `nb`,
+   * MREMAP_MAYMOVE. The chunk's new address (p when the size is already right), or 0 when
+   * the kernel refuses.
+   */
+  private mremapChunk(p: number, size: number, nb: number): number {
+    const want = pageUp(nb + SZ);
+    if (want === size) return p;
+    const q = this.libc.mremap(p, size, want, MREMAP_MAYMOVE);
+    if (q < 0) return 0;
+    if (q !== p) this.relinkMmapped(p, q);
+    this.store(q + SZ, want | IS_MMAPPED);
+    this.inUseBytes += want - size;
+    this.mmappedBytes += want - size;
+    this.maxMmappedBytes = Math.max(this.maxMmappedBytes, this.mmappedBytes);
+    return q;
+  }
+
+  /** Mmapped chunk `p` now lives at `q` (its link word moved with it): repoint its predecessor. */
+  private relinkMmapped(p: number, q: number): void {
+    let slot = this.arena + A_MMAPS;
+    for (let r = this.load(slot); r !== 0; r = this.load(r)) {
+      if (r === p) {
+        this.store(slot, q);
+        return;
+      }
+      slot = r;
+    }
+    throw new MallocAbort(`realloc(): invalid pointer 0x${(p + 2 * SZ).toString(16)} (not an mmapped chunk)`);
   }
 
   /**
