@@ -272,6 +272,7 @@ describe('vmlab proc, ARG lines and --json', () => {
       .stdout.split('\n')
       .filter((l) => l.startsWith('ARG '));
     expect(runArgs.length).toBeGreaterThan(5);
+    expect(runArgs).toContain('ARG stlb 1536 entries, 12-way, unified'); // the hardware default
     expect(r.stdout.startsWith(`${runArgs.join('\n')}\n\n== /proc/meminfo at `)).toBe(true);
     expect(r.stdout).toMatch(/\n\n== free at \d+ cycles \(running\)\n {15}total/);
   });

@@ -4,6 +4,7 @@
  * the effective access time against the textbook formula (or all of it as JSON with --json).
  */
 import type { Command } from 'commander';
+import { textbookEat } from '../hw/cost.ts';
 import { ACCESS_READ, type MmuFault, MODE_USER } from '../hw/mmu.ts';
 import { encodeEntry, entryPfn, levelIndex } from '../hw/paging/format.ts';
 import { InputError } from './configfile.ts';
@@ -137,9 +138,9 @@ export function runDemo(m: Machine, pages: number): DemoResult {
   const refs = t.hits + t.misses;
   const h = refs > 0 ? t.hits / refs : 0;
   const cost = mmu.cost;
-  const eat =
-    h * (cost.tlbLookupCycles + cost.memoryAccessCycles) +
-    (1 - h) * (cost.tlbLookupCycles + (format.levels + 1) * cost.memoryAccessCycles);
+  const stlb = mmu.stlb;
+  const h2 = stlb === null ? null : stlb.hits / Math.max(1, stlb.hits + stlb.misses);
+  const eat = textbookEat(cost, format.levels, h, h2);
   // Explain one walk on a copy of the same memory, watched by a recording bus.
   const { mem: rec, mmu: probe } = makeTranslateMachine(format, mem.frameCount);
   for (let f = 1; f < nextFrame; f++) rec.writeBytes(f * format.pageBytes, mem.frameView(f));
@@ -238,7 +239,9 @@ export function renderDemo(m: Machine, r: DemoResult): string[] {
     `page faults         ${r.pageFaults}`,
     `frames used         ${r.framesUsed} (${r.framesMaterialized} materialized on the host)`,
     `cycles              ${r.cycles}`,
-    `EAT textbook        ${r.eatTextbookCycles.toFixed(2)} cycles/access = h(t_tlb + t_mem) + (1-h)(t_tlb + ${format.levels + 1} t_mem)`,
+    m.mmu.stlb === null
+      ? `EAT textbook        ${r.eatTextbookCycles.toFixed(2)} cycles/access = h(t_tlb + t_mem) + (1-h)(t_tlb + ${format.levels + 1} t_mem)`
+      : `EAT textbook        ${r.eatTextbookCycles.toFixed(2)} cycles/access = h(t_tlb + t_mem) + (1-h)(t_tlb + t_stlb + t_mem + (1-h2) ${format.levels} t_mem)`,
     `EAT measured        ${r.eatMeasuredCycles.toFixed(2)} cycles/access (fault entry excluded; the walks of faulted first attempts included)`,
     '',
     `the walk of ${r.walk.va} (a page written in round 0, so accessed and dirty are set):`,

@@ -6,7 +6,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import { loadBuiltin } from '../../userland/programs/builtins.ts';
-import type { CostModel } from '../hw/cost.ts';
+import { textbookEat } from '../hw/cost.ts';
 import { type EventLevel, EventLog } from '../observe/eventlog.ts';
 import { PROC_SYSTEM_FILES, renderProcFile } from '../observe/procsys.ts';
 import { Timeline } from '../observe/timeline.ts';
@@ -544,6 +544,7 @@ export async function bootWorkload(
     `ARG format ${m.format.name}`,
     `ARG cpu ${mc.cpu} Hz`,
     `ARG tlb ${mc.tlb.entries} entries, ${mc.tlb.ways}-way, ${mc.tlb.policy}, asid bits ${mc.tlb.asidBits}`,
+    `ARG stlb ${m.mmu.stlb === null ? 'none' : `${m.mmu.stlb.entries} entries, ${m.mmu.stlb.ways}-way, unified`}`,
     `ARG swap ${mc.swap === undefined ? 'none' : `${formatSize(mc.swap.size)} on ${mc.swap.disk}`}`,
     `ARG policy ${policy} (${mc.scope})`,
     `ARG overcommit ${mc.overcommit}`,
@@ -645,18 +646,6 @@ export interface RunSummary {
     kernelState: string;
   };
   log: string[];
-}
-
-/**
- * The textbook effective access time for first-level hit rate `h`: one TLB level,
- *   h (t_tlb + t_mem) + (1 - h) (t_tlb + (L + 1) t_mem),
- * or, behind it a second level of hit rate `h2` (over first-level misses),
- *   h (t_tlb + t_mem) + (1 - h) (t_tlb + t_stlb + t_mem + (1 - h2) L t_mem).
- */
-export function textbookEat(cost: CostModel, levels: number, h: number, h2: number | null): number {
-  const hit = cost.tlbLookupCycles + cost.memoryAccessCycles;
-  if (h2 === null) return h * hit + (1 - h) * (hit + levels * cost.memoryAccessCycles);
-  return h * hit + (1 - h) * (hit + cost.stlbLookupCycles + (1 - h2) * levels * cost.memoryAccessCycles);
 }
 
 /** The summary of a finished (or stopped) run. */

@@ -49,3 +49,15 @@ export function resolveCostModel(overrides: Partial<CostModel> = {}): CostModel 
   }
   return out;
 }
+
+/**
+ * The textbook effective access time for first-level hit rate `h`: one TLB level,
+ *   h (t_tlb + t_mem) + (1 - h) (t_tlb + (L + 1) t_mem),
+ * or, behind it a second level of hit rate `h2` (over first-level misses),
+ *   h (t_tlb + t_mem) + (1 - h) (t_tlb + t_stlb + t_mem + (1 - h2) L t_mem).
+ */
+export function textbookEat(cost: CostModel, levels: number, h: number, h2: number | null): number {
+  const hit = cost.tlbLookupCycles + cost.memoryAccessCycles;
+  if (h2 === null) return h * hit + (1 - h) * (hit + levels * cost.memoryAccessCycles);
+  return h * hit + (1 - h) * (hit + cost.stlbLookupCycles + (1 - h2) * levels * cost.memoryAccessCycles);
+}
