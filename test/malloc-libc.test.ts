@@ -7,10 +7,12 @@ import { bootKernel, buildMachine } from '../kernel/boot/machine.ts';
 import type { Task } from '../kernel/proc/task.ts';
 import {
   EBADF,
+  EFAULT,
   EINVAL,
   ENOENT,
   MAP_ANONYMOUS,
   MAP_PRIVATE,
+  MREMAP_MAYMOVE,
   O_CREAT,
   O_RDONLY,
   O_RDWR,
@@ -82,6 +84,25 @@ describe('libc: system-call wrappers set errno and return -1', () => {
       expect(libc.munmap(p + 7, 4096)).toBe(-1);
       expect(libc.errno).toBe(EINVAL);
       expect(libc.munmap(p, 8192)).toBe(0);
+      yield;
+    });
+  });
+
+  it('mremap: MAP_FAILED with errno, else the new address with the bytes moved', () => {
+    runLibc(function* (libc) {
+      const p = libc.mmap(0, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      libc.ctx.cpu.store64(p + 4096, 0x1234_5678_9abc);
+      expect(libc.mremap(p, 8192, 16384, 8)).toBe(MAP_FAILED); // no such flag
+      expect(libc.errno).toBe(EINVAL);
+      libc.errno = 0;
+      expect(libc.mremap(p + 8192, 4096, 8192, MREMAP_MAYMOVE)).toBe(MAP_FAILED); // nothing mapped
+      expect(libc.errno).toBe(EFAULT);
+      libc.errno = 0;
+      const q = libc.mremap(p, 8192, 64 * 4096, MREMAP_MAYMOVE);
+      expect(q).toBeGreaterThan(0);
+      expect(libc.errno).toBe(0);
+      expect(libc.ctx.cpu.load64(q + 4096)).toBe(0x1234_5678_9abc);
+      expect(libc.munmap(q, 64 * 4096)).toBe(0);
       yield;
     });
   });

@@ -70,6 +70,32 @@ describe('script operations', () => {
     expect(out.subarray(0, 8192).some((b) => b !== 0)).toBe(true); // the mapped fill reached the file
   });
 
+  it('mremap moves a mapping with its bytes (the new address in `as`), and a refusal prints its errno', () => {
+    const { t, m } = runScript([
+      { mmap: { length: '64K', as: 'buf' } },
+      { fill: { addr: 'buf', length: '64K', seed: 9 } },
+      { mmap: { length: '4K', as: 'wall' } }, // usually right below buf: no room to grow down
+      { mremap: { addr: 'buf', length: '64K', newLength: '1M', maymove: true, as: 'big' } },
+      { verify: { addr: 'big', length: '64K', seed: 9 } },
+      { touch: { addr: 'big+64K', length: '960K', stride: '4K', write: true } },
+      { mremap: { addr: 'big', length: '1M', newLength: '2M', maymove: false, to: 'wall', as: 'x' } },
+      { mremap: { addr: 'big', length: '1M', newLength: '4K', as: 'small' } },
+      { verify: { addr: 'small', length: '4K', seed: 9 } },
+    ]);
+    expect(t.waitStatus).toBe(0);
+    expect(t.stderr).toBe('script: mremap: EINVAL\n'); // MREMAP_FIXED without MREMAP_MAYMOVE
+    expect(m.kernel.events.pgfault).toBeGreaterThan(0);
+    // The same script without the moves and the touch (its refusal, and its stderr line, kept):
+    // the moved 16 pages never fault again, the 240 pages it grew by fault once each.
+    const base = runScript([
+      { mmap: { length: '64K', as: 'buf' } },
+      { fill: { addr: 'buf', length: '64K', seed: 9 } },
+      { mmap: { length: '4K', as: 'wall' } },
+      { mremap: { addr: 'buf', length: '64K', newLength: '2M', maymove: false, to: 'wall', as: 'x' } },
+    ]);
+    expect(t.minFlt - base.t.minFlt).toBe(240);
+  });
+
   it('takes its allocator and leak check from the environment (VMLAB_MALLOC, VMLAB_LEAK_CHECK)', () => {
     const { t } = runScript([{ malloc: { size: 48, as: 'p' } }, { malloc: { size: 48, as: 'p' } }], {
       env: { VMLAB_MALLOC: 'sizeclass', VMLAB_LEAK_CHECK: 'summary' },

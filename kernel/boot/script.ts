@@ -5,6 +5,8 @@
  *   mmap:     { length: 16M, prot: rw, shared: false, populate: false, as: buf }
  *             # with fd: f (and offset: 8K) it maps that open file instead of anonymous memory
  *   munmap:   { addr: buf, length: 16M }
+ *   mremap:   { addr: buf, length: 16M, newLength: 32M, maymove: true, as: buf }
+ *             # with to: addr, MREMAP_FIXED there (maymove must be true); the new address in `as`
  *   msync:    { addr: buf, length: 1M, mode: sync }                # sync, async, invalidate
  *   mprotect: { addr: buf+4K, length: 4K, prot: r }
  *   madvise:  { addr: buf, length: 1M, advice: dontneed }     # dontneed, free, normal, …
@@ -54,6 +56,8 @@ import {
   MAP_POPULATE,
   MAP_PRIVATE,
   MAP_SHARED,
+  MREMAP_FIXED,
+  MREMAP_MAYMOVE,
   MS_ASYNC,
   MS_INVALIDATE,
   MS_SYNC,
@@ -130,6 +134,16 @@ type Op =
   | { realloc: { addr: Ref; size: string | number; as: string } }
   | { free: Ref }
   | { munmap: { addr: string | number; length: string | number } }
+  | {
+      mremap: {
+        addr: string | number;
+        length: string | number;
+        newLength: string | number;
+        maymove: boolean;
+        to?: string | number;
+        as?: string;
+      };
+    }
   | { mprotect: { addr: string | number; length: string | number; prot: string } }
   | { madvise: { addr: string | number; length: string | number; advice: string } }
   | { sbrk: { increment: string | number; as?: string } }
@@ -214,6 +228,16 @@ export const scriptOpSchema: z.ZodType<Op> = z.lazy(() =>
     z.strictObject({ realloc: z.strictObject({ addr: addrText, size: sizeText, as: varName }) }),
     z.strictObject({ free: addrText }),
     z.strictObject({ munmap: z.strictObject({ addr: addrText, length: sizeText }) }),
+    z.strictObject({
+      mremap: z.strictObject({
+        addr: addrText,
+        length: sizeText,
+        newLength: sizeText,
+        maymove: z.boolean().default(false),
+        to: addrText.optional(),
+        as: varName.optional(),
+      }),
+    }),
     z.strictObject({ mprotect: z.strictObject({ addr: addrText, length: sizeText, prot }) }),
     z.strictObject({
       madvise: z.strictObject({
@@ -288,6 +312,7 @@ export function checkScriptVariables(ops: Op[], ctx: z.RefinementCtx): void {
 
 const REF_FIELDS: Record<string, string[]> = {
   munmap: ['addr'],
+  mremap: ['addr', 'to'],
   msync: ['addr'],
   mprotect: ['addr'],
   madvise: ['addr'],
@@ -463,6 +488,12 @@ function* runOp(run: Run, op: Op): Generator<void, void, void> {
     result(run, 'mmap', a, o.as);
   } else if ('munmap' in op) {
     sys.munmap(addr(op.munmap.addr, vars), size(op.munmap.length));
+  } else if ('mremap' in op) {
+    const o = op.mremap;
+    let flags = o.maymove ? MREMAP_MAYMOVE : 0;
+    if (o.to !== undefined) flags |= MREMAP_FIXED;
+    const to = o.to === undefined ? 0 : addr(o.to, vars);
+    result(run, 'mremap', sys.mremap(addr(o.addr, vars), size(o.length), size(o.newLength), flags, to), o.as);
   } else if ('msync' in op) {
     const o = op.msync;
     result(run, 'msync', sys.msync(addr(o.addr, vars), size(o.length), MSYNC_MODES[o.mode]), undefined);
