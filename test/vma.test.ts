@@ -73,7 +73,7 @@ function panicMessage(f: () => unknown): string {
 }
 
 function shmem(): SharedAnonObject {
-  return { id: 1, pages: new Map(), users: 1 };
+  return { id: 1, pages: new Map(), users: 1, sizePages: 16 };
 }
 
 describe('VmaSet lookups', () => {

@@ -210,6 +210,7 @@ function doSharedAnonFault(
   if (vma.backing.kind !== 'shmem') return FAULT_SIGBUS;
   const obj = vma.backing.object;
   const index = vma.pgoff + (va - vma.start) / as.pageBytes;
+  if (index >= obj.sizePages) return FAULT_SIGBUS; // past the object's end (mremap grew the VMA)
   const pages = as.services.pages;
   let pfn = obj.pages.get(index);
   if (pfn === undefined) {

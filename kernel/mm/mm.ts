@@ -137,7 +137,7 @@ export interface MmServices {
   /** A user frame's last reference is going: reclaim forgets it (called before it is freed). */
   pageReleased(pfn: number): void;
   /** A new shared anonymous object (one user). */
-  newShmem(): SharedAnonObject;
+  newShmem(sizePages: number): SharedAnonObject;
   /** Drop a VMA's reference to a shared anonymous object; its pages go at the last user. */
   putShmem(obj: SharedAnonObject): void;
   /**

@@ -198,7 +198,7 @@ export function doMmap(
   if (start < 0) return start;
   const shared = (vmFlags & VM_SHARED) !== 0;
   const backing = shared
-    ? { kind: 'shmem' as const, object: as.services.newShmem() }
+    ? { kind: 'shmem' as const, object: as.services.newShmem(length / page) }
     : { kind: 'anon' as const };
   const vma = as.vmas.create({ start, end: start + length, flags: vmFlags, backing });
   if (vma === undefined) {
@@ -397,6 +397,7 @@ export function doMremap(
     if (!Number.isSafeInteger(newAddr) || newAddr % page !== 0) return -EINVAL;
     if (outsideUser(as, newAddr, newAddr + newSize)) return -EINVAL;
     if (newAddr < oldAddr + oldSize && oldAddr < newAddr + newSize) return -EINVAL;
+    if (newAddr < as.layout.mmapMinAddr) return -EPERM; // as mmap MAP_FIXED there
   }
   const vma = as.vmas.find(oldAddr);
   if (vma === undefined || oldAddr + oldSize > vma.end) return -EFAULT;
@@ -441,7 +442,9 @@ function growInPlace(as: AddressSpace, vma: Vma, end: number): number {
 /**
  * Move [oldAddr, oldAddr + oldSize) to a new VMA of newSize bytes at `target` (free): the
  * entries change place, the frames stay. 0 is never returned: the new address or -ENOMEM
- * (with nothing changed).
+ * (with nothing changed: the commit charge for the growth is taken before the old VMA is
+ * split, and a split is merged back when a later step fails). The old VMA's reference to its
+ * file or shared object passes to the moved one: a move writes nothing back.
  */
 function moveMapping(
   as: AddressSpace,
@@ -452,23 +455,30 @@ function moveMapping(
 ): number {
   const page = as.pageBytes;
   const oldEnd = oldAddr + oldSize;
-  if (!as.vmas.carve(oldAddr, oldEnd)) return -ENOMEM;
-  const old = as.vmas.find(oldAddr)!;
   const extra = (newSize - oldSize) / page;
-  const accounted = (old.flags & VM_ACCOUNT) !== 0;
-  if (accounted && extra > 0 && !as.charge(extra)) return -ENOMEM;
+  const accounted = (as.vmas.find(oldAddr)!.flags & VM_ACCOUNT) !== 0;
+  const charged = accounted && extra > 0 ? extra : 0;
+  if (charged > 0 && !as.charge(charged)) return -ENOMEM;
+  if (!as.vmas.carve(oldAddr, oldEnd)) {
+    as.uncharge(charged);
+    return -ENOMEM;
+  }
+  const old = as.vmas.find(oldAddr)!;
   const moved = as.vmas.create({
     start: target,
     end: target + newSize,
     flags: old.flags,
     backing: old.backing,
     pgoff: old.pgoff,
-    anonDelta: old.anonDelta + (oldAddr - target) / page,
+    // No anonymous page yet: the indices start afresh at the new place (Linux's copy_vma
+    // resets vm_pgoff of an anonymous VMA without anon_vma), so it may merge there.
+    anonDelta: old.anon === null ? 0 : old.anonDelta + (oldAddr - target) / page,
     anon: old.anon,
     name: old.name,
   });
   if (moved === undefined) {
-    if (accounted && extra > 0) as.uncharge(extra);
+    as.uncharge(charged);
+    as.vmas.mergeRange(oldAddr, oldEnd);
     return -ENOMEM;
   }
   // Tables for every entry first, so that the move itself cannot fail half done.
@@ -480,12 +490,11 @@ function moveMapping(
     if (as.tables.entryAddress(target + (va - oldAddr), 'create') < 0) {
       as.tables.pruneEmpty(target, target + newSize);
       as.vmas.destroy(moved);
-      if (accounted && extra > 0) as.uncharge(extra);
+      as.uncharge(charged);
+      as.vmas.mergeRange(oldAddr, oldEnd);
       return -ENOMEM;
     }
   }
-  if (moved.backing.kind === 'shmem') moved.backing.object.users++;
-  if (moved.backing.kind === 'file') as.services.fileMapped(moved.backing.file, as);
   // List the entries again (making tables may have reclaimed pages of the old range), then
   // move each one as it is now.
   const entries: number[] = [];
@@ -502,11 +511,10 @@ function moveMapping(
     as.tables.write(pa, 0, 0);
     mmu.invalidatePage(va, as.asid);
   }
-  // The old VMA is empty now: it goes as munmap's do, but its charge moved with the pages.
+  // The old VMA is empty now and goes; its charge, its file or shared object and its pages
+  // went with the entries (a shared file's dirty pages stay dirty, nothing is written back).
   if (accounted && extra < 0) as.uncharge(-extra);
   as.zapRange(old.start, old.end);
-  if (old.backing.kind === 'shmem') as.services.putShmem(old.backing.object);
-  if (old.backing.kind === 'file') as.services.fileVmaGone(as, old);
   as.vmas.destroy(old);
   as.vmas.mergeAround(moved);
   as.updateHiwater();

@@ -59,6 +59,11 @@ export interface SharedAnonObject {
   pages: Map<number, number>;
   /** Number of VMAs referring to this object. */
   users: number;
+  /**
+   * The object's size in pages, fixed when mmap made it (Linux's shmem file has i_size): a
+   * mapping grown past it by mremap gets SIGBUS where it touches beyond.
+   */
+  sizePages: number;
 }
 
 /** The shared lineage of anonymous pages (Linux's anon_vma): fork shares it with the child. */
@@ -139,7 +144,9 @@ export class Vma {
 /** Can `a` (ending where `b` starts) and `b` be one VMA? */
 export function canMerge(a: Vma, b: Vma, pageBytes: number): boolean {
   if (a.end !== b.start || a.flags !== b.flags || a.name !== b.name) return false;
-  if (a.anonDelta !== b.anonDelta) return false; // anonymous indices must run on across the seam
+  // Where both have anonymous pages their indices must run on across the seam; a side with
+  // none (shared mappings never have any) takes the other's anonDelta when they merge.
+  if (a.anon !== null && b.anon !== null && a.anonDelta !== b.anonDelta) return false;
   if (a.backing.kind !== b.backing.kind) return false;
   if (a.backing.kind === 'shmem' && b.backing.kind === 'shmem') {
     return a.backing.object === b.backing.object && a.pgoff + (a.end - a.start) / pageBytes === b.pgoff;
@@ -297,14 +304,20 @@ export class VmaSet {
     const before = this.prev(v);
     if (before !== undefined && canMerge(before, v, this.pageBytes)) {
       before.end = v.end;
-      before.anon = before.anon ?? v.anon;
+      if (before.anon === null) {
+        before.anon = v.anon;
+        before.anonDelta = v.anonDelta;
+      }
       this.absorb(v);
       v = before;
     }
     const after = this.next(v);
     if (after !== undefined && canMerge(v, after, this.pageBytes)) {
       v.end = after.end;
-      v.anon = v.anon ?? after.anon;
+      if (v.anon === null) {
+        v.anon = after.anon;
+        v.anonDelta = after.anonDelta;
+      }
       this.absorb(after);
     }
     return v;

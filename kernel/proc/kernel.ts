@@ -314,7 +314,7 @@ export class Kernel {
       uncommit: (pages) => {
         this.committedAs -= pages;
       },
-      newShmem: () => ({ id: this.nextShmemId++, pages: new Map(), users: 1 }),
+      newShmem: (sizePages) => ({ id: this.nextShmemId++, pages: new Map(), users: 1, sizePages }),
       putShmem: (obj) => this.putShmem(obj),
       fileMapped: (file, mm) => {
         file.mapUsers++;
