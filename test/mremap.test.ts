@@ -75,6 +75,16 @@ function fileMachine(pages: number): { m: TestMachine; dir: string } {
 const hostByte = (dir: string, at: number): number => readFileSync(join(dir, 'f.bin'))[at]!;
 const dirtyKb = (m: TestMachine): number => meminfoFields(m.kernel).find(([k]) => k === 'Dirty')![1];
 
+/** The free and committed pages now; the check it returns expects both back (nothing leaked). */
+function baseline(m: TestMachine): () => void {
+  const free0 = settleFreePages(m);
+  const committed0 = m.kernel.committedAs;
+  return () => {
+    expect(m.kernel.committedAs).toBe(committed0);
+    expect(settleFreePages(m)).toBe(free0);
+  };
+}
+
 describe('mremap arguments', () => {
   it('refuses what Linux refuses, with its errno values, and changes nothing', () => {
     const r: number[] = [];
@@ -420,8 +430,7 @@ describe('mremap: splits, merges and the commit charge', () => {
     const r: Array<number | string> = [];
     const inChild: number[] = [];
     const m = bootTestMachine();
-    const free0 = settleFreePages(m);
-    const committed0 = m.kernel.committedAs;
+    const nothingLeft = baseline(m);
     const t = m.start(function* ({ sys, cpu }) {
       const mm = m.kernel.current!.mm!;
       const a = sys.mmap(A, 8 * PAGE, RW, ANON | MAP_FIXED, -1, 0);
@@ -461,8 +470,7 @@ describe('mremap: splits, merges and the commit charge', () => {
     expect(t.waitStatus).toBe(0);
     expect(r).toEqual(['4', '8', 0, '2,4', '8', 0, 0, 5, 3, 3, 0, 0]);
     expect(inChild).toEqual([1, 0]);
-    expect(m.kernel.committedAs).toBe(committed0);
-    expect(settleFreePages(m)).toBe(free0);
+    nothingLeft();
   });
 
   it('an anonymous VMA never touched, moved next to a compatible one, merges with it', () => {
@@ -493,8 +501,7 @@ describe('mremap, fork and reclaim', () => {
     let childSwapped = -1;
     let childBad = -1;
     const m = bootTestMachine({ memoryMiB: 16, swapMiB: 16 });
-    const free0 = settleFreePages(m);
-    const committed0 = m.kernel.committedAs;
+    const nothingLeft = baseline(m);
     const t = m.start(function* ({ sys, cpu }) {
       const self = m.kernel.current!;
       const mm = self.mm!;
@@ -546,16 +553,14 @@ describe('mremap, fork and reclaim', () => {
     expect(r).toEqual([1, pages, pages, 0, 0, 1, 0, 0, 1]);
     expect(childSwapped).toBeGreaterThan(0);
     expect(childBad).toBe(0);
-    expect(m.kernel.committedAs).toBe(committed0);
-    expect(settleFreePages(m)).toBe(free0);
+    nothingLeft();
   });
 
   it('swapped-out pages and pages under PROT_NONE move with their entries, twice, and come back after reclaim', () => {
     const r: number[] = [];
     const pages = 48;
     const m = bootTestMachine({ memoryMiB: 16, swapMiB: 16 });
-    const free0 = settleFreePages(m);
-    const committed0 = m.kernel.committedAs;
+    const nothingLeft = baseline(m);
     const t = m.start(function* ({ sys, cpu }) {
       const self = m.kernel.current!;
       const mm = self.mm!;
@@ -598,7 +603,6 @@ describe('mremap, fork and reclaim', () => {
     m.runToEnd();
     expect(t.waitStatus).toBe(0);
     expect(r).toEqual([pages / 2, 0, 0, 0, 0, 1, 0, 1]);
-    expect(m.kernel.committedAs).toBe(committed0);
-    expect(settleFreePages(m)).toBe(free0);
+    nothingLeft();
   });
 });
