@@ -17,6 +17,7 @@ import {
   MAP_FIXED,
   MAP_PRIVATE,
   MAP_SHARED,
+  MREMAP_DONTUNMAP,
   MREMAP_MAYMOVE,
   PROT_NONE,
   PROT_READ,
@@ -39,7 +40,7 @@ type LeafOp =
   | { k: 'mmap'; pages: number; prot: number; shared: boolean }
   | { k: 'fixed'; target: number; page: number; pages: number }
   | { k: 'munmap'; target: number; page: number; pages: number }
-  | { k: 'mremap'; target: number; pages: number }
+  | { k: 'mremap'; target: number; pages: number; keep: boolean }
   | { k: 'mprotect'; target: number; page: number; pages: number; prot: number }
   | { k: 'madvise'; target: number; page: number; pages: number; free: boolean }
   | { k: 'brk'; delta: number }
@@ -89,6 +90,7 @@ const leafOp: fc.Arbitrary<LeafOp> = fc.oneof(
       k: fc.constant('mremap' as const),
       target: n(99),
       pages: fc.integer({ min: 1, max: 10 }),
+      keep: fc.boolean(), // MREMAP_DONTUNMAP: the region's size, the old range left mapped and empty
     }),
   },
   {
@@ -187,6 +189,8 @@ interface Model {
 
 /** mremap calls that moved a region, over all runs: the generator must reach the move. */
 let mremapMoves = 0;
+/** Of those, the MREMAP_DONTUNMAP moves. */
+let mremapKeeps = 0;
 const offsetIn = (va: number): number => ((va / PAGE) % 61) * 64;
 const pageUp = (x: number): number => Math.ceil(x / PAGE) * PAGE;
 
@@ -330,22 +334,27 @@ function program(ops: Op[], model: Model, failures: string[], depth: number): Us
           const p = pick(o.target, 0);
           if (p === undefined || p[0] === statusRegion || p[0].shared !== null) break;
           const r = p[0];
-          const b = sys.mremap(r.start, r.pages * PAGE, o.pages * PAGE, MREMAP_MAYMOVE, 0);
+          const pages = o.keep ? r.pages : o.pages;
+          const flags = o.keep ? MREMAP_MAYMOVE | MREMAP_DONTUNMAP : MREMAP_MAYMOVE;
+          const b = sys.mremap(r.start, r.pages * PAGE, pages * PAGE, flags, 0);
           if (b < 0) {
             if (b !== -EFAULT && b !== -ENOMEM) fail(`mremap ${b}`);
             break;
           }
           if (b !== r.start) mremapMoves++;
+          if (o.keep) mremapKeeps++;
           const cells: Array<[number, Cell]> = [];
-          for (let i = 0; i < Math.min(r.pages, o.pages); i++) {
+          for (let i = 0; i < Math.min(r.pages, pages); i++) {
             const old = r.start + i * PAGE;
             const c = model.priv.get(old);
             if (c !== undefined) cells.push([b + i * PAGE, { ...c, off: c.off ?? offsetIn(old) }]);
           }
           const prot = r.prot[0]!;
-          unmapModel(model, r.start, r.start + r.pages * PAGE);
+          // DONTUNMAP: the old range stays, reading zeros; else it is gone.
+          if (o.keep) for (let i = 0; i < r.pages; i++) model.priv.delete(r.start + i * PAGE);
+          else unmapModel(model, r.start, r.start + r.pages * PAGE);
           for (const [va, c] of cells) model.priv.set(va, c);
-          model.regions.push({ start: b, pages: o.pages, prot: new Array(o.pages).fill(prot), shared: null });
+          model.regions.push({ start: b, pages, prot: new Array(pages).fill(prot), shared: null });
           break;
         }
         case 'mprotect': {
@@ -533,6 +542,7 @@ describe('random multi-process workloads', () => {
     expect(runs).toBe(40);
     expect(forks).toBeGreaterThan(10); // the generator does reach fork
     expect(mremapMoves).toBeGreaterThan(10); // and mremap moves regions, their bytes with them
+    expect(mremapKeeps).toBeGreaterThan(3); // some with MREMAP_DONTUNMAP
   });
 });
 

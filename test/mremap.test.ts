@@ -2,7 +2,8 @@
  * mremap(2) from inside emulated processes: Linux's argument checks and errno values, shrinking
  * and growing in place, moving with MREMAP_MAYMOVE (the page-table entries move, the frames and
  * their contents stay, nothing faults again), MREMAP_FIXED, and moved pages that still reclaim,
- * swap and fork correctly (their reverse mapping follows the VMA's anonDelta).
+ * swap and fork correctly (their reverse mapping follows the VMA's anonDelta); MREMAP_DONTUNMAP
+ * and the duplication of a shared mapping (old size 0).
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -92,10 +93,11 @@ describe('mremap arguments', () => {
       const a = sys.mmap(A, 4 * PAGE, RW, ANON | MAP_FIXED, -1, 0);
       r.push(sys.mremap(a + 1, PAGE, 2 * PAGE, MREMAP_MAYMOVE, 0)); // unaligned
       r.push(sys.mremap(a, PAGE, 2 * PAGE, 8, 0)); // unknown flag
-      r.push(sys.mremap(a, PAGE, 2 * PAGE, MREMAP_DONTUNMAP | MREMAP_MAYMOVE, 0)); // not modelled
+      r.push(sys.mremap(a, PAGE, 2 * PAGE, MREMAP_DONTUNMAP | MREMAP_MAYMOVE, 0)); // DONTUNMAP: sizes differ
       r.push(sys.mremap(a, PAGE, 2 * PAGE, MREMAP_FIXED, A + 64 * PAGE)); // FIXED needs MAYMOVE
       r.push(sys.mremap(a, PAGE, 0, MREMAP_MAYMOVE, 0)); // new size 0
-      r.push(sys.mremap(a, 0, PAGE, MREMAP_MAYMOVE, 0)); // old size 0 (shared duplication)
+      r.push(sys.mremap(a, 0, PAGE, MREMAP_MAYMOVE, 0)); // old size 0 duplicates shared mappings only
+      r.push(sys.mremap(a, PAGE, PAGE, MREMAP_DONTUNMAP, 0)); // DONTUNMAP needs MAYMOVE
       r.push(sys.mremap(a, 2 * PAGE, 4 * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, a + PAGE)); // overlap
       r.push(sys.mremap(A + 64 * PAGE, PAGE, 2 * PAGE, MREMAP_MAYMOVE, 0)); // nothing mapped
       sys.mprotect(a + 2 * PAGE, PAGE, PROT_READ); // two VMAs now: [a, a+2p) and [a+2p, a+3p) ...
@@ -105,7 +107,19 @@ describe('mremap arguments', () => {
       return 0;
     });
     expect(t.waitStatus).toBe(0);
-    expect(r).toEqual([-EINVAL, -EINVAL, -EINVAL, -EINVAL, -EINVAL, -EINVAL, -EINVAL, -EFAULT, -EFAULT, 3]);
+    expect(r).toEqual([
+      -EINVAL,
+      -EINVAL,
+      -EINVAL,
+      -EINVAL,
+      -EINVAL,
+      -EINVAL,
+      -EINVAL,
+      -EINVAL,
+      -EFAULT,
+      -EFAULT,
+      3,
+    ]);
   });
 });
 
@@ -604,5 +618,131 @@ describe('mremap, fork and reclaim', () => {
     expect(t.waitStatus).toBe(0);
     expect(r).toEqual([pages / 2, 0, 0, 0, 0, 1, 0, 1]);
     nothingLeft();
+  });
+});
+
+describe('MREMAP_DONTUNMAP and duplicating a shared mapping', () => {
+  it('DONTUNMAP moves the pages and leaves the old range mapped, empty and charged: a touch there reads zeros', () => {
+    const r: number[] = [];
+    const pages = 4;
+    const m = bootTestMachine();
+    const nothingLeft = baseline(m);
+    const t = m.start(function* ({ sys, cpu }) {
+      const self = m.kernel.current!;
+      const mm = self.mm!;
+      const a = sys.mmap(A, pages * PAGE, RW, ANON | MAP_FIXED, -1, 0);
+      for (let i = 0; i < pages; i++) cpu.store32(a + i * PAGE, 0x500 + i);
+      const frames = Array.from({ length: pages }, (_, i) => sys.vmlab_pageinfo(a + i * PAGE).physAddr);
+      const committed = mm.committedPages;
+      const rss = mm.rss();
+      const faults = self.minFlt;
+      const b = sys.mremap(a, pages * PAGE, pages * PAGE, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, 0);
+      let same = 0;
+      for (let i = 0; i < pages; i++) {
+        if (sys.vmlab_pageinfo(b + i * PAGE).physAddr === frames[i]) same++;
+        if (cpu.load32(b + i * PAGE) === 0x500 + i) same++;
+      }
+      r.push(b !== a && b > 0 ? 1 : 0, same, self.minFlt - faults, mm.rss() - rss);
+      r.push(mm.committedPages - committed, chargeDrift(mm), vmasIn(sys, a, a + pages * PAGE).length);
+      r.push(sys.vmlab_pageinfo(a).present ? 1 : 0);
+      m.kernel.checkInvariants();
+      r.push(cpu.load32(a + PAGE), self.minFlt - faults); // demand zero in the old range
+      cpu.store32(a, 0x77);
+      r.push(cpu.load32(b), sys.vmlab_pageinfo(a).physAddr === frames[0] ? 1 : 0);
+      // With MREMAP_FIXED as well: to the given address.
+      const c = A + 256 * PAGE;
+      r.push(
+        sys.mremap(b, pages * PAGE, pages * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP, c) - c,
+      );
+      r.push(cpu.load32(c + 3 * PAGE), cpu.load32(b + 3 * PAGE), chargeDrift(mm));
+      m.kernel.checkInvariants();
+      for (const x of [a, b, c]) sys.munmap(x, pages * PAGE);
+      r.push(mm.committedPages - committed + pages);
+      yield;
+      return 0;
+    });
+    m.runToEnd();
+    expect(t.waitStatus).toBe(0);
+    expect(r).toEqual([1, 2 * pages, 0, 0, pages, 0, 1, 0, 0, 1, 0x500, 0, 0, 0x503, 0, 0, 0]);
+    nothingLeft();
+  });
+
+  it('DONTUNMAP of a shared anonymous mapping leaves the old range seeing the same pages', () => {
+    const r: number[] = [];
+    const { t } = runOne(function* ({ sys, cpu }) {
+      const s = sys.mmap(A, 2 * PAGE, RW, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+      cpu.store8(s + PAGE, 0x31);
+      const b = sys.mremap(s, 2 * PAGE, 2 * PAGE, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, 0);
+      r.push(cpu.load8(b + PAGE), cpu.load8(s + PAGE));
+      cpu.store8(s, 0x32); // through the old range, seen at the new one
+      r.push(cpu.load8(b));
+      sys.munmap(b, 2 * PAGE); // the old range still holds the object
+      r.push(cpu.load8(s), cpu.load8(s + PAGE));
+      yield;
+      return 0;
+    });
+    expect(t.waitStatus).toBe(0);
+    expect(r).toEqual([0x31, 0x31, 0x32, 0x32, 0x31]);
+  });
+
+  it('an old size of 0 maps a shared object a second time from the old address on; past its end is SIGBUS', () => {
+    const r: number[] = [];
+    const m = bootTestMachine();
+    const nothingLeft = baseline(m);
+    const t = m.start(function* ({ sys, cpu }) {
+      const s = sys.mmap(A, 3 * PAGE, RW, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+      for (let i = 0; i < 3; i++) cpu.store8(s + i * PAGE, 0x60 + i);
+      r.push(sys.mremap(s + PAGE, 0, 2 * PAGE, 0, 0)); // it must move
+      const d = sys.mremap(s + PAGE, 0, 2 * PAGE, MREMAP_MAYMOVE, 0); // object pages 1 and 2
+      r.push(
+        d > 0 && d !== s ? 1 : 0,
+        cpu.load8(d),
+        cpu.load8(d + PAGE),
+        lengthsIn(sys, s, s + 3 * PAGE) === '3' ? 1 : 0,
+      );
+      cpu.store8(d + PAGE, 0x70);
+      r.push(cpu.load8(s + 2 * PAGE));
+      r.push(sys.vmlab_pageinfo(d).physAddr === sys.vmlab_pageinfo(s + PAGE).physAddr ? 1 : 0);
+      m.kernel.checkInvariants();
+      sys.munmap(s, 3 * PAGE);
+      r.push(cpu.load8(d)); // the duplicate keeps the object alive
+      sys.munmap(d, 2 * PAGE);
+      const pid = sys.fork(function* ({ sys: cs, cpu: c }) {
+        const o = cs.mmap(0, 2 * PAGE, RW, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+        const e = cs.mremap(o, 0, 3 * PAGE, MREMAP_MAYMOVE, 0); // one page more than the object
+        c.store8(e + PAGE, 1);
+        yield;
+        c.store8(e + 2 * PAGE, 1); // past the object's two pages
+        return 0;
+      });
+      const child = m.kernel.tasks.get(pid)!;
+      yield* sys.wait4(pid, 0, 0);
+      r.push(WIFSIGNALED(child.waitStatus) && WTERMSIG(child.waitStatus) === SIGBUS ? 1 : 0);
+      return 0;
+    });
+    m.runToEnd();
+    expect(t.waitStatus).toBe(0);
+    expect(r).toEqual([-ENOMEM, 1, 0x61, 0x62, 1, 0x70, 1, 0x61, 1]);
+    nothingLeft();
+  });
+
+  it('an old size of 0 on a shared file mapping maps the file again: a write there reaches the file', () => {
+    const r: number[] = [];
+    const { m, dir } = fileMachine(4);
+    const t = m.start(function* ({ sys, cpu }) {
+      const s = sys.mmap(A, 4 * PAGE, RW, MAP_SHARED | MAP_FIXED, sys.open('/f.bin', O_RDWR), 0);
+      const d = sys.mremap(s + 2 * PAGE, 0, 2 * PAGE, MREMAP_MAYMOVE, 0);
+      r.push(cpu.load8(d), cpu.load8(d + PAGE));
+      cpu.store8(d + PAGE + 1, 0x5a);
+      r.push(cpu.load8(s + 3 * PAGE + 1));
+      sys.munmap(s, 4 * PAGE);
+      m.kernel.checkInvariants();
+      yield;
+      return 0;
+    });
+    m.runToEnd();
+    expect(t.waitStatus).toBe(0);
+    expect(r).toEqual([0x42, 0x43, 0x5a]);
+    expect(hostByte(dir, 3 * PAGE + 1)).toBe(0x5a);
   });
 });

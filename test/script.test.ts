@@ -96,6 +96,23 @@ describe('script operations', () => {
     expect(t.minFlt - base.t.minFlt).toBe(240);
   });
 
+  it('mremap with dontunmap leaves the old range mapped and empty: the bytes are at the new address only', () => {
+    const ops = [
+      { mmap: { length: '16K', as: 'buf' } },
+      { fill: { addr: 'buf', length: '16K', seed: 5 } },
+      {
+        mremap: { addr: 'buf', length: '16K', newLength: '16K', maymove: true, dontunmap: true, as: 'moved' },
+      },
+      { verify: { addr: 'moved', length: '16K', seed: 5 } },
+      { touch: { addr: 'buf', length: '16K', stride: '4K', write: false } }, // mapped: no SIGSEGV
+    ];
+    expect(runScript(ops).t.waitStatus).toBe(0);
+    // The old range reads zeros now, so verifying the seeded bytes there fails (exit status 1).
+    const { t } = runScript([...ops, { verify: { addr: 'buf', length: '16K', seed: 5 } }]);
+    expect(t.waitStatus).toBe(1 << 8);
+    expect(t.stderr).toBe('');
+  });
+
   it('takes its allocator and leak check from the environment (VMLAB_MALLOC, VMLAB_LEAK_CHECK)', () => {
     const { t } = runScript([{ malloc: { size: 48, as: 'p' } }, { malloc: { size: 48, as: 'p' } }], {
       env: { VMLAB_MALLOC: 'sizeclass', VMLAB_LEAK_CHECK: 'summary' },

@@ -6,7 +6,8 @@
  *             # with fd: f (and offset: 8K) it maps that open file instead of anonymous memory
  *   munmap:   { addr: buf, length: 16M }
  *   mremap:   { addr: buf, length: 16M, newLength: 32M, maymove: true, as: buf }
- *             # with to: addr, MREMAP_FIXED there (maymove must be true); the new address in `as`
+ *             # with to: addr, MREMAP_FIXED there (maymove must be true); the new address in `as`;
+ *             # dontunmap: true leaves the old range mapped and empty (MREMAP_DONTUNMAP, same length)
  *   msync:    { addr: buf, length: 1M, mode: sync }                # sync, async, invalidate
  *   mprotect: { addr: buf+4K, length: 4K, prot: r }
  *   madvise:  { addr: buf, length: 1M, advice: dontneed }     # dontneed, free, normal, …
@@ -56,6 +57,7 @@ import {
   MAP_POPULATE,
   MAP_PRIVATE,
   MAP_SHARED,
+  MREMAP_DONTUNMAP,
   MREMAP_FIXED,
   MREMAP_MAYMOVE,
   MS_ASYNC,
@@ -140,6 +142,7 @@ type Op =
         length: string | number;
         newLength: string | number;
         maymove: boolean;
+        dontunmap: boolean;
         to?: string | number;
         as?: string;
       };
@@ -234,6 +237,7 @@ export const scriptOpSchema: z.ZodType<Op> = z.lazy(() =>
         length: sizeText,
         newLength: sizeText,
         maymove: z.boolean().default(false),
+        dontunmap: z.boolean().default(false),
         to: addrText.optional(),
         as: varName.optional(),
       }),
@@ -492,6 +496,7 @@ function* runOp(run: Run, op: Op): Generator<void, void, void> {
     const o = op.mremap;
     let flags = o.maymove ? MREMAP_MAYMOVE : 0;
     if (o.to !== undefined) flags |= MREMAP_FIXED;
+    if (o.dontunmap) flags |= MREMAP_DONTUNMAP;
     const to = o.to === undefined ? 0 : addr(o.to, vars);
     result(run, 'mremap', sys.mremap(addr(o.addr, vars), size(o.length), size(o.newLength), flags, to), o.as);
   } else if ('msync' in op) {

@@ -13,6 +13,7 @@ import {
   VM_ACCOUNT,
   VM_EXEC,
   VM_GROWSDOWN,
+  VM_LOCKED,
   VM_MAYEXEC,
   VM_MAYREAD,
   VM_MAYSHARE,
@@ -371,8 +372,12 @@ export const MREMAP_DONTUNMAP = 4;
  * free, else, with MREMAP_MAYMOVE, moves the mapping: its page-table entries (present pages,
  * swap entries, PROT_NONE-kept frames) go to the new place without copying a byte, and its
  * anonymous pages keep their index (the VMA's anonDelta records the move for reverse mapping).
- * MREMAP_FIXED moves to newAddr, replacing what is there. Not modelled: old_size 0 (Linux
- * duplicates a shared mapping) and MREMAP_DONTUNMAP, both -EINVAL.
+ * MREMAP_FIXED moves to newAddr, replacing what is there. MREMAP_DONTUNMAP (with
+ * MREMAP_MAYMOVE, the same size) moves the entries and leaves the old range mapped and empty:
+ * a touch there faults afresh (zeros for private anonymous memory, the object's pages for a
+ * shared or file mapping), and both ranges are charged. An old size of 0 on a shared mapping
+ * maps the same pages a second time, from oldAddr on (Linux's "duplicate shm area"; EINVAL on
+ * a private one).
  */
 export function doMremap(
   as: AddressSpace,
@@ -383,16 +388,19 @@ export function doMremap(
   newAddr: number,
 ): number {
   const page = as.pageBytes;
-  if (!Number.isSafeInteger(flags) || (flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED)) !== 0) return -EINVAL;
+  if (!Number.isSafeInteger(flags) || (flags & ~(MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP)) !== 0)
+    return -EINVAL;
   const fixed = (flags & MREMAP_FIXED) !== 0;
-  if (fixed && (flags & MREMAP_MAYMOVE) === 0) return -EINVAL;
+  const keepOld = (flags & MREMAP_DONTUNMAP) !== 0;
+  if ((fixed || keepOld) && (flags & MREMAP_MAYMOVE) === 0) return -EINVAL;
+  if (keepOld && oldLen !== newLen) return -EINVAL;
   if (!Number.isSafeInteger(oldAddr) || oldAddr < 0 || oldAddr % page !== 0) return -EINVAL;
   if (!Number.isSafeInteger(oldLen) || !Number.isSafeInteger(newLen) || oldLen < 0 || newLen < 0)
     return -EINVAL;
   const oldSize = pageUp(oldLen, page);
   const newSize = pageUp(newLen, page);
-  if (newSize === 0 || oldSize === 0) return -EINVAL;
-  if (outsideUser(as, oldAddr, oldAddr + oldSize)) return -EFAULT;
+  if (newSize === 0) return -EINVAL;
+  if (outsideUser(as, oldAddr, oldAddr + Math.max(oldSize, page))) return -EFAULT;
   if (fixed) {
     if (!Number.isSafeInteger(newAddr) || newAddr % page !== 0) return -EINVAL;
     if (outsideUser(as, newAddr, newAddr + newSize)) return -EINVAL;
@@ -401,9 +409,18 @@ export function doMremap(
   }
   const vma = as.vmas.find(oldAddr);
   if (vma === undefined || oldAddr + oldSize > vma.end) return -EFAULT;
+  if (oldSize === 0 && (vma.flags & (VM_SHARED | VM_MAYSHARE)) === 0) return -EINVAL;
   if (fixed) {
     const err = doMunmap(as, newAddr, newSize);
     if (err < 0) return err;
+  }
+  if (oldSize === 0 || keepOld) {
+    if ((flags & MREMAP_MAYMOVE) === 0) return -ENOMEM;
+    const target = fixed ? newAddr : placeMapping(as, 0, newSize);
+    if (target < 0) return -ENOMEM;
+    return oldSize === 0
+      ? duplicateMapping(as, oldAddr, newSize, target)
+      : moveMapping(as, oldAddr, oldSize, newSize, target, true);
   }
   if (newSize < oldSize) {
     const err = doMunmap(as, oldAddr + newSize, oldSize - newSize);
@@ -444,7 +461,9 @@ function growInPlace(as: AddressSpace, vma: Vma, end: number): number {
  * entries change place, the frames stay. 0 is never returned: the new address or -ENOMEM
  * (with nothing changed: the commit charge for the growth is taken before the old VMA is
  * split, and a split is merged back when a later step fails). The old VMA's reference to its
- * file or shared object passes to the moved one: a move writes nothing back.
+ * file or shared object passes to the moved one: a move writes nothing back. With `keepOld`
+ * (MREMAP_DONTUNMAP, same size) the old VMA stays, empty, with its own charge and reference;
+ * the moved one is charged anew and takes a reference of its own.
  */
 function moveMapping(
   as: AddressSpace,
@@ -452,12 +471,13 @@ function moveMapping(
   oldSize: number,
   newSize: number,
   target: number,
+  keepOld = false,
 ): number {
   const page = as.pageBytes;
   const oldEnd = oldAddr + oldSize;
   const extra = (newSize - oldSize) / page;
   const accounted = (as.vmas.find(oldAddr)!.flags & VM_ACCOUNT) !== 0;
-  const charged = accounted && extra > 0 ? extra : 0;
+  const charged = accounted ? (keepOld ? newSize / page : Math.max(0, extra)) : 0;
   if (charged > 0 && !as.charge(charged)) return -ENOMEM;
   if (!as.vmas.carve(oldAddr, oldEnd)) {
     as.uncharge(charged);
@@ -511,12 +531,48 @@ function moveMapping(
     as.tables.write(pa, 0, 0);
     mmu.invalidatePage(va, as.asid);
   }
+  if (keepOld) {
+    // The old range stays mapped with nothing in it: its anonymous pages left with the entries
+    // (Linux unlinks its anon_vma), and it is not locked any more.
+    if (moved.backing.kind === 'shmem') moved.backing.object.users++;
+    if (moved.backing.kind === 'file') as.services.fileMapped(moved.backing.file, as);
+    old.anon = null;
+    old.flags &= ~VM_LOCKED;
+    as.vmas.mergeRange(oldAddr, oldEnd);
+    as.vmas.mergeAround(moved);
+    as.updateHiwater();
+    return target;
+  }
   // The old VMA is empty now and goes; its charge, its file or shared object and its pages
   // went with the entries (a shared file's dirty pages stay dirty, nothing is written back).
   if (accounted && extra < 0) as.uncharge(-extra);
   as.zapRange(old.start, old.end);
   as.vmas.destroy(old);
   as.vmas.mergeAround(moved);
+  as.updateHiwater();
+  return target;
+}
+
+/**
+ * mremap with an old size of 0: a second VMA at `target` (free) of `newSize` bytes mapping the
+ * same shared object or file from the page at `oldAddr` on. Nothing moves; its pages fault in
+ * from the object. The new address or -ENOMEM.
+ */
+function duplicateMapping(as: AddressSpace, oldAddr: number, newSize: number, target: number): number {
+  const page = as.pageBytes;
+  const vma = as.vmas.find(oldAddr)!;
+  const dup = as.vmas.create({
+    start: target,
+    end: target + newSize,
+    flags: vma.flags & ~VM_LOCKED,
+    backing: vma.backing,
+    pgoff: vma.pgoff + (oldAddr - vma.start) / page,
+    name: vma.name,
+  });
+  if (dup === undefined) return -ENOMEM;
+  if (dup.backing.kind === 'shmem') dup.backing.object.users++;
+  if (dup.backing.kind === 'file') as.services.fileMapped(dup.backing.file, as);
+  as.vmas.mergeAround(dup);
   as.updateHiwater();
   return target;
 }
