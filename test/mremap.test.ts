@@ -1,17 +1,4 @@
-/**
- * mremap(2) from inside emulated processes: Linux's argument checks and errno values, shrinking
- * and growing in place, moving with MREMAP_MAYMOVE (the page-table entries move, the frames and
- * their contents stay, nothing faults again), MREMAP_FIXED, and moved pages that still reclaim,
- * swap and fork correctly (their reverse mapping follows the VMA's anonDelta); MREMAP_DONTUNMAP
- * and the duplication of a shared mapping (old size 0).
- */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import type { AddressSpace } from '../kernel/mm/mm.ts';
-import { VM_ACCOUNT } from '../kernel/mm/vma.ts';
-import { meminfoFields } from '../kernel/observe/procsys.ts';
+import { describe, expect, it } from 'vitest';
 import {
   EFAULT,
   EINVAL,
@@ -30,61 +17,23 @@ import {
   PROT_WRITE,
   SIGBUS,
   SIGSEGV,
-  type Syscalls,
   WIFSIGNALED,
   WTERMSIG,
 } from '../kernel/proc/uapi.ts';
-import { bootTestMachine, PAGE, runOne, settleFreePages, type TestMachine } from './helpers/kernel.ts';
+import { bootTestMachine, PAGE, runOne, settleFreePages } from './helpers/kernel.ts';
+import {
+  baseline,
+  chargeDrift,
+  dirtyKb,
+  fileMachine,
+  hostByte,
+  lengthsIn,
+  vmasIn,
+} from './helpers/mremap.ts';
 
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
 const A = 0x20000000;
-
-function vmasIn(sys: Syscalls, start: number, end: number) {
-  return sys.vmlab_maps().filter((e) => e.end > start && e.start < end);
-}
-
-/** The lengths in pages of the VMAs overlapping [start, end), joined: '2,6'. */
-function lengthsIn(sys: Syscalls, start: number, end: number): string {
-  return vmasIn(sys, start, end)
-    .map((e) => (e.end - e.start) / PAGE)
-    .join();
-}
-
-/** Pages `mm` has committed beyond what its VM_ACCOUNT VMAs add up to (0 when the charge is right). */
-function chargeDrift(mm: AddressSpace): number {
-  let pages = 0;
-  for (const v of mm.vmas.all()) if ((v.flags & VM_ACCOUNT) !== 0) pages += v.length / PAGE;
-  return mm.committedPages - pages;
-}
-
-const dirs: string[] = [];
-afterEach(() => {
-  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
-});
-
-/** A machine whose sandbox holds /f.bin of `pages` pages, the first byte of page i being 0x40 + i. */
-function fileMachine(pages: number): { m: TestMachine; dir: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'vmlab-mremap-'));
-  dirs.push(dir);
-  const bytes = new Uint8Array(pages * PAGE);
-  for (let i = 0; i < pages; i++) bytes[i * PAGE] = 0x40 + i;
-  writeFileSync(join(dir, 'f.bin'), bytes);
-  return { m: bootTestMachine({ files: { from: dir, writeThrough: true } }), dir };
-}
-
-const hostByte = (dir: string, at: number): number => readFileSync(join(dir, 'f.bin'))[at]!;
-const dirtyKb = (m: TestMachine): number => meminfoFields(m.kernel).find(([k]) => k === 'Dirty')![1];
-
-/** The free and committed pages now; the check it returns expects both back (nothing leaked). */
-function baseline(m: TestMachine): () => void {
-  const free0 = settleFreePages(m);
-  const committed0 = m.kernel.committedAs;
-  return () => {
-    expect(m.kernel.committedAs).toBe(committed0);
-    expect(settleFreePages(m)).toBe(free0);
-  };
-}
 
 describe('mremap arguments', () => {
   it('refuses what Linux refuses, with its errno values, and changes nothing', () => {

@@ -413,6 +413,10 @@ export function doMremap(
   if (fixed) {
     const err = doMunmap(as, newAddr, newSize);
     if (err < 0) return err;
+    // Unmapping the target may have taken the old VMA (an old size of 0 at its own address):
+    // look again, as Linux's mremap_to does.
+    const again = as.vmas.find(oldAddr);
+    if (again === undefined || oldAddr + oldSize > again.end) return -EFAULT;
   }
   if (oldSize === 0 || keepOld) {
     if ((flags & MREMAP_MAYMOVE) === 0) return -ENOMEM;

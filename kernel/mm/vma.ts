@@ -144,17 +144,24 @@ export class Vma {
 /** Can `a` (ending where `b` starts) and `b` be one VMA? */
 export function canMerge(a: Vma, b: Vma, pageBytes: number): boolean {
   if (a.end !== b.start || a.flags !== b.flags || a.name !== b.name) return false;
-  // Where both have anonymous pages their indices must run on across the seam; a side with
-  // none (shared mappings never have any) takes the other's anonDelta when they merge.
-  if (a.anon !== null && b.anon !== null && a.anonDelta !== b.anonDelta) return false;
   if (a.backing.kind !== b.backing.kind) return false;
+  // Shared mappings never hold anonymous pages: their object's offsets must run on.
   if (a.backing.kind === 'shmem' && b.backing.kind === 'shmem') {
     return a.backing.object === b.backing.object && a.pgoff + (a.end - a.start) / pageBytes === b.pgoff;
   }
+  // The anonymous families must agree (Linux's is_mergeable_anon_vma): the same one, or one
+  // side without.
+  if (a.anon !== b.anon && a.anon !== null && b.anon !== null) return false;
   if (a.backing.kind === 'file' && b.backing.kind === 'file') {
-    return a.backing.file === b.backing.file && a.pgoff + (a.end - a.start) / pageBytes === b.pgoff;
+    if (a.backing.file !== b.backing.file || a.pgoff + (a.end - a.start) / pageBytes !== b.pgoff)
+      return false;
+    // The file offset is the pgoff Linux checks; the copied pages' indices, where both sides
+    // have some, must run on too (a side without takes the other's anonDelta).
+    return a.anon === null || b.anon === null || a.anonDelta === b.anonDelta;
   }
-  return a.anon === b.anon || a.anon === null || b.anon === null;
+  // Anonymous memory: anonDelta is Linux's vm_pgoff, which must run on across the seam even
+  // where a side has no pages yet (an empty VMA left by MREMAP_DONTUNMAP stays apart).
+  return a.anonDelta === b.anonDelta;
 }
 
 export class VmaSet {
