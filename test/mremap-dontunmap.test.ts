@@ -31,6 +31,7 @@ import {
   fileMachine,
   hostByte,
   lengthsIn,
+  runLeakFree,
   vmasIn,
 } from './helpers/mremap.ts';
 
@@ -117,8 +118,7 @@ describe('MREMAP_DONTUNMAP and fork', () => {
     const r: number[] = [];
     let child: number[] = [];
     const m = bootTestMachine();
-    const nothingLeft = baseline(m);
-    const t = m.start(function* ({ sys, cpu }) {
+    runLeakFree(m, function* ({ sys, cpu }) {
       const a = sys.mmap(A, pages * PAGE, RW, ANON | MAP_FIXED, -1, 0);
       for (let i = 0; i < pages; i++) cpu.store32(a + i * PAGE, 0x100 + i);
       const frames = Array.from({ length: pages }, (_, i) => sys.vmlab_pageinfo(a + i * PAGE).physAddr);
@@ -159,11 +159,8 @@ describe('MREMAP_DONTUNMAP and fork', () => {
       m.kernel.checkInvariants();
       return 0;
     });
-    m.runToEnd();
-    expect(t.waitStatus).toBe(0);
     expect(r).toEqual([1, pages, 0, 0, 1, 0, 0, 1, 1, 0x100, 0x101, 0xbb, 0xaa, 0]);
     expect(child).toEqual([...Array.from({ length: pages }, (_, i) => 0x100 + i), pages, 0xc1]);
-    nothingLeft();
   });
 
   it('DONTUNMAP, then fork: the child sees the moved pages and the old range as the parent left it; writes stay private', () => {
@@ -171,8 +168,7 @@ describe('MREMAP_DONTUNMAP and fork', () => {
     let child: number[] = [];
     let parentCommitted = -1;
     const m = bootTestMachine();
-    const nothingLeft = baseline(m);
-    const t = m.start(function* ({ sys, cpu }) {
+    runLeakFree(m, function* ({ sys, cpu }) {
       const mm = m.kernel.current!.mm!;
       const a = sys.mmap(A, 4 * PAGE, RW, ANON | MAP_FIXED, -1, 0);
       for (let i = 0; i < 4; i++) cpu.store32(a + i * PAGE, 0x200 + i);
@@ -197,12 +193,9 @@ describe('MREMAP_DONTUNMAP and fork', () => {
       m.kernel.checkInvariants();
       return 0;
     });
-    m.runToEnd();
-    expect(t.waitStatus).toBe(0);
     expect(child.slice(0, 8)).toEqual([0x200, 0x201, 0x202, 0x203, 0, 0x55, 0, 0]);
     expect(child.slice(8)).toEqual([0, parentCommitted]);
     expect(r).toEqual([0x200, 0x201, 0x202, 0x203, 0, 0x55, 0, 0, 0]);
-    nothingLeft();
   });
 });
 
@@ -213,8 +206,7 @@ describe('MREMAP_DONTUNMAP and reclaim', () => {
     let childBad = -1;
     let childSwapped = -1;
     const m = bootTestMachine({ memoryMiB: 16, swapMiB: 16 });
-    const nothingLeft = baseline(m);
-    const t = m.start(function* ({ sys, cpu }) {
+    runLeakFree(m, function* ({ sys, cpu }) {
       const self = m.kernel.current!;
       const a = sys.mmap(A, pages * PAGE, RW, ANON | MAP_FIXED, -1, 0);
       for (let i = 0; i < pages; i++) cpu.store32(a + i * PAGE, 0x7000 + i);
@@ -246,12 +238,9 @@ describe('MREMAP_DONTUNMAP and reclaim', () => {
       yield* sys.wait4(pid, 0, 0);
       return 0;
     });
-    m.runToEnd();
-    expect(t.waitStatus).toBe(0);
     expect(r).toEqual([0, 1, 1, 0, 1]);
     expect(childSwapped).toBeGreaterThan(0);
     expect(childBad).toBe(0);
-    nothingLeft();
   });
 
   it('DONTUNMAP of the middle of a VMA: the old range stays in it, its fresh pages share the lineage; all reclaim right', () => {
@@ -259,8 +248,7 @@ describe('MREMAP_DONTUNMAP and reclaim', () => {
     const r: Array<number | string> = [];
     let childBad = -1;
     const m = bootTestMachine({ memoryMiB: 16, swapMiB: 16 });
-    const nothingLeft = baseline(m);
-    const t = m.start(function* ({ sys, cpu }) {
+    runLeakFree(m, function* ({ sys, cpu }) {
       const self = m.kernel.current!;
       const mm = self.mm!;
       const a = sys.mmap(A, pages * PAGE, RW, ANON | MAP_FIXED, -1, 0);
@@ -302,19 +290,15 @@ describe('MREMAP_DONTUNMAP and reclaim', () => {
       yield* sys.wait4(pid, 0, 0);
       return 0;
     });
-    m.runToEnd();
-    expect(t.waitStatus).toBe(0);
     expect(r).toEqual([0, '32', '16', 16, 0, 1, 1, 0, 0]);
     expect(childBad).toBe(0);
-    nothingLeft();
   });
 
   it('swapped-out and PROT_NONE-kept entries move with DONTUNMAP; the old range holds none of them', () => {
     const pages = 48;
     const r: number[] = [];
     const m = bootTestMachine({ memoryMiB: 16, swapMiB: 16 });
-    const nothingLeft = baseline(m);
-    const t = m.start(function* ({ sys, cpu }) {
+    runLeakFree(m, function* ({ sys, cpu }) {
       const mm = m.kernel.current!.mm!;
       const a = sys.mmap(A, pages * PAGE, RW, ANON | MAP_FIXED, -1, 0);
       for (let i = 0; i < pages; i++) cpu.store32(a + i * PAGE, 0x3000 + i);
@@ -339,10 +323,7 @@ describe('MREMAP_DONTUNMAP and reclaim', () => {
       m.kernel.checkInvariants();
       return 0;
     });
-    m.runToEnd();
-    expect(t.waitStatus).toBe(0);
     expect(r).toEqual([1, 0, 0, 0, 0, 0, 0]);
-    nothingLeft();
   });
 });
 
@@ -351,8 +332,7 @@ describe('MREMAP_DONTUNMAP moves back and forth', () => {
     const pages = 6;
     const r: Array<number | string> = [];
     const m = bootTestMachine({ memoryMiB: 16, swapMiB: 16 });
-    const nothingLeft = baseline(m);
-    const t = m.start(function* ({ sys, cpu }) {
+    runLeakFree(m, function* ({ sys, cpu }) {
       const self = m.kernel.current!;
       const mm = self.mm!;
       const a = sys.mmap(A, pages * PAGE, RW, ANON | MAP_FIXED, -1, 0);
@@ -390,8 +370,6 @@ describe('MREMAP_DONTUNMAP moves back and forth', () => {
       m.kernel.checkInvariants();
       return 0;
     });
-    m.runToEnd();
-    expect(t.waitStatus).toBe(0);
     expect(r).toEqual([
       0,
       pages,
@@ -413,14 +391,12 @@ describe('MREMAP_DONTUNMAP moves back and forth', () => {
       0,
       0,
     ]);
-    nothingLeft();
   });
 
   it('a part moved out with DONTUNMAP and back into its hole merges home: one VMA, the data whole, the charge right', () => {
     const r: Array<number | string> = [];
     const m = bootTestMachine();
-    const nothingLeft = baseline(m);
-    const t = m.start(function* ({ sys, cpu }) {
+    runLeakFree(m, function* ({ sys, cpu }) {
       const mm = m.kernel.current!.mm!;
       const a = sys.mmap(A, 8 * PAGE, RW, ANON | MAP_FIXED, -1, 0);
       for (let i = 0; i < 8; i++) cpu.store8(a + i * PAGE, i + 1);
@@ -439,8 +415,6 @@ describe('MREMAP_DONTUNMAP moves back and forth', () => {
       yield;
       return 0;
     });
-    m.runToEnd();
-    expect(t.waitStatus).toBe(0);
     expect(r).toEqual([
       0,
       '8',
@@ -472,14 +446,12 @@ describe('MREMAP_DONTUNMAP moves back and forth', () => {
       0,
       0,
     ]);
-    nothingLeft();
   });
 
   it('DONTUNMAP onto a later part of its own VMA (the FIXED unmap splits it): old, moved and rest, the charge unchanged', () => {
     const r: Array<number | string> = [];
     const m = bootTestMachine();
-    const nothingLeft = baseline(m);
-    const t = m.start(function* ({ sys, cpu }) {
+    runLeakFree(m, function* ({ sys, cpu }) {
       const mm = m.kernel.current!.mm!;
       const a = sys.mmap(A, 8 * PAGE, RW, ANON | MAP_FIXED, -1, 0);
       for (let i = 0; i < 8; i++) cpu.store8(a + i * PAGE, i + 1);
@@ -491,10 +463,7 @@ describe('MREMAP_DONTUNMAP moves back and forth', () => {
       yield;
       return 0;
     });
-    m.runToEnd();
-    expect(t.waitStatus).toBe(0);
     expect(r).toEqual([4 * PAGE, '4,2,2', 0, 0, 0, 0, 3, 4, 1, 2, 7, 8]);
-    nothingLeft();
   });
 
   it('a touched VMA moved with DONTUNMAP right next to itself stays two mappings (Linux keeps the old vm_pgoff)', () => {
@@ -539,8 +508,7 @@ describe('MREMAP_DONTUNMAP of shared and file mappings', () => {
   it('a shared anonymous part moved with DONTUNMAP: one object, both places see the same pages, also in a child', () => {
     const r: Array<number | string> = [];
     const m = bootTestMachine();
-    const nothingLeft = baseline(m);
-    const t = m.start(function* ({ sys, cpu }) {
+    runLeakFree(m, function* ({ sys, cpu }) {
       const mm = m.kernel.current!.mm!;
       const s = sys.mmap(A, 4 * PAGE, RW, SHANON | MAP_FIXED, -1, 0);
       for (let i = 0; i < 4; i++) cpu.store8(s + i * PAGE, 0x10 + i);
@@ -563,10 +531,7 @@ describe('MREMAP_DONTUNMAP of shared and file mappings', () => {
       m.kernel.checkInvariants();
       return 0;
     });
-    m.runToEnd();
-    expect(t.waitStatus).toBe(0);
     expect(r).toEqual([0, '4', 0, 2, 2, 0, 0x11, 0x12, 1, 0x77, 0x78, 2, 1, 0x77]);
-    nothingLeft();
   });
 
   it('a shared file mapping moved with DONTUNMAP: the old range maps the same cached pages; msync of either writes them', () => {
@@ -626,8 +591,7 @@ describe('duplicating a shared mapping (old size 0)', () => {
   it('mprotect and munmap of parts of the duplicate and of the original: the object lives while any part maps it', () => {
     const r: Array<number | string> = [];
     const m = bootTestMachine();
-    const nothingLeft = baseline(m);
-    const t = m.start(function* ({ sys, cpu }) {
+    runLeakFree(m, function* ({ sys, cpu }) {
       const mm = m.kernel.current!.mm!;
       const s = sys.mmap(A, 4 * PAGE, RW, SHANON | MAP_FIXED, -1, 0);
       for (let i = 0; i < 4; i++) cpu.store8(s + i * PAGE, 0x10 + i);
@@ -659,8 +623,6 @@ describe('duplicating a shared mapping (old size 0)', () => {
       r.push(cpu.load8(d), cpu.load8(d + PAGE), shmemUsers(mm, d));
       return 0;
     });
-    m.runToEnd();
-    expect(t.waitStatus).toBe(0);
     expect(r).toEqual([
       1,
       0,
@@ -692,14 +654,12 @@ describe('duplicating a shared mapping (old size 0)', () => {
       0x21,
       2,
     ]);
-    nothingLeft();
   });
 
   it('a shared part moved with DONTUNMAP right after a duplicate of the pages before it merges with that duplicate', () => {
     const r: Array<number | string> = [];
     const m = bootTestMachine();
-    const nothingLeft = baseline(m);
-    const t = m.start(function* ({ sys, cpu }) {
+    runLeakFree(m, function* ({ sys, cpu }) {
       const mm = m.kernel.current!.mm!;
       const s = sys.mmap(A, 4 * PAGE, RW, SHANON | MAP_FIXED, -1, 0);
       for (let i = 0; i < 4; i++) cpu.store8(s + i * PAGE, 0x50 + i);
@@ -716,10 +676,7 @@ describe('duplicating a shared mapping (old size 0)', () => {
       yield;
       return 0;
     });
-    m.runToEnd();
-    expect(t.waitStatus).toBe(0);
     expect(r).toEqual([0, 2 * PAGE, '4', '4', 2, 2, 0x50, 0x51, 0x52, 0x53, 0x50, 0x51, 0x52, 0x53, 1, 0x53]);
-    nothingLeft();
   });
 
   it('old size 0 with MREMAP_FIXED onto the old address itself is EFAULT (the FIXED unmap removes it), not a crash', () => {
@@ -744,8 +701,7 @@ describe('duplicating a shared mapping (old size 0)', () => {
   it('old size 0 with MREMAP_FIXED inside the same VMA, after the old address: the object page of the old address there', () => {
     const r: Array<number | string> = [];
     const m = bootTestMachine();
-    const nothingLeft = baseline(m);
-    const t = m.start(function* ({ sys, cpu }) {
+    runLeakFree(m, function* ({ sys, cpu }) {
       const mm = m.kernel.current!.mm!;
       const s = sys.mmap(A, 4 * PAGE, RW, SHANON | MAP_FIXED, -1, 0);
       for (let i = 0; i < 4; i++) cpu.store8(s + i * PAGE, 0x60 + i);
@@ -758,17 +714,13 @@ describe('duplicating a shared mapping (old size 0)', () => {
       yield;
       return 0;
     });
-    m.runToEnd();
-    expect(t.waitStatus).toBe(0);
     expect(r).toEqual([3 * PAGE, '3,1', 2, 0x61, 1, 0x6f]);
-    nothingLeft();
   });
 
   it('a duplicate of a duplicate keeps the object alive after both originals are gone; a child shares it', () => {
     const r: number[] = [];
     const m = bootTestMachine();
-    const nothingLeft = baseline(m);
-    const t = m.start(function* ({ sys, cpu }) {
+    runLeakFree(m, function* ({ sys, cpu }) {
       const mm = m.kernel.current!.mm!;
       const s = sys.mmap(A, 2 * PAGE, RW, SHANON | MAP_FIXED, -1, 0);
       cpu.store8(s, 0x41);
@@ -791,10 +743,7 @@ describe('duplicating a shared mapping (old size 0)', () => {
       m.kernel.checkInvariants();
       return 0;
     });
-    m.runToEnd();
-    expect(t.waitStatus).toBe(0);
     expect(r).toEqual([1, 0x42, 1, 0x43, 1, 0x42, 0x43, 1]);
-    nothingLeft();
   });
 
   it('the duplicate of a shared file mapping: a write there is dirty in the cache, msync of either range writes it', () => {
@@ -855,8 +804,7 @@ describe('MREMAP_DONTUNMAP and the commit limit', () => {
   it('overcommit mode 2: a DONTUNMAP that would pass CommitLimit is ENOMEM and changes nothing; shared ones cost nothing', () => {
     const r: Array<number | string> = [];
     const m = bootTestMachine({ tunables: { overcommitMemory: 2 } });
-    const nothingLeft = baseline(m);
-    const t = m.start(function* ({ sys, cpu }) {
+    runLeakFree(m, function* ({ sys, cpu }) {
       const mm = m.kernel.current!.mm!;
       const room = m.kernel.commitLimit() - m.kernel.committedAs;
       const n = Math.floor(room / 2) + 4; // fits once, not twice
@@ -883,9 +831,6 @@ describe('MREMAP_DONTUNMAP and the commit limit', () => {
       yield;
       return 0;
     });
-    m.runToEnd();
-    expect(t.waitStatus).toBe(0);
     expect(r).toEqual([1, -ENOMEM, -ENOMEM, 0, 0, 0, 1, 2, 0, 1, 1, 2, 0, 1, 1, 1, 9, 9]);
-    nothingLeft();
   });
 });

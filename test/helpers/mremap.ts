@@ -1,7 +1,7 @@
 /**
  * Helpers of the mremap tests: the VMAs of a range as /proc/PID/maps lists them, the commit
  * charge checked against the VM_ACCOUNT VMAs, a machine whose sandbox holds a patterned file,
- * and a check that free and committed pages come back.
+ * and a check that free and committed pages come back after a run.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,7 +10,8 @@ import { afterEach, expect } from 'vitest';
 import type { AddressSpace } from '../../kernel/mm/mm.ts';
 import { VM_ACCOUNT } from '../../kernel/mm/vma.ts';
 import { meminfoFields } from '../../kernel/observe/procsys.ts';
-import type { Syscalls } from '../../kernel/proc/uapi.ts';
+import type { Task } from '../../kernel/proc/task.ts';
+import type { Syscalls, UserMain } from '../../kernel/proc/uapi.ts';
 import { bootTestMachine, PAGE, settleFreePages, type TestMachine } from './kernel.ts';
 
 /** The VMAs (maps entries) overlapping [start, end). */
@@ -67,4 +68,17 @@ export function baseline(m: TestMachine): () => void {
     expect(m.kernel.committedAs).toBe(committed0);
     expect(settleFreePages(m)).toBe(free0);
   };
+}
+
+/**
+ * Run `main` as a process of `m` to the end: it must exit 0 and leave behind no free page or
+ * commit charge it took (the baseline is taken before it starts).
+ */
+export function runLeakFree(m: TestMachine, main: UserMain): Task {
+  const nothingLeft = baseline(m);
+  const t = m.start(main);
+  m.runToEnd();
+  expect(t.waitStatus).toBe(0);
+  nothingLeft();
+  return t;
 }
