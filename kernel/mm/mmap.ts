@@ -419,7 +419,7 @@ export function doMremap(
     if (again === undefined || oldAddr + oldSize > again.end) return -EFAULT;
   }
   if (oldSize === 0 || keepOld) {
-    if ((flags & MREMAP_MAYMOVE) === 0) return -ENOMEM;
+    if ((flags & MREMAP_MAYMOVE) === 0) return -ENOMEM; // an old size of 0 must move
     const target = fixed ? newAddr : placeMapping(as, 0, newSize);
     if (target < 0) return -ENOMEM;
     return oldSize === 0
@@ -538,20 +538,17 @@ function moveMapping(
   if (keepOld) {
     // The old range stays mapped with nothing in it: its anonymous pages left with the entries
     // (Linux unlinks its anon_vma), and it is not locked any more.
-    if (moved.backing.kind === 'shmem') moved.backing.object.users++;
-    if (moved.backing.kind === 'file') as.services.fileMapped(moved.backing.file, as);
+    shareBacking(as, moved);
     old.anon = null;
     old.flags &= ~VM_LOCKED;
     as.vmas.mergeRange(oldAddr, oldEnd);
-    as.vmas.mergeAround(moved);
-    as.updateHiwater();
-    return target;
+  } else {
+    // The old VMA is empty now and goes; its charge, its file or shared object and its pages
+    // went with the entries (a shared file's dirty pages stay dirty, nothing is written back).
+    if (accounted && extra < 0) as.uncharge(-extra);
+    as.zapRange(old.start, old.end);
+    as.vmas.destroy(old);
   }
-  // The old VMA is empty now and goes; its charge, its file or shared object and its pages
-  // went with the entries (a shared file's dirty pages stay dirty, nothing is written back).
-  if (accounted && extra < 0) as.uncharge(-extra);
-  as.zapRange(old.start, old.end);
-  as.vmas.destroy(old);
   as.vmas.mergeAround(moved);
   as.updateHiwater();
   return target;
@@ -574,11 +571,16 @@ function duplicateMapping(as: AddressSpace, oldAddr: number, newSize: number, ta
     name: vma.name,
   });
   if (dup === undefined) return -ENOMEM;
-  if (dup.backing.kind === 'shmem') dup.backing.object.users++;
-  if (dup.backing.kind === 'file') as.services.fileMapped(dup.backing.file, as);
+  shareBacking(as, dup);
   as.vmas.mergeAround(dup);
   as.updateHiwater();
   return target;
+}
+
+/** A new VMA over another's shared object or file takes its own reference to it. */
+function shareBacking(as: AddressSpace, vma: Vma): void {
+  if (vma.backing.kind === 'shmem') vma.backing.object.users++;
+  if (vma.backing.kind === 'file') as.services.fileMapped(vma.backing.file, as);
 }
 
 /** mprotect(addr, length, prot): 0 or -errno. The whole range must be mapped (-ENOMEM otherwise). */
