@@ -107,12 +107,17 @@ import { VmEvents } from '../observe/vmevents.ts';
 import { buildImageFile, imageLayout } from './binfmt.ts';
 import { kernelMachine } from './machines.ts';
 import { RoundRobin, type SchedPolicy } from './sched.ts';
-import { Task } from './task.ts';
+import { GC_PAUSES_KEPT, Task } from './task.ts';
 import {
+  CLOCK_MONOTONIC,
+  CLOCK_PROCESS_CPUTIME_ID,
+  CLOCK_REALTIME,
+  type GcReport,
   type PageInfo,
   type ProgramImage,
   type ProgramLoader,
   type Syscalls,
+  TIMESPEC_BYTES,
   type UserCpu,
   type UserMain,
   WNOHANG,
@@ -674,6 +679,7 @@ export class Kernel {
     }
     this.current = task;
     const sliceStart = clock.now;
+    this.sliceStart = sliceStart;
     const sliceEnd = Math.min(clock.now + this.tunables.quantumCycles, until);
     try {
       this.runSlice(task, sliceEnd);
@@ -1356,6 +1362,8 @@ export class Kernel {
 
   /** The CPU's user-mode memory instructions (the MMU's own methods, bound once). */
   private userCpuCache: UserCpu | undefined;
+  /** When the running task's current slice began (cycles), for CLOCK_PROCESS_CPUTIME_ID. */
+  private sliceStart = 0;
   private userCpu(): UserCpu {
     if (this.userCpuCache !== undefined) return this.userCpuCache;
     const mmu = this.hw.mmu;
@@ -1524,6 +1532,7 @@ export class Kernel {
         yield;
         return 0;
       },
+      clock_gettime: (clockId, tsVa) => k.enter(() => k.clockGettime(task, clockId, tsVa)),
       write: (fd, va, length) => k.enter(() => k.written(sysWrite(files, fd, va, length))),
       read: (fd, va, length) => k.enter(() => sysRead(files, fd, va, length)),
       pread64: (fd, va, length, offset) => k.enter(() => sysRead(files, fd, va, length, offset)),
@@ -1538,6 +1547,7 @@ export class Kernel {
       unlink: (path) => k.enter(() => sysUnlink(files, path)),
       msync: (addr, length, flags) => k.enter(() => doMsync(mm(), addr, length, flags, env)),
       vmlab_pageinfo: (va) => k.enter(() => k.pageInfo(task, va)),
+      vmlab_gc_report: (report) => k.enter(() => k.gcReport(task, report)),
       vmlab_maps: () =>
         k.enter(() =>
           mm()
@@ -1622,6 +1632,40 @@ export class Kernel {
     }
     this.reap(zombie);
     return zombie.pid;
+  }
+
+  /** clock_gettime(2) for `task`: the emulated clock, or the task's CPU time so far. */
+  private clockGettime(task: Task, clockId: number, tsVa: number): number {
+    const clock = this.hw.clock;
+    let cycles: number;
+    if (clockId === CLOCK_REALTIME || clockId === CLOCK_MONOTONIC) cycles = clock.now;
+    else if (clockId === CLOCK_PROCESS_CPUTIME_ID)
+      cycles = task.cpuCycles + (this.current === task ? clock.now - this.sliceStart : 0);
+    else return -EINVAL;
+    const ns = Math.floor((cycles / clock.hz) * 1e9);
+    const ts = new Uint8Array(TIMESPEC_BYTES);
+    const view = new DataView(ts.buffer);
+    const sec = Math.floor(ns / 1e9);
+    view.setUint32(0, sec >>> 0, true);
+    view.setUint32(4, Math.floor(sec / 2 ** 32), true);
+    view.setUint32(8, ns % 1e9, true);
+    return this.copyToUser(tsVa, ts);
+  }
+
+  /** vmlab_gc_report: keep a copy of the runtime's statistics and its latest pause. */
+  private gcReport(task: Task, report: Readonly<GcReport>): number {
+    if (typeof report !== 'object' || report === null || typeof report.collector !== 'string') return -EINVAL;
+    for (const [key, value] of Object.entries(report))
+      if (key !== 'collector' && !(typeof value === 'number' && Number.isFinite(value) && value >= 0))
+        return -EINVAL;
+    task.gc = { ...report };
+    task.gcPausesNs.push(report.lastPauseNs);
+    task.gcPauseTimes.push(this.hw.clock.now);
+    if (task.gcPausesNs.length > GC_PAUSES_KEPT) {
+      task.gcPausesNs.shift();
+      task.gcPauseTimes.shift();
+    }
+    return 0;
   }
 
   /** The introspection call behind vmlab_pageinfo. */

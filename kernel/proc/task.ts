@@ -11,9 +11,12 @@ import { type KernelCaches, KernelObject, SlabRef } from '../mm/kobjects.ts';
 import type { AddressSpace } from '../mm/mm.ts';
 import type { MemoryGroup } from '../mm/reclaim.ts';
 import { type ProcessEvent, type ProcessStateName, processMachine } from './machines.ts';
-import type { UserContext } from './uapi.ts';
+import type { GcReport, UserContext } from './uapi.ts';
 
 export type TaskProgram = Generator<void, number | undefined, void>;
+
+/** How many GC pauses a task keeps for /proc/PID/gc and the report (the oldest go first). */
+export const GC_PAUSES_KEPT = 4096;
 
 export class Task extends KernelObject {
   readonly pid: number;
@@ -53,6 +56,12 @@ export class Task extends KernelObject {
   residentLimitPages = 0;
   /** The memory group (cgroup-like limit) this process belongs to. */
   group: MemoryGroup | null = null;
+
+  /** The managed runtime's last vmlab_gc_report (null when the program has none). */
+  gc: GcReport | null = null;
+  /** Pause lengths (ns) and their end times (cycles), one per report, the latest GC_PAUSES_KEPT. */
+  gcPausesNs: number[] = [];
+  gcPauseTimes: number[] = [];
 
   minFlt = 0;
   majFlt = 0;

@@ -56,6 +56,48 @@ export {
 
 export const WNOHANG = 1;
 
+/** clock_gettime(2) clocks. Emulated time: the machine boots at 0 (REALTIME counts from there too). */
+export const CLOCK_REALTIME = 0;
+export const CLOCK_MONOTONIC = 1;
+export const CLOCK_PROCESS_CPUTIME_ID = 2;
+/** struct timespec: tv_sec and tv_nsec, 8 bytes each (x86-64 layout). */
+export const TIMESPEC_BYTES = 16;
+
+/**
+ * What a managed runtime (userland/gc) tells the kernel after each collection, through the
+ * vmlab_gc_report call: /proc/PID/gc, the run summary, the timeline and the report show it.
+ * Times are emulated nanoseconds; sizes are bytes.
+ */
+export interface GcReport {
+  /** The collector's name (marksweep, markcompact, generational, refcount, …). */
+  collector: string;
+  /** Bytes the heap holds from the kernel now (spans, arenas, semispaces, metadata). */
+  heapBytes: number;
+  /** Bytes of live objects found by the last collection (refcount: allocated and not freed). */
+  liveBytes: number;
+  /** Heap size at which the next collection starts (the pacer's goal; 0 when none). */
+  nextGcBytes: number;
+  minorCollections: number;
+  majorCollections: number;
+  pauseTotalNs: number;
+  pauseMaxNs: number;
+  /** The pause of the collection (or mark slice) this report follows. */
+  lastPauseNs: number;
+  objectsAllocated: number;
+  bytesAllocated: number;
+  objectsFreed: number;
+  bytesFreed: number;
+  objectsMoved: number;
+  bytesMoved: number;
+  objectsPromoted: number;
+  /** Object bytes marked (traced) over all collections, and the emulated time spent marking. */
+  bytesMarked: number;
+  markNs: number;
+  /** Pointer stores that ran the write barrier, and those that took its slow path (shaded, carded). */
+  barrierStores: number;
+  barrierHits: number;
+}
+
 /** The CPU's memory instructions, in user mode, through the MMU. */
 export interface UserCpu {
   load8(va: number): number;
@@ -130,6 +172,8 @@ export interface Syscalls {
   kill(pid: number, sig: number): number;
   sched_yield(): Generator<void, number, void>;
   nanosleep(nanoseconds: number): Generator<void, number, void>;
+  /** clock_gettime(2): writes a struct timespec (TIMESPEC_BYTES) at `tsVa`; 0, -EINVAL or -EFAULT. */
+  clock_gettime(clockId: number, tsVa: number): number;
   /**
    * write(2): to a file through the page cache, or to the process's captured stdout (1) or
    * stderr (2). Bytes written, or -errno.
@@ -156,6 +200,8 @@ export interface Syscalls {
   vmlab_pageinfo(va: number): PageInfo;
   /** vmlab introspection: this process's mappings, as /proc/self/maps lists them. */
   vmlab_maps(): MapEntry[];
+  /** vmlab introspection: publish a managed runtime's statistics (a copy is kept); 0 or -EINVAL. */
+  vmlab_gc_report(report: Readonly<GcReport>): number;
 }
 
 export interface UserContext {
