@@ -1,8 +1,9 @@
 /**
  * `vmlab translate`, run as a user runs it (a child process, cwd the repository): the walk as a
  * student writes it, its JSON form, every preset on a raw image built here by hand with
- * explicit shifts, and refusals of bad input with exit status 2, the file and the field, and no
- * stack trace. The runs are spawned in parallel once, before the tests read their results.
+ * explicit shifts, the --linear exercise with OSTEP's options, and refusals of bad input with
+ * exit status 2, the file or the option, and no stack trace. The runs are spawned in parallel
+ * once, before the tests read their results.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -232,6 +233,22 @@ beforeAll(async () => {
         '128',
         '0x0',
       ],
+      linearDefaults: ['--linear'],
+      linear: [
+        ...['--linear', '--address-space', '32k', '-p', '128k', '-P', '1k', '-u', '75'],
+        ...['-v', '-s', '7', '--generate', '8', '-c'],
+      ],
+      linearAddresses: ['--linear', '-A', '0x3a39,4660,0b11', '-u', '100', '-c'],
+      linearAccess: ['--linear', '-a', '32k'],
+      linearNotPowerOfTwo: ['--linear', '--address-space', '12k'],
+      linearPageTooBig: ['--linear', '-P', '32k'],
+      linearSpaceTooBig: ['--linear', '--address-space', '128k'],
+      linearUsed: ['--linear', '-u', '101'],
+      linearCount: ['--linear', '--generate', 'five'],
+      linearOutside: ['--linear', '-A', '0x100,0x4000', '-c'],
+      linearOnly: ['-P', '1k', '--generate', '3'],
+      linearImage: ['--linear', '-i', 'docs/examples/tiny-image.txt'],
+      linearPositional: ['--linear', '0x12'],
     },
     4,
   );
@@ -521,6 +538,98 @@ describe('the presets on raw images built by hand', () => {
       raw: '0x0000000000000000',
     });
     expect(low.result).toEqual({ fault: { kind: 'not-present', level: 0 } });
+  });
+});
+
+/** The printed page-table entries of a --linear run, and its trace lines' addresses and answers. */
+function linearParts(text: string): { table: number[]; trace: Array<{ va: number; answer: string }> } {
+  const table = [...text.matchAll(/^ {2}(?:\[ *\d+\] {2})?0x([0-9a-f]{8})$/gm)].map((m) =>
+    Number.parseInt(m[1]!, 16),
+  );
+  const trace = [...text.matchAll(/^ {2}VA 0x([0-9a-f]{8}) \(decimal: +\d+\) --> (.*)$/gm)].map((m) => ({
+    va: Number.parseInt(m[1]!, 16),
+    answer: m[2]!,
+  }));
+  return { table, trace };
+}
+
+/** An answer worked by hand: VPN and offset from the VA, the PFN from the entry's low 31 bits. */
+function linearByHand(va: number, table: number[], pageBytes: number): string {
+  const vpn = Math.floor(va / pageBytes);
+  const pte = table[vpn]!;
+  if (pte < 2 ** 31) return ` Invalid (VPN ${vpn} not valid)`;
+  const pa = (pte - 2 ** 31) * pageBytes + (va % pageBytes);
+  return `${pa.toString(16).padStart(8, '0')} (decimal ${String(pa).padStart(8)}) [VPN ${vpn}]`;
+}
+
+describe("--linear: OSTEP's paging-linear-translate.py", () => {
+  it("no options: OSTEP's defaults echoed, four entries, five questions and the closing lines", () => {
+    const r = ok('linearDefaults');
+    expect(r.stdout.split('\n').slice(0, 7)).toEqual([
+      'ARG seed 0',
+      'ARG address space size 16k',
+      'ARG phys mem size 64k',
+      'ARG page size 4k',
+      'ARG verbose False',
+      'ARG addresses -1',
+      '',
+    ]);
+    const { table, trace } = linearParts(r.stdout);
+    expect(table).toHaveLength(4);
+    expect(trace.map((t) => t.answer)).toEqual(new Array(5).fill('PA or invalid address?'));
+    expect(r.stdout).toMatch(/\(e\.g\., segfault\)\.\n\n$/);
+  });
+
+  it('-a/-p/-P/-u/-v/-s/-n as --address-space, -p, -P, -u, -v, -s, --generate: answers as worked by hand', () => {
+    const r = ok('linear');
+    expect(r.stdout.split('\n').slice(0, 6)).toEqual([
+      'ARG seed 7',
+      'ARG address space size 32k',
+      'ARG phys mem size 128k',
+      'ARG page size 1k',
+      'ARG verbose True',
+      'ARG addresses -1',
+    ]);
+    expect(r.stdout).toContain('\n  [      31]  0x');
+    const { table, trace } = linearParts(r.stdout);
+    expect(table).toHaveLength(32);
+    expect(trace).toHaveLength(8);
+    for (const { va, answer } of trace) expect(answer).toBe(linearByHand(va, table, 1024));
+  });
+
+  it('-A: the addresses given, in hex, decimal and binary; -u 100 translates them all', () => {
+    const r = ok('linearAddresses');
+    expect(r.stdout).toContain('ARG addresses 0x3a39,4660,0b11\n');
+    const { table, trace } = linearParts(r.stdout);
+    expect(trace.map((t) => t.va)).toEqual([0x3a39, 4660, 3]);
+    for (const { va, answer } of trace) {
+      expect(answer).toMatch(/\[VPN \d\]$/);
+      expect(answer).toBe(linearByHand(va, table, 4096));
+    }
+  });
+
+  it.each([
+    [
+      'linearAccess',
+      "--access: not with --linear (OSTEP's -a, the address-space size, is --address-space here)",
+    ],
+    ['linearNotPowerOfTwo', '--address-space: 12k is not a power of two'],
+    ['linearPageTooBig', '--page-size: 32k is larger than the address space (16k)'],
+    ['linearSpaceTooBig', '--address-space: 128k is larger than the physical memory (64k)'],
+    ['linearUsed', "--used: '101' is not a whole percentage from 0 to 100"],
+    ['linearCount', "--generate: 'five' is not a count from 0 to 100000"],
+    [
+      'linearOutside',
+      '--addresses: 0x4000 (decimal 16384) is outside the address space (0 to 0x3fff, 16384 bytes)',
+    ],
+    ['linearOnly', '--page-size: only with --linear'],
+    ['linearImage', '--image: not with --linear, which makes its own memory and page table'],
+    ['linearPositional', "address '0x12': with --linear, give addresses with --addresses (OSTEP's -A)"],
+  ])('%s: exit status 2 and the option named', (name, message) => {
+    const r = runs.get(name)!;
+    expect(r.status).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe(`vmlab: ${message}\n`);
   });
 });
 
