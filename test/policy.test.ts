@@ -299,11 +299,14 @@ describe('each policy by hand', () => {
 
   it('refuses an unknown policy by naming the valid ones, and options out of range', () => {
     expect(() => createPolicy('lfu', { frameCount: 4 })).toThrow(
-      /unknown replacement policy 'lfu' \(one of fifo, clock, lru, nru, aging, lru-2list, wsclock, opt, random\)/,
+      /unknown replacement policy 'lfu' \(one of fifo, clock, lru, mru, nru, aging, lru-2list, wsclock, opt, unopt, random\)/,
     );
     expect(() => createPolicy('fifo', { frameCount: -1 })).toThrow(RangeError);
     expect(() => createPolicy('aging', { frameCount: 4, agingBits: 33 })).toThrow(RangeError);
     expect(() => createPolicy('nru', { frameCount: 4, tickCycles: 0 })).toThrow(RangeError);
+    expect(() => createPolicy('opt', { frameCount: 4, optTie: 'newest' as 'lru' })).toThrow(
+      /opt: optTie 'newest' is not earliest, latest, lru, mru/,
+    );
   });
 });
 

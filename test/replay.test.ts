@@ -106,9 +106,12 @@ describe('trace formats', () => {
   });
 
   it('parses R/W lines and page strings', () => {
-    const rw = parseTrace('x', 'R 0x1000\nW 2000\n', limits);
+    // Both values fit as page numbers too, so auto refuses this one: the format is given.
+    const rw = parseTrace('x', 'R 0x1000\nW 2000\n', { ...limits, format: 'rw' });
     expect(rw.format).toBe('rw');
     expect([...rw.addresses]).toEqual([0x1000, 0x2000]);
+    const high = parseTrace('x', 'R 0x7ffd12345678\nW 2000\n', limits);
+    expect(high.format).toBe('rw'); // 0x7ffd12345678 >= 2^36 pages: only a byte address
     const pages = parseTrace('x', '1, 2,3w\n4', limits);
     expect([...pages.addresses]).toEqual([PAGE, 2 * PAGE, 3 * PAGE, 4 * PAGE]);
     expect(pages.kinds[2]).toBe(REF_WRITE);

@@ -2,13 +2,14 @@
 import { basename } from 'node:path';
 import type { Command } from 'commander';
 import type { DiskProfileName } from '../hw/disk.ts';
-import type { PolicyFactory } from '../mm/policy/types.ts';
+import { POLICY_NAMES } from '../mm/policy/index.ts';
+import { OPT_TIES, type OptTie, type PolicyFactory } from '../mm/policy/types.ts';
 import { InputError } from './configfile.ts';
 import { replacementExercise } from './exercises.ts';
 import { resolveFormat, withPageSize } from './formatfile.ts';
 import { type ReplayResult, replayTrace } from './replay.ts';
 import { loadPolicyFile } from './studentcode.ts';
-import { loadTrace, type TraceFormat } from './traces.ts';
+import { loadTrace, TRACE_FORMATS, type TraceFormat } from './traces.ts';
 import { parseSize } from './units.ts';
 
 export function registerReplay(program: Command): void {
@@ -17,7 +18,7 @@ export function registerReplay(program: Command): void {
     .description(
       'replay a memory trace (valgrind lackey, R/W lines, or page numbers) through the MMU, TLB, faults, policy and swap',
     )
-    .argument('[trace]', 'trace file (lackey, rw or pages format; .gz accepted)')
+    .argument('[trace]', `trace file (${TRACE_FORMATS.join(', ')}; .gz accepted)`)
     .option(
       '-g, --generate <n>',
       'make an exercise instead: a random reference string of N pages (OSTEP style)',
@@ -25,10 +26,10 @@ export function registerReplay(program: Command): void {
     .option('--max-page <n>', 'with --generate: the highest page number', '9')
     .option('-c, --compute', 'with --generate: work the answers out')
     .option('-n, --frames <n>', 'resident limit of the replaying process, in frames (0: none)', '0')
+    .option('-p, --policy <name>', `replacement policy: ${POLICY_NAMES.join(', ')}`, 'lru-2list')
     .option(
-      '-p, --policy <name>',
-      'replacement policy: fifo, clock, lru, nru, aging, lru-2list, wsclock, opt, random',
-      'lru-2list',
+      '--opt-tie <rule>',
+      'with --policy opt: which page never used again goes first: earliest (loaded; the default), latest (loaded: OSTEP), lru, mru',
     )
     .option(
       '--policy-file <file>',
@@ -44,7 +45,11 @@ export function registerReplay(program: Command): void {
     .option('--tlb-ways <n>', 'TLB ways', '4')
     .option('--tlb-policy <name>', 'TLB replacement: lru, fifo, random', 'lru')
     .option('--stlb-entries <n>', 'second-level TLB entries (0: none)', '1536')
-    .option('--trace-format <fmt>', 'auto, lackey, rw or pages', 'auto')
+    .option(
+      '--trace-format <fmt>',
+      'auto; lackey (valgrind); rw (R/W and a hex byte address); pagenum (hex page numbers, R/W optional either side); pagenum-dec (decimal page numbers, likewise); pages (1,2,3w)',
+      'auto',
+    )
     .option('--include-instructions', 'replay lackey instruction fetches (I lines) as execute references')
     .option('--disk <profile>', 'swap disk profile: ram, nvme, ssd, hdd', 'ssd')
     .option('-s, --seed <n>', 'seed', '0')
@@ -60,6 +65,7 @@ Examples:
   echo 7,0,1,2,0,3,0,4,2,3,0,3,2,1,2,0,1,7,0,1 > ref.txt
   vmlab replay ref.txt --frames 3 --policy fifo --verbose
   vmlab replay trace.lackey.gz --frames 1024 --policy clock --json
+  vmlab replay pages.txt --trace-format pagenum --frames 16 --policy opt --opt-tie lru
   vmlab replay --generate 10 --max-page 5 --frames 3 --policy fifo -s 2      # an exercise
   vmlab replay --generate 10 --max-page 5 --frames 3 --policy fifo -s 2 -c   # with answers
   vmlab replay ref.txt --frames 3 --policy-file my-policy.ts --verbose       # a policy of your own`,
@@ -89,8 +95,19 @@ Examples:
           if (!Number.isInteger(seed) || seed < 0)
             throw new InputError(`--seed: '${opts.seed}' is not a whole number`);
           const policy = String(opts.policy ?? 'lru-2list');
+          if (!POLICY_NAMES.includes(policy))
+            throw new InputError(`--policy: '${policy}' is not one of ${POLICY_NAMES.join(', ')}`);
+          const optTie = optTieOption(opts, policy);
           process.stdout.write(
-            replacementExercise({ seed, count, maxPage, frames, policy, compute: opts.compute === true }),
+            replacementExercise({
+              seed,
+              count,
+              maxPage,
+              frames,
+              policy,
+              optTie,
+              compute: opts.compute === true,
+            }),
           );
           return;
         }
@@ -119,6 +136,22 @@ function intOption(opts: Record<string, unknown>, name: string, min: number): nu
 }
 
 /**
+ * The --opt-tie rule, undefined when not given. InputError when it is not a rule, or is given
+ * with a policy other than the built-in opt.
+ */
+function optTieOption(opts: Record<string, unknown>, policy: string | undefined): OptTie | undefined {
+  if (opts.optTie === undefined) return undefined;
+  const tie = String(opts.optTie);
+  if (!(OPT_TIES as readonly string[]).includes(tie))
+    throw new InputError(`--opt-tie: '${tie}' is not ${OPT_TIES.join(', ')}`);
+  if (policy !== 'opt')
+    throw new InputError(
+      `--opt-tie: only for --policy opt (the policy is ${policy ?? 'from --policy-file'})`,
+    );
+  return tie as OptTie;
+}
+
+/**
  * Replay `tracePath` with the command's options; a policy loaded from a file (`policyFactory`,
  * from --policy-file) replaces --policy and is named after the file. InputError on a bad option.
  */
@@ -136,8 +169,8 @@ export function runReplay(
   const memoryBytes = parseSize(String(opts.memory ?? '256M'));
   if (memoryBytes === undefined) throw new InputError(`--memory: '${opts.memory}' is not a size`);
   const traceFormat = String(opts.traceFormat ?? 'auto');
-  if (!['auto', 'lackey', 'rw', 'pages'].includes(traceFormat)) {
-    throw new InputError(`--trace-format: '${traceFormat}' is not auto, lackey, rw or pages`);
+  if (traceFormat !== 'auto' && !(TRACE_FORMATS as readonly string[]).includes(traceFormat)) {
+    throw new InputError(`--trace-format: '${traceFormat}' is not auto, ${TRACE_FORMATS.join(', ')}`);
   }
   const disk = String(opts.disk ?? 'ssd');
   if (!['ram', 'nvme', 'ssd', 'hdd'].includes(disk))
@@ -145,18 +178,21 @@ export function runReplay(
   const tlbPolicy = String(opts.tlbPolicy ?? 'lru');
   if (!['lru', 'fifo', 'random'].includes(tlbPolicy))
     throw new InputError(`--tlb-policy: '${tlbPolicy}' is not lru, fifo or random`);
+  const fileName = opts.policyFile === undefined ? undefined : basename(String(opts.policyFile));
+  const policy = fileName ?? String(opts.policy ?? 'lru-2list');
+  const optTie = optTieOption(opts, fileName === undefined ? policy : undefined);
   const trace = loadTrace(tracePath, {
     format: traceFormat as TraceFormat | 'auto',
     pageBytes: format.pageBytes,
     vaLimit: Math.min(2 ** format.vaBits, Number.MAX_SAFE_INTEGER),
     includeInstructions: opts.includeInstructions === true,
   });
-  const fileName = opts.policyFile === undefined ? undefined : basename(String(opts.policyFile));
   const result = replayTrace({
     trace,
     frames: intOption(opts, 'frames', 0),
-    policy: fileName ?? String(opts.policy ?? 'lru-2list'),
+    policy,
     policyFactory,
+    optTie,
     machine: {
       format,
       memoryBytes,
@@ -176,7 +212,7 @@ export function runReplay(
 export function renderReplay(tracePath: string, r: ReplayResult, opts: Record<string, unknown>): string[] {
   const out = [
     `ARG trace ${tracePath}`,
-    `ARG policy ${r.config.policy}`,
+    `ARG policy ${r.config.policy}${r.config.optTie === undefined ? '' : ` (ties: ${r.config.optTie})`}`,
     `ARG frames ${r.config.frames === 0 ? 'unlimited' : r.config.frames}`,
     `ARG format ${r.config.format} (${r.config.pageBytes}-byte pages)`,
     `ARG tlb ${r.config.tlbEntries} entries, ${r.config.tlbWays}-way, ${r.config.tlbReplacement}`,

@@ -7,10 +7,14 @@
  *   (15-bit addresses, 32-byte pages, 1-byte entries: a valid bit and a 7-bit frame number),
  *   a page-directory base register, and virtual addresses to translate.
  * - Replacement: a random reference string to run through a policy with N frames.
+ *
+ * The one-level (linear) translation exercise, OSTEP's paging-linear-translate.py, is in
+ * exercise-linear.ts.
  */
 import { ACCESS_READ, MODE_USER } from '../hw/mmu.ts';
 import { compileFormat, type PagingFormat } from '../hw/paging/format.ts';
 import { Prng } from '../lib/prng.ts';
+import type { OptTie } from '../mm/policy/types.ts';
 import { replayTrace } from './replay.ts';
 import { parseTrace } from './traces.ts';
 import { explainTranslation, makeTranslateMachine, renderTranslation } from './translate.ts';
@@ -90,20 +94,24 @@ export function translationExercise(options: { seed: number; count: number; comp
   return `${out.join('\n')}\n`;
 }
 
-/** A replacement exercise: a reference string, and with `compute` the run worked through. */
+/**
+ * A replacement exercise: a reference string, and with `compute` the run worked through (the
+ * replay knows the string's future, so opt and unopt work too; `optTie` is opt's tie rule).
+ */
 export function replacementExercise(options: {
   seed: number;
   count: number;
   maxPage: number;
   frames: number;
   policy: string;
+  optTie?: OptTie;
   compute: boolean;
 }): string {
   const prng = new Prng(options.seed);
   const refs = Array.from({ length: options.count }, () => prng.below(options.maxPage + 1));
   const out = [
     `ARG seed ${options.seed}`,
-    `ARG policy ${options.policy}`,
+    `ARG policy ${options.policy}${options.optTie === undefined ? '' : ` (ties: ${options.optTie})`}`,
     `ARG frames ${options.frames}`,
     `ARG references ${refs.join(',')}`,
     '',
@@ -130,6 +138,7 @@ export function replacementExercise(options: {
     trace,
     frames: options.frames,
     policy: options.policy,
+    optTie: options.optTie,
     machine: { memoryBytes: 16 * 1024 * 1024 },
     verbose: true,
   });

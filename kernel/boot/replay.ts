@@ -9,10 +9,17 @@
  *
  * The process yields after every fault (and every 4096 references), so a swap-in's disk time
  * is charged while it sleeps.
+ *
+ * The future: a replay knows it, and gives every policy the position of each resident page's
+ * next reference through view.nextUse (OPT and UNOPT need it; a policy from a file may use it
+ * whatever its name). It is built on the policy's first question, so a policy that never asks
+ * pays nothing for it.
  */
 import { performance } from 'node:perf_hooks';
 import type { DiskProfileName } from '../hw/disk.ts';
-import type { PolicyFactory } from '../mm/policy/types.ts';
+import { createPolicy } from '../mm/policy/index.ts';
+import { OptPolicy } from '../mm/policy/opt.ts';
+import type { OptTie, PolicyFactory } from '../mm/policy/types.ts';
 import type { Task } from '../proc/task.ts';
 import type { UserMain } from '../proc/uapi.ts';
 import { type BootedMachine, bootKernel, buildMachine, type MachineConfig } from './machine.ts';
@@ -25,6 +32,8 @@ export interface ReplayOptions {
   policy: string;
   /** A policy from a file (labs); `policy` then only names it in the output. */
   policyFactory?: PolicyFactory;
+  /** For the built-in opt: the tie rule among pages never used again (default 'earliest'). */
+  optTie?: OptTie;
   machine: Partial<MachineConfig>;
   swapProfile?: DiskProfileName;
   /** Collect one line per reference (OSTEP-style), for small traces. */
@@ -46,6 +55,8 @@ export interface ReplayResult {
   hostSeconds: number;
   config: {
     policy: string;
+    /** OPT's tie rule, for the built-in opt only. */
+    optTie?: OptTie;
     frames: number;
     format: string;
     pageBytes: number;
@@ -70,36 +81,31 @@ export interface TraceObserver {
 /**
  * Start a process that replays `trace` on booted machine `m`: a bare image whose memory is
  * mapped (anonymous, lazily) in regions around the trace's addresses, and whose program makes
- * each reference a real load, store or fetch, yielding after every fault. With the OPT policy,
- * the policy learns each page's next use from the trace. The task, or throws when memory for
- * the process or its regions is short.
+ * each reference a real load, store or fetch, yielding after every fault.
+ *
+ * `future`: 'give' hands the trace's future to the policy whatever it is (vmlab replay, one
+ * process); 'if-required' (the default, for workloads) only to a policy whose `future` is
+ * 'required' (opt, unopt), since the trace knows nothing of other processes' pages. The future
+ * belongs to one trace: a second replay process whose policy gets it is refused (throws).
+ * The task, or throws when memory for the process or its regions is short.
  */
 export function startTraceProcess(
   m: BootedMachine,
   trace: Trace,
-  options: { name: string; frames: number; observe?: TraceObserver },
+  options: { name: string; frames: number; observe?: TraceObserver; future?: 'give' | 'if-required' },
 ): Task {
   const { kernel, mmu } = m;
   const page = m.format.pageBytes;
-  const reclaimer = kernel.reclaimer;
   const n = trace.length;
   const addresses = trace.addresses;
   const kinds = trace.kinds;
-  let step: ((i: number) => void) | null = null;
-  if (reclaimer.policy.name === 'opt') {
-    const next = nextUses(trace, page);
-    const nextOfPage = new Map<number, number>();
-    reclaimer.futureOf = (pfn) => nextOfPage.get(m.frames.index[pfn]!) ?? Number.POSITIVE_INFINITY;
-    // OPT needs the next use of every resident page at each step: kept up to date below.
-    step = (i: number) => {
-      nextOfPage.set(Math.floor(addresses[i]! / page), next[i]!);
-    };
-  }
+  const wanted = futureWanted(m, options);
+  let future: TraceFuture | null = null;
   const observe = options.observe;
   const main: UserMain = function* (ctx) {
     const cpu = ctx.cpu;
     for (let i = 0; i < n; i++) {
-      if (step !== null) step(i);
+      if (future !== null) future.now = i;
       observe?.before(i);
       const va = addresses[i]!;
       const before = mmu.faults;
@@ -118,6 +124,7 @@ export function startTraceProcess(
     [options.name],
   );
   if (typeof task === 'number') throw new Error(`replay: cannot start the replay process (errno ${-task})`);
+  if (wanted === 'give') future = giveFuture(m, trace, task);
   task.residentLimitPages = options.frames;
   for (const [start, end] of regionsOf(trace, page)) {
     const err = kernel.mapAnonymous(task, start, end);
@@ -127,6 +134,106 @@ export function startTraceProcess(
   return task;
 }
 
+/**
+ * Does the policy get the trace's future (see startTraceProcess)? Throws, before anything is
+ * started, when it would but another replay process already gave it its own.
+ */
+function futureWanted(
+  m: BootedMachine,
+  options: { name: string; future?: 'give' | 'if-required' },
+): 'give' | 'withhold' {
+  const reclaimer = m.kernel.reclaimer;
+  if (options.future !== 'give' && reclaimer.policy.future !== 'required') return 'withhold';
+  if (reclaimer.futureOf !== null)
+    throw new Error(
+      `replay: ${options.name}: ${reclaimer.policy.name} reads the future of one trace, and another replay process already gave it`,
+    );
+  return 'give';
+}
+
+/**
+ * Hand the trace's future to the reclaimer: for a frame of `task`, its page's next use; for any
+ * other frame, Infinity (the trace never references it).
+ */
+function giveFuture(m: BootedMachine, trace: Trace, task: Task): TraceFuture {
+  const future = new TraceFuture(trace, m.format.pageBytes);
+  const { index, owner } = m.frames;
+  const pid = task.pid;
+  m.kernel.reclaimer.futureOf = (pfn) =>
+    owner[pfn] === pid ? future.nextUse(index[pfn]!) : Number.POSITIVE_INFINITY;
+  return future;
+}
+
+/**
+ * A trace's future, for view.nextUse: at position `now`, the first later position that
+ * references a page. Built on the first question (O(references) time, 8 bytes per reference
+ * while building, 4 after), so a policy that never asks pays only for `now`.
+ *
+ *   the positions of page id k are at[first[k] .. first[k + 1]), increasing;
+ *   cursor[k] only moves forward, and at[cursor[k] - 1] <= now when cursor[k] > first[k]
+ * (`now` never decreases: the replay runs forward).
+ */
+class TraceFuture {
+  /** The position of the reference being made (or just made). */
+  now = 0;
+  private idOf: Map<number, number> | null = null;
+  private at = new Uint32Array(0);
+  private first = new Uint32Array(0);
+  private cursor = new Uint32Array(0);
+
+  constructor(
+    private readonly trace: Trace,
+    private readonly pageBytes: number,
+  ) {}
+
+  /** The position of the next reference to virtual page `vpn` after `now`; Infinity if none. */
+  nextUse(vpn: number): number {
+    if (this.idOf === null) this.build();
+    const id = this.idOf!.get(vpn);
+    if (id === undefined) return Number.POSITIVE_INFINITY;
+    const at = this.at;
+    const end = this.first[id + 1]!;
+    let c = this.cursor[id]!;
+    while (c < end && at[c]! <= this.now) c++;
+    this.cursor[id] = c;
+    return c < end ? at[c]! : Number.POSITIVE_INFINITY;
+  }
+
+  /** Group the positions by page (a counting sort: ids in order of first appearance). */
+  private build(): void {
+    const { trace, pageBytes } = this;
+    const n = trace.length;
+    const idOf = new Map<number, number>();
+    const ids = new Uint32Array(n);
+    const counts: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const vpn = Math.floor(trace.addresses[i]! / pageBytes);
+      let id = idOf.get(vpn);
+      if (id === undefined) {
+        id = counts.length;
+        idOf.set(vpn, id);
+        counts.push(0);
+      }
+      ids[i] = id;
+      counts[id]!++;
+    }
+    const first = new Uint32Array(counts.length + 1);
+    for (let k = 0; k < counts.length; k++) first[k + 1] = first[k]! + counts[k]!;
+    const fill = first.slice(0, counts.length);
+    const at = new Uint32Array(n);
+    for (let i = 0; i < n; i++) at[fill[ids[i]!]!++] = i;
+    this.at = at;
+    this.first = first;
+    this.cursor = first.slice(0, counts.length);
+    this.idOf = idOf;
+  }
+}
+
+/**
+ * Replay `options.trace` as one process of a new machine and count what happened (faults,
+ * writebacks, TLB and walk figures, emulated cycles). Throws an InputError for a bad machine
+ * or policy option, and an Error when the kernel panics or the process does not exit 0.
+ */
 export function replayTrace(options: ReplayOptions): ReplayResult {
   const m0 = buildMachine(options.machine);
   const page = m0.format.pageBytes;
@@ -135,7 +242,7 @@ export function replayTrace(options: ReplayOptions): ReplayResult {
   const m = bootKernel(m0, {
     loader: () => undefined,
     policy: options.policy,
-    policyFactory: options.policyFactory,
+    policyFactory: options.policyFactory ?? tiedOptFactory(options),
     scope: options.frames > 0 ? 'local' : 'global',
     swap: { bytes: (distinctPages + 2) * page, profile: options.swapProfile ?? 'ssd' },
     tunables: { kswapd: options.frames === 0 },
@@ -172,7 +279,12 @@ export function replayTrace(options: ReplayOptions): ReplayResult {
             );
           },
         };
-  const task = startTraceProcess(m, trace, { name: 'replay', frames: options.frames, observe });
+  const task = startTraceProcess(m, trace, {
+    name: 'replay',
+    frames: options.frames,
+    observe,
+    future: 'give',
+  });
   const t0 = performance.now();
   const startCycles = clock.now;
   kernel.run();
@@ -199,6 +311,7 @@ export function replayTrace(options: ReplayOptions): ReplayResult {
     hostSeconds,
     config: {
       policy: reclaimer.policy.name,
+      ...(reclaimer.policy instanceof OptPolicy ? { optTie: reclaimer.policy.tie } : {}),
       frames: options.frames,
       format: m.format.name,
       pageBytes: page,
@@ -235,16 +348,11 @@ function countDistinctPages(trace: Trace, page: number): number {
   return pages.size;
 }
 
-/** For each reference, the position of the next reference to the same page (Infinity if none). */
-function nextUses(trace: Trace, page: number): Float64Array {
-  const next = new Float64Array(trace.length);
-  const seen = new Map<number, number>();
-  for (let i = trace.length - 1; i >= 0; i--) {
-    const p = Math.floor(trace.addresses[i]! / page);
-    next[i] = seen.get(p) ?? Number.POSITIVE_INFINITY;
-    seen.set(p, i);
-  }
-  return next;
+/** The built-in opt with options.optTie, when one is asked for (else the kernel makes the policy by name). */
+function tiedOptFactory(options: ReplayOptions): PolicyFactory | undefined {
+  const tie = options.optTie;
+  if (tie === undefined) return undefined;
+  return (o) => createPolicy(options.policy, { ...o, optTie: tie });
 }
 
 function residentPages(order: number[], index: Float64Array): number[] {

@@ -7,7 +7,7 @@
 import { FifoPolicy } from './fifo.ts';
 
 export class LruPolicy extends FifoPolicy {
-  override readonly name = 'lru';
+  override readonly name: string = 'lru';
   override readonly wantsEveryReference = true;
 
   /** Move to the MRU end. */

@@ -19,7 +19,7 @@
  * - selectVictim(view): pick a resident frame to evict among those `view.eligible` accepts.
  *   The view exposes what hardware offers: the accessed (referenced) and dirty bits of the
  *   page-table entries that map the frame, which the policy may test and clear; and for trace
- *   replays the future (OPT). Return -1 only when no eligible frame exists.
+ *   replays the future (OPT, UNOPT). Return -1 only when no eligible frame exists.
  *
  *   a policy's resident set == the frames it was told about by onLoad and not yet removed
  */
@@ -54,6 +54,12 @@ export interface ReplacementPolicy {
   readonly wantsEveryReference: boolean;
   /** 0 when the policy does not age. */
   readonly tickCycles: number;
+  /**
+   * 'required' for a policy whose selectVictim reads view.nextUse (opt, unopt): a workload's
+   * replay process then gives it its trace's future. `vmlab replay` gives the future to every
+   * policy, whatever it says here. Absent: 'unused'.
+   */
+  readonly future?: 'required' | 'unused';
   onLoad(pfn: number, info: Readonly<LoadInfo>): void;
   onRemove(pfn: number): void;
   onEvicted(pfn: number): void;
@@ -83,6 +89,20 @@ export interface PolicyOptions {
   tickCycles?: number;
   /** For wsclock: working-set window tau in cycles. */
   wsWindowCycles?: number;
+  /** For opt: which of several pages never used again goes first; default 'earliest'. */
+  optTie?: OptTie;
 }
+
+/**
+ * OPT's tie rule among the eligible pages never used again (pages used again are never tied:
+ * each future position references one page):
+ * - earliest: the page loaded earliest (vmlab's default; FIFO among the dead pages);
+ * - latest: the page loaded last (OSTEP's paging-policy.py, whose scan keeps the last of equals);
+ * - lru: the least recently used; mru: the most recently used.
+ */
+export type OptTie = 'earliest' | 'latest' | 'lru' | 'mru';
+
+/** Every OPT tie rule, the default first. */
+export const OPT_TIES: readonly OptTie[] = ['earliest', 'latest', 'lru', 'mru'];
 
 export type PolicyFactory = (options: PolicyOptions) => ReplacementPolicy;
