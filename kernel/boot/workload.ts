@@ -10,7 +10,7 @@
  *                            # stlb: { entries: 1536, ways: 12 } is the second level's default
  *                            # (hardware-managed); stlb: false for none
  *     swap: { size: 128M, disk: ssd }       # omit for no swap
- *     policy: clock          # fifo, clock, lru, nru, aging, lru-2list, wsclock, opt, random,
+ *     policy: clock          # fifo, clock, lru, nru, aging, lru-2list, wsclock, opt, unopt, mru, random,
  *                            # or a policy file (my-policy.ts, relative to the workload); a list
  *                            # ([fifo, clock, opt]) runs the workload once per policy and compares
  *     scope: global          # or local
@@ -48,8 +48,10 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { ALLOCATOR_NAMES } from '../../userland/malloc/index.ts';
 import { BUILTIN_PROGRAMS, loadBuiltin } from '../../userland/programs/builtins.ts';
+import { POLICY_NAMES } from '../mm/policy/index.ts';
 import { loadConfigFile } from './configfile.ts';
 import { checkScriptVariables, type ScriptOp, scriptOpSchema } from './script.ts';
+import { TRACE_FORMATS } from './traces.ts';
 import { parseFrequency, parseSize, parseTime } from './units.ts';
 
 const size = z.union([z.number(), z.string()]).transform((v, ctx) => {
@@ -80,8 +82,6 @@ const frequency = z.union([z.number(), z.string()]).transform((v, ctx) => {
   }
   return n;
 });
-
-const POLICY_NAMES = ['fifo', 'clock', 'lru', 'nru', 'aging', 'lru-2list', 'wsclock', 'opt', 'random'];
 
 /** Is a value a code file (a student's policy or allocator class) rather than a built-in name? */
 export function isCodeFile(value: string): boolean {
@@ -170,7 +170,7 @@ const processSchema = z
     replay: z
       .strictObject({
         trace: z.string().min(1),
-        format: z.enum(['auto', 'lackey', 'rw', 'pages']).default('auto'),
+        format: z.enum(['auto', ...TRACE_FORMATS]).default('auto'),
         instructions: z.boolean().default(false),
       })
       .optional(),
