@@ -199,7 +199,7 @@ export function mutatorOps(maxLength = 300): fc.Arbitrary<MutatorOp[]> {
       }),
     },
   );
-  return fc.array(op, { maxLength });
+  return fc.array(op, { maxLength, size: 'max' });
 }
 
 /** Apply one op to the heap and the model alike. Returns true when it was a collection. */

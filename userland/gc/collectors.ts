@@ -1,7 +1,10 @@
 /** The collectors by name, as VMLAB_GC and `vmlab gc-replay -c` name them. */
 import type { CollectorFactory } from './collector.ts';
+import { MarkCompactCollector } from './markcompact.ts';
 
-const FACTORIES: Readonly<Record<string, CollectorFactory>> = {};
+const FACTORIES: Readonly<Record<string, CollectorFactory>> = {
+  markcompact: (env) => new MarkCompactCollector(env),
+};
 
 /** Every collector's name, in the order the docs list them. */
 export const COLLECTOR_NAMES: readonly string[] = Object.keys(FACTORIES);
