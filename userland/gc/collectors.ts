@@ -1,9 +1,11 @@
 /** The collectors by name, as VMLAB_GC and `vmlab gc-replay -c` name them. */
 import type { CollectorFactory } from './collector.ts';
+import { GenerationalCollector } from './generational.ts';
 import { MarkCompactCollector } from './markcompact.ts';
 
 const FACTORIES: Readonly<Record<string, CollectorFactory>> = {
   markcompact: (env) => new MarkCompactCollector(env),
+  generational: (env) => new GenerationalCollector(env),
 };
 
 /** Every collector's name, in the order the docs list them. */
