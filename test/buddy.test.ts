@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { resolveFormat } from '../kernel/boot/formatfile.ts';
 import { PhysicalMemory } from '../kernel/hw/physmem.ts';
 import { KernelPanic } from '../kernel/lib/panic.ts';
 import {
@@ -13,6 +14,7 @@ import {
   type WatermarkCrossing,
   type WatermarkPolicy,
 } from '../kernel/mm/buddy.ts';
+import { memLayoutOf } from '../kernel/mm/memlayout.ts';
 import {
   NIL,
   PageFrames,
@@ -30,7 +32,11 @@ import {
   defaultMinFreeKbytes,
   extfragForOrder,
   fragmentationIndex,
+  lowmemReserves,
+  statThreshold,
   unusableFreeIndex,
+  X86_32_LOWMEM_BYTES,
+  zoneSpans,
   zoneWatermarks,
 } from '../kernel/mm/zone.ts';
 
@@ -163,19 +169,70 @@ describe('boot', () => {
     );
   });
 
-  it("lays out DMA over the first 16 MiB when memory is larger ('auto')", () => {
-    const small = machine({ frames: 4096, zones: 'auto' }).buddy;
-    expect(small.zones().map((z) => z.name)).toEqual(['Normal']);
-    const big = machine({ frames: 5120, zones: 'auto' }).buddy;
+  it("lays out x86-64's zones: DMA below 16 MiB, DMA32 below 4 GiB, then Normal, Movable, Device", () => {
+    const small = machine({ frames: 4096, zones: 'x86-64' }).buddy;
+    expect(small.zones().map((z) => [z.name, z.startPfn, z.endPfn])).toEqual([
+      ['DMA', 0, 4096],
+      ['DMA32', 4096, 4096],
+      ['Normal', 4096, 4096],
+      ['Movable', 4096, 4096],
+      ['Device', 4096, 4096],
+    ]);
+    expect(small.zoneIndexOf(4095)).toBe(0);
+    const big = machine({ frames: 5120, zones: 'x86-64' }).buddy;
     expect(big.zones().map((z) => [z.name, z.startPfn, z.endPfn])).toEqual([
       ['DMA', 0, 4096],
-      ['Normal', 4096, 5120],
+      ['DMA32', 4096, 5120],
+      ['Normal', 5120, 5120],
+      ['Movable', 5120, 5120],
+      ['Device', 5120, 5120],
     ]);
     expect(lists(big, 1)).toEqual([[10, [4096]]]);
     expect([big.zoneIndexOf(0), big.zoneIndexOf(4095), big.zoneIndexOf(4096), big.zoneIndexOf(5119)]).toEqual(
       [0, 0, 1, 1],
     );
     expect(panicMessage(() => big.zoneIndexOf(5120))).toBe('zoneIndexOf: frame 5120 out of range');
+    // The default layout is x86-64's.
+    expect(new BuddyAllocator({ memory: big.memory, pages: new PageFrames(5120) }).zones()[1]!.name).toBe(
+      'DMA32',
+    );
+  });
+
+  it('puts Normal above 4 GiB on x86-64, HighMem above low memory on x86-32, DMA32 first on riscv64', () => {
+    const GiB = 1024 * 1024 * 1024;
+    const frames = (bytes: number): number => bytes / 4096;
+    expect(zoneSpans(frames(6 * GiB), 4096, 'x86-64')).toEqual([
+      { name: 'DMA', startPfn: 0, endPfn: 4096 },
+      { name: 'DMA32', startPfn: 4096, endPfn: 1048576 },
+      { name: 'Normal', startPfn: 1048576, endPfn: 1572864 },
+      { name: 'Movable', startPfn: 1572864, endPfn: 1572864 },
+      { name: 'Device', startPfn: 1572864, endPfn: 1572864 },
+    ]);
+    // MAXMEM = 0xff7fe000 - 0xc0000000 - 128 MiB = 0x377fe000: frame 0x377fe = 227326.
+    expect(X86_32_LOWMEM_BYTES).toBe(0x377fe000);
+    expect(zoneSpans(frames(GiB), 4096, 'x86-32')).toEqual([
+      { name: 'DMA', startPfn: 0, endPfn: 4096 },
+      { name: 'Normal', startPfn: 4096, endPfn: 227326 },
+      { name: 'HighMem', startPfn: 227326, endPfn: 262144 },
+      { name: 'Movable', startPfn: 262144, endPfn: 262144 },
+    ]);
+    expect(zoneSpans(frames(64 * 1024 * 1024), 4096, 'riscv64')).toEqual([
+      { name: 'DMA32', startPfn: 0, endPfn: 16384 },
+      { name: 'Normal', startPfn: 16384, endPfn: 16384 },
+      { name: 'Movable', startPfn: 16384, endPfn: 16384 },
+    ]);
+    expect(zoneSpans(100, 256, 'generic').map((z) => z.name)).toEqual(['Normal', 'Movable']);
+  });
+
+  it('follows the paging format: each preset gets its architecture, a custom format the generic one', () => {
+    const layout = (format: string): string => memLayoutOf(resolveFormat(format)).zones;
+    expect(['x86-64', 'x86-64-la57', 'x86-32', 'sv39'].map(layout)).toEqual([
+      'x86-64',
+      'x86-64',
+      'x86-32',
+      'riscv64',
+    ]);
+    expect(layout('test/fixtures/formats/leaf-only.yaml')).toBe('generic');
   });
 
   it('never merges buddies across a zone boundary (64 KiB pages: DMA ends at frame 256)', () => {
@@ -188,7 +245,7 @@ describe('boot', () => {
     const boot = buddy.freeListSnapshot();
     const held: number[] = [];
     for (;;) {
-      const pfn = buddy.alloc(0);
+      const pfn = buddy.alloc(0, { watermark: 'none' }); // DMA's lowmem reserve (768 / 256) too
       if (pfn < 0) break;
       held.push(pfn);
     }
@@ -336,12 +393,77 @@ describe('watermarks', () => {
   });
 
   it('spaces the marks by watermark_scale_factor when that is larger than min/4', () => {
-    expect(zoneWatermarks([4096], { minFreeKbytes: 64, watermarkScaleFactor: 1000 }, 4096)).toEqual([
+    const zones = [{ name: 'Normal', managedPages: 4096 }] as const;
+    expect(zoneWatermarks(zones, { minFreeKbytes: 64, watermarkScaleFactor: 1000 }, 4096)).toEqual([
       { min: 16, low: 425, high: 834, promo: 1243 },
     ]);
     expect(() => machine({ frames: 64, watermarkScaleFactor: 0 })).toThrow(RangeError);
     expect(() => machine({ frames: 64, watermarkScaleFactor: 3001 })).toThrow(RangeError);
     expect(() => machine({ frames: 64, minFreeKbytes: -1 })).toThrow(RangeError);
+  });
+
+  it('caps the min watermark of HighMem and Movable at managed / 1024 in [32, 128]', () => {
+    // pages_min 1024, lowmem_pages 3568 + 200000 (HighMem and Movable are not lowmem).
+    const zones = [
+      { name: 'DMA', managedPages: 3568 },
+      { name: 'Normal', managedPages: 200000 },
+      { name: 'HighMem', managedPages: 300000 },
+      { name: 'Movable', managedPages: 0 },
+    ] as const;
+    expect(zoneWatermarks(zones, { minFreeKbytes: 4096, watermarkScaleFactor: 10 }, 4096)).toEqual([
+      { min: 17, low: 21, high: 25, promo: 29 }, // 1024 * 3568 / 203568 = 17; dist max(4, 3)
+      { min: 1006, low: 1257, high: 1508, promo: 1759 }, // dist max(1006 / 4, 200)
+      { min: 128, low: 505, high: 882, promo: 1259 }, // share 1509; min 292 capped; dist max(377, 300)
+      { min: 32, low: 32, high: 32, promo: 32 }, // empty: min 32, dist 0
+    ]);
+  });
+
+  it('computes lowmem_reserve as setup_per_zone_lowmem_reserve (ratios 256, 256, 32)', () => {
+    // A 16 GiB x86-64 machine's managed pages; Linux's zoneinfo shows these protection arrays.
+    const zones = [
+      { name: 'DMA', managedPages: 3840 },
+      { name: 'DMA32', managedPages: 720640 },
+      { name: 'Normal', managedPages: 3331584 },
+      { name: 'Movable', managedPages: 0 },
+      { name: 'Device', managedPages: 0 },
+    ] as const;
+    expect(lowmemReserves(zones)).toEqual([
+      [0, 2815, 15829, 15829, 15829], // 720640 / 256, (720640 + 3331584) / 256
+      [0, 0, 13014, 13014, 13014], // 3331584 / 256
+      [0, 0, 0, 0, 0], // nothing above Normal is managed
+      [0, 0, 0, 0, 0], // ratio 0
+      [0, 0, 0, 0, 0],
+    ]);
+    // A zone with no managed pages keeps no reserve.
+    expect(lowmemReserves([zones[0], { name: 'DMA32', managedPages: 0 }, zones[2]])[1]).toEqual([0, 0, 0]);
+  });
+
+  it('keeps the lowmem reserve of DMA from fallback allocations, not from GFP_DMA ones', () => {
+    // DMA 4096 frames, DMA32 2560: DMA's reserve against the top zone is 2560 / 256 = 10.
+    const { buddy } = machine({ frames: 4096 + 2560, zones: 'x86-64' });
+    expect(buddy.zone(0).lowmemReserve).toEqual([0, 10, 10, 10, 10]);
+    let n = 0;
+    while (buddy.alloc(0) >= 0) n++;
+    expect(n).toBe(2560 + 4086); // DMA32 to its last page (min 0), DMA down to its reserve
+    expect(buddy.zone(0).freePages).toBe(10);
+    expect(buddy.zone(0).state).toBe('below-min'); // 10 <= min 0 + reserve 10
+    expect(buddy.alloc(0, { zone: 'dma' })).toBeGreaterThanOrEqual(0); // GFP_DMA's top zone is DMA
+    expect(buddy.alloc(0, { watermark: 'min-half' })).toBe(-1);
+    expect(buddy.alloc(0, { watermark: 'none' })).toBeGreaterThanOrEqual(0);
+    buddy.checkInvariants();
+  });
+
+  it("derives the vm stats threshold as calculate_normal_threshold's table", () => {
+    const MiB = 256; // 4 KiB pages
+    expect(statThreshold(100 * MiB, 4096)).toBe(2); // 1 CPU, < 128 MiB
+    expect(statThreshold(950 * MiB, 4096)).toBe(8); // 1 CPU, 0.9-1 GB
+    expect(statThreshold(100 * MiB, 4096, 2)).toBe(4); // 2 CPUs, < 128 MiB
+    expect(statThreshold(950 * MiB, 4096, 2)).toBe(16);
+    expect(statThreshold(3 * 1024 * MiB, 4096, 2)).toBe(24); // 2-4 GB
+    expect(statThreshold(12 * 1024 * MiB, 4096, 4)).toBe(48); // 8-16 GB
+    expect(statThreshold(100 * MiB, 4096, 16)).toBe(10);
+    expect(statThreshold(16 * 1024 * MiB, 4096, 1024)).toBe(125); // capped
+    expect(statThreshold(0, 4096)).toBe(2);
   });
 
   it('fails ordinary allocations at min, lets min-half go to min/2 and none take the rest', () => {
@@ -677,7 +799,7 @@ const opArb: fc.Arbitrary<Op> = fc.record({
 const configArb = fc.record({
   pageBytes: fc.constantFrom(256, 4096, 16384, 65536),
   frames: fc.integer({ min: 8, max: 1400 }),
-  zones: fc.constantFrom<'normal' | 'dma-normal'>('normal', 'dma-normal'),
+  zones: fc.constantFrom<'normal' | 'dma-normal' | 'x86-64'>('normal', 'dma-normal', 'x86-64'),
   pcp: fc.constantFrom<'on' | 'off'>('on', 'off'),
   pcpBatch: fc.integer({ min: 1, max: 6 }),
   minFreeKbytes: fc.constantFrom(0, 16, 256),
@@ -686,11 +808,20 @@ const configArb = fc.record({
   poison: fc.constantFrom<'off' | 'strict'>('off', 'off', 'strict'),
 });
 
-/** Could zone z satisfy (order, policy) right now? (The oracle for -1.) */
-function zoneCouldServe(buddy: BuddyAllocator, z: number, order: number, policy: WatermarkPolicy): boolean {
+/**
+ * Could zone z satisfy (order, policy) for an allocation that may use zones up to `top` right
+ * now? (The oracle for -1: the mark plus the zone's lowmem reserve against `top`.)
+ */
+function zoneCouldServe(
+  buddy: BuddyAllocator,
+  z: number,
+  op: { order: number; policy: WatermarkPolicy; top: number },
+): boolean {
+  const { order, policy, top } = op;
   const view = buddy.zone(z);
   const min = view.watermarks.min;
-  const mark = policy === 'min' ? min : policy === 'min-half' ? min - (min >> 1) : 0;
+  const reserve = view.lowmemReserve[top]!;
+  const mark = policy === 'min' ? min + reserve : policy === 'min-half' ? min - (min >> 1) + reserve : 0;
   if (view.freePages - 2 ** order < mark) return false;
   return view.nrFree.some((n, o) => o >= order && n > 0);
 }
@@ -727,9 +858,10 @@ describe('property: random allocate/free sequences against a model', () => {
             if (pfn < 0) {
               const noZone = op.zone === 'dma' && buddy.dmaZone < 0;
               if (!noZone) expect(buddy.pcpPages()).toBe(0);
+              const top = op.zone === 'dma' ? buddy.dmaZone : buddy.zoneCount - 1;
               for (let z = 0; z < buddy.zoneCount; z++) {
                 if (op.zone === 'dma' && buddy.zone(z).name !== 'DMA') continue;
-                expect(zoneCouldServe(buddy, z, op.order, op.policy)).toBe(false);
+                expect(zoneCouldServe(buddy, z, { order: op.order, policy: op.policy, top })).toBe(false);
               }
             } else {
               expect(pfn % 2 ** op.order).toBe(0);

@@ -23,10 +23,10 @@ function boot(
   return new BuddyAllocator({ memory, pages: new PageFrames(frames), ...options });
 }
 
-/** 32 MiB, DMA + Normal, firmware at [0, 16) and a kernel image at [256, 768). */
+/** 32 MiB of x86-64 (DMA + DMA32), firmware at [0, 16) and a kernel image at [256, 768). */
 function machine32MiB(pcp: 'on' | 'off' = 'off') {
   return boot(8192, {
-    zones: 'dma-normal',
+    zones: 'x86-64',
     pcp,
     reserved: [
       { label: 'firmware', firstPfn: 0, frames: 16 },
@@ -41,16 +41,16 @@ describe('/proc/buddyinfo', () => {
     // DMA: [16,256) = 16 (o4) 32 (o5) 64 (o6) 128 (o7); [768,4096) = 768 (o8) + three order-10 blocks
     expect(renderBuddyinfo(buddy)).toBe(
       'Node 0, zone      DMA      0      0      0      0      1      1      1      1      1      0      3 \n' +
-        'Node 0, zone   Normal      0      0      0      0      0      0      0      0      0      0      4 \n',
+        'Node 0, zone    DMA32      0      0      0      0      0      0      0      0      0      0      4 \n',
     );
-    buddy.alloc(0); // splits one Normal order-10 block all the way down
+    buddy.alloc(0); // splits one DMA32 order-10 block all the way down
     expect(renderBuddyinfo(buddy).split('\n')[1]).toBe(
-      'Node 0, zone   Normal      1      1      1      1      1      1      1      1      1      1      3 ',
+      'Node 0, zone    DMA32      1      1      1      1      1      1      1      1      1      1      3 ',
     );
   });
 
-  it('leaves out an empty zone', () => {
-    const buddy = boot(4096, { zones: 'dma-normal', reserved: [], pcp: 'off' });
+  it('leaves out the unpopulated zones (16 MiB of x86-64: DMA only)', () => {
+    const buddy = boot(4096, { zones: 'x86-64', reserved: [], pcp: 'off' });
     expect(renderBuddyinfo(buddy)).toBe(
       'Node 0, zone      DMA      0      0      0      0      0      0      0      0      0      0      4 \n',
     );
@@ -66,10 +66,27 @@ describe('/proc/buddyinfo', () => {
 });
 
 describe('/proc/zoneinfo', () => {
-  it("prints the free and watermark lines in zoneinfo_show_print's layout", () => {
+  const unpopulated = (name: string, marks: number, protection: string): string[] => [
+    `Node 0, zone ${name.padStart(8)}`,
+    '  pages free     0',
+    '        boost    0',
+    `        min      ${marks}`,
+    `        low      ${marks}`,
+    `        high     ${marks}`,
+    `        promo    ${marks}`,
+    '        spanned  0',
+    '        present  0',
+    '        managed  0',
+    '        cma      0',
+    `        protection: ${protection}`,
+  ];
+
+  it("prints every zone of x86-64 in zoneinfo_show_print's layout", () => {
     // managed 3568 + 4096 = 7664 pages = 30656 kB; min_free_kbytes = int_sqrt(30656 * 16) = 700 -> 175 pages
-    // DMA: min 175*3568/7664 = 81, dist max(20, 3) = 20; Normal: min 93, dist 23
+    // DMA: min 175*3568/7664 = 81, dist max(20, 3) = 20; DMA32: min 93, dist 23; Movable: 32 (empty)
+    // DMA's lowmem_reserve against DMA32 and above: 4096 / 256 = 16. Threshold: 2 (< 128 MiB, 1 CPU).
     const buddy = machine32MiB('on');
+    const none = '(0, 0, 0, 0, 0)';
     expect(renderZoneinfo(buddy)).toBe(
       [
         'Node 0, zone      DMA',
@@ -83,7 +100,7 @@ describe('/proc/zoneinfo', () => {
         '        present  4096',
         '        managed  3568',
         '        cma      0',
-        '        protection: (0, 0)',
+        '        protection: (0, 16, 16, 16, 16)',
         '  pagesets',
         '    cpu: 0',
         '              count:    0',
@@ -91,9 +108,10 @@ describe('/proc/zoneinfo', () => {
         '              batch:    1',
         '              high_min: 6',
         '              high_max: 6',
+        '  vm stats threshold: 2',
         '  node_unreclaimable:  0',
         '  start_pfn:           0',
-        'Node 0, zone   Normal',
+        'Node 0, zone    DMA32',
         '  pages free     4096',
         '        boost    0',
         '        min      93',
@@ -104,7 +122,7 @@ describe('/proc/zoneinfo', () => {
         '        present  4096',
         '        managed  4096',
         '        cma      0',
-        '        protection: (0, 0)',
+        `        protection: ${none}`,
         '  pagesets',
         '    cpu: 0',
         '              count:    0',
@@ -112,32 +130,41 @@ describe('/proc/zoneinfo', () => {
         '              batch:    1',
         '              high_min: 6',
         '              high_max: 6',
+        '  vm stats threshold: 2',
         '  node_unreclaimable:  0',
         '  start_pfn:           4096',
+        ...unpopulated('Normal', 0, none),
+        ...unpopulated('Movable', 32, none),
+        ...unpopulated('Device', 0, none),
         '',
       ].join('\n'),
     );
   });
 
-  it('prints an unpopulated zone up to its protection line', () => {
-    const buddy = boot(4096, { zones: 'dma-normal', reserved: [], pcp: 'off', minFreeKbytes: 0 });
-    expect(renderZoneinfo(buddy).split('Node 0, zone   Normal')[1]).toBe(
-      [
-        '',
-        '  pages free     0',
-        '        boost    0',
-        '        min      0',
-        '        low      0',
-        '        high     0',
-        '        promo    0',
-        '        spanned  0',
-        '        present  0',
-        '        managed  0',
-        '        cma      0',
-        '        protection: (0, 0)',
-        '',
-      ].join('\n'),
-    );
+  it('prints an unpopulated zone up to its protection line, one entry per zone type', () => {
+    const buddy = boot(4096, { zones: 'x86-32', reserved: [], pcp: 'off', minFreeKbytes: 0 });
+    const blocks = renderZoneinfo(buddy).split(/^(?=Node 0, zone)/m);
+    expect(blocks.map((b) => b.split('\n')[0])).toEqual([
+      'Node 0, zone      DMA',
+      'Node 0, zone   Normal',
+      'Node 0, zone  HighMem',
+      'Node 0, zone  Movable',
+    ]);
+    const none = '(0, 0, 0, 0)';
+    // HighMem and Movable get the capped min watermark (32) even when empty.
+    expect(blocks.slice(1)).toEqual([
+      `${unpopulated('Normal', 0, none).join('\n')}\n`,
+      `${unpopulated('HighMem', 32, none).join('\n')}\n`,
+      `${unpopulated('Movable', 32, none).join('\n')}\n`,
+    ]);
+  });
+
+  it('prints the vm stats threshold of a large zone (calculate_normal_threshold)', () => {
+    // 1 GiB of DMA32: mem = 1024 MiB / 128 = 8 units, fls(8) = 4, threshold 2 * 1 * (1 + 4) = 10.
+    const buddy = boot(262144 + 4096, { zones: 'x86-64', reserved: [], pcp: 'off' });
+    expect(renderZoneinfo(buddy)).toContain('  start_pfn:           0\nNode');
+    const dma32 = renderZoneinfo(buddy).split('zone    DMA32')[1]!;
+    expect(dma32).toContain('\n  vm stats threshold: 10\n');
   });
 });
 

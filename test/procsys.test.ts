@@ -9,9 +9,12 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { resolveFormat } from '../kernel/boot/formatfile.ts';
+import { memLayoutOf } from '../kernel/mm/memlayout.ts';
 import {
   memAvailablePages,
   meminfoFields,
+  meminfoLine,
   renderMeminfo,
   renderProcFile,
   renderSwaps,
@@ -106,7 +109,11 @@ function inOrder(keys: readonly string[], order: readonly string[]): boolean {
   return true;
 }
 
-/** /proc/meminfo's fields in Linux's order (Documentation/filesystems/proc.rst). */
+/**
+ * /proc/meminfo's fields in meminfo_proc_show's order (fs/proc/meminfo.c, Linux 6.x), every
+ * config-dependent line included (HighTotal… under CONFIG_HIGHMEM, MmapCopy without an MMU,
+ * Zswap, ShadowCallStack, EarlyMemtestBad, CMA, the hugetlb lines, x86's DirectMap).
+ */
 const LINUX_MEMINFO = [
   'MemTotal',
   'MemFree',
@@ -122,6 +129,11 @@ const LINUX_MEMINFO = [
   'Inactive(file)',
   'Unevictable',
   'Mlocked',
+  'HighTotal',
+  'HighFree',
+  'LowTotal',
+  'LowFree',
+  'MmapCopy',
   'SwapTotal',
   'SwapFree',
   'Zswap',
@@ -136,6 +148,7 @@ const LINUX_MEMINFO = [
   'SReclaimable',
   'SUnreclaim',
   'KernelStack',
+  'ShadowCallStack',
   'PageTables',
   'SecPageTables',
   'NFS_Unstable',
@@ -143,6 +156,30 @@ const LINUX_MEMINFO = [
   'WritebackTmp',
   'CommitLimit',
   'Committed_AS',
+  'VmallocTotal',
+  'VmallocUsed',
+  'VmallocChunk',
+  'Percpu',
+  'EarlyMemtestBad',
+  'HardwareCorrupted',
+  'AnonHugePages',
+  'ShmemHugePages',
+  'ShmemPmdMapped',
+  'FileHugePages',
+  'FilePmdMapped',
+  'CmaTotal',
+  'CmaFree',
+  'Unaccepted',
+  'HugePages_Total',
+  'HugePages_Free',
+  'HugePages_Rsvd',
+  'HugePages_Surp',
+  'Hugepagesize',
+  'Hugetlb',
+  'DirectMap4k',
+  'DirectMap2M',
+  'DirectMap4M',
+  'DirectMap1G',
 ];
 
 /** A subset of vmstat_text[] (mm/vmstat.c, Linux 6.x), in its order; nr_unstable comes last. */
@@ -210,18 +247,25 @@ const LINUX_VMSTAT = [
   'pgpgout',
   'pswpin',
   'pswpout',
+  // TEXTS_FOR_ZONES: dma, dma32, normal, high, movable, device
   'pgalloc_dma',
   'pgalloc_dma32',
   'pgalloc_normal',
+  'pgalloc_high',
   'pgalloc_movable',
+  'pgalloc_device',
   'allocstall_dma',
   'allocstall_dma32',
   'allocstall_normal',
+  'allocstall_high',
   'allocstall_movable',
+  'allocstall_device',
   'pgskip_dma',
   'pgskip_dma32',
   'pgskip_normal',
+  'pgskip_high',
   'pgskip_movable',
+  'pgskip_device',
   'pgfree',
   'pgactivate',
   'pgdeactivate',
@@ -292,12 +336,140 @@ describe('/proc/meminfo', () => {
     const labels = lines.map((l) => l.slice(0, l.indexOf(':')));
     expect(new Set(labels).size).toBe(labels.length);
     expect(inOrder(labels, LINUX_MEMINFO)).toBe(true);
+    const special = /^(HardwareCorrupted|HugePages_)/;
     for (const [i, line] of lines.entries()) {
+      if (special.test(labels[i]!)) continue;
       const value = String(meminfoFields(m.kernel)[i]![1]);
       expect(line).toBe(`${`${labels[i]}:`.padEnd(16)}${value.padStart(8)} kB`);
       expect(line.length).toBe(16 + Math.max(8, value.length) + 3);
     }
     expect(lines[0]).toBe('MemTotal:          15296 kB'); // 3824 managed pages
+  });
+
+  it("prints the lines Linux's documentation example shows byte for byte (proc.rst)", () => {
+    // Documentation/filesystems/proc.rst's meminfo example, lines whose values vmlab shares.
+    expect(meminfoLine('VmallocTotal', 34359738367)).toBe('VmallocTotal:   34359738367 kB\n');
+    expect(meminfoLine('HardwareCorrupted', 0)).toBe('HardwareCorrupted:     0 kB\n');
+    expect(meminfoLine('HugePages_Total', 0)).toBe('HugePages_Total:       0\n');
+    expect(meminfoLine('HugePages_Free', 0)).toBe('HugePages_Free:        0\n');
+    expect(meminfoLine('HugePages_Rsvd', 0)).toBe('HugePages_Rsvd:        0\n');
+    expect(meminfoLine('HugePages_Surp', 0)).toBe('HugePages_Surp:        0\n');
+    expect(meminfoLine('Hugepagesize', 2048)).toBe('Hugepagesize:       2048 kB\n');
+    expect(meminfoLine('DirectMap4k', 401152)).toBe('DirectMap4k:      401152 kB\n');
+    expect(meminfoLine('SecPageTables', 0)).toBe('SecPageTables:         0 kB\n');
+    // "HugePages_Total:   %5lu" and "HardwareCorrupted: %5lu kB" grow past their 5 columns.
+    expect(meminfoLine('HugePages_Total', 1234567)).toBe('HugePages_Total:   1234567\n');
+    expect(meminfoLine('HardwareCorrupted', 123456)).toBe('HardwareCorrupted: 123456 kB\n');
+  });
+
+  it('ends as an x86-64 Linux 6.x meminfo does, with honest zeros and the direct map of all RAM', () => {
+    const m = bootWriter();
+    const text = renderMeminfo(m.kernel);
+    const tail = text.slice(text.indexOf('VmallocTotal:'));
+    expect(tail).toBe(
+      [
+        'VmallocTotal:   34359738367 kB', // (32 TiB - 1) >> 10: VMALLOC_SIZE_TB 32, 4-level paging
+        'VmallocUsed:           0 kB',
+        'VmallocChunk:          0 kB',
+        'Percpu:                0 kB',
+        'HardwareCorrupted:     0 kB',
+        'AnonHugePages:         0 kB',
+        'ShmemHugePages:        0 kB',
+        'ShmemPmdMapped:        0 kB',
+        'FileHugePages:         0 kB',
+        'FilePmdMapped:         0 kB',
+        'Unaccepted:            0 kB',
+        'HugePages_Total:       0',
+        'HugePages_Free:        0',
+        'HugePages_Rsvd:        0',
+        'HugePages_Surp:        0',
+        'Hugepagesize:       2048 kB',
+        'Hugetlb:               0 kB',
+        'DirectMap4k:       16384 kB', // all 16 MiB of RAM (reserved frames too) in 4 KiB pages
+        'DirectMap2M:           0 kB',
+        'DirectMap1G:           0 kB',
+        '',
+      ].join('\n'),
+    );
+    for (const label of ['KernelStack', 'SecPageTables', 'NFS_Unstable', 'Bounce', 'WritebackTmp'])
+      expect(field(m.kernel, label)).toBe(0);
+    const labels = meminfoFields(m.kernel).map(([l]) => l);
+    expect(labels.slice(labels.indexOf('SUnreclaim'), labels.indexOf('VmallocTotal') + 1)).toEqual([
+      'SUnreclaim',
+      'KernelStack',
+      'PageTables',
+      'SecPageTables',
+      'NFS_Unstable',
+      'Bounce',
+      'WritebackTmp',
+      'CommitLimit',
+      'Committed_AS',
+      'VmallocTotal',
+    ]);
+  });
+
+  it('follows the architecture: x86-32 has the highmem lines and DirectMap4M, sv39 no DirectMap', () => {
+    const x86_32 = boot({ memoryMiB: 16, format: 'x86-32' });
+    const lines32 = renderMeminfo(x86_32.kernel);
+    const k = x86_32.kernel;
+    expect(field(k, 'HighTotal')).toBe(0); // 16 MiB is all low memory
+    expect(field(k, 'HighFree')).toBe(0);
+    expect(field(k, 'LowTotal')).toBe(field(k, 'MemTotal'));
+    expect(field(k, 'LowFree')).toBe(field(k, 'MemFree'));
+    const labels32 = meminfoFields(k).map(([l]) => l);
+    expect(labels32.slice(labels32.indexOf('Mlocked'), labels32.indexOf('SwapTotal') + 1)).toEqual([
+      'Mlocked',
+      'HighTotal',
+      'HighFree',
+      'LowTotal',
+      'LowFree',
+      'SwapTotal',
+    ]);
+    // VMALLOC_END 0xff7fe000 - (PAGE_OFFSET 0xc0000000 + 16 MiB + VMALLOC_OFFSET 8 MiB) = 1040179200 B
+    expect(lines32).toContain('\nVmallocTotal:    1015800 kB\n');
+    expect(lines32.endsWith('DirectMap4k:       16384 kB\nDirectMap4M:           0 kB\n')).toBe(true);
+    expect(labels32).not.toContain('Unaccepted');
+    expect(labels32).not.toContain('HugePages_Total'); // no PSE: hugepages_supported() is false
+    // With 1 GiB or more, low memory ends at MAXMEM and the vmalloc area is 128 - 8 MiB, the
+    // "VmallocTotal: 122880 kB" of 32-bit machines.
+    const layout32 = memLayoutOf(resolveFormat('x86-32'));
+    expect(layout32.vmallocTotalKb(2 * 1024 ** 3)).toBe(122880);
+    expect(layout32.directMapBytes(2 * 1024 ** 3)).toBe(0x377fe000);
+
+    const sv39 = boot({ memoryMiB: 16, format: 'sv39' });
+    const text = renderMeminfo(sv39.kernel);
+    const tail = text.slice(text.indexOf('VmallocTotal:'));
+    expect(tail).toBe(
+      [
+        'VmallocTotal:   67108863 kB', // Sv39's 64 GiB vmalloc area, minus its last byte
+        'VmallocUsed:           0 kB',
+        'VmallocChunk:          0 kB',
+        'Percpu:                0 kB',
+        'AnonHugePages:         0 kB',
+        'ShmemHugePages:        0 kB',
+        'ShmemPmdMapped:        0 kB',
+        'FileHugePages:         0 kB',
+        'FilePmdMapped:         0 kB',
+        'HugePages_Total:       0',
+        'HugePages_Free:        0',
+        'HugePages_Rsvd:        0',
+        'HugePages_Surp:        0',
+        'Hugepagesize:       2048 kB',
+        'Hugetlb:               0 kB',
+        '',
+      ].join('\n'),
+    );
+    expect(text).not.toContain('HighTotal');
+    // 5-level x86-64: VMALLOC_SIZE_TB 12800.
+    expect(memLayoutOf(resolveFormat('x86-64-la57')).vmallocTotalKb(1)).toBe(13743895347199);
+    // A custom format is a generic MMU architecture: no vmalloc area, no optional lines.
+    const generic = memLayoutOf(resolveFormat('test/fixtures/formats/leaf-only.yaml'));
+    expect([generic.vmallocTotalKb(1), generic.hugePageBytes, generic.directMap.length]).toEqual([0, 0, 0]);
+    expect([generic.transparentHugepages, generic.memoryFailure, generic.highmem]).toEqual([
+      false,
+      false,
+      false,
+    ]);
   });
 
   it('counts the page cache: Cached, Dirty, Writeback, Mapped; shmem in Cached and Mapped', () => {
@@ -337,12 +509,14 @@ describe('/proc/meminfo', () => {
   it('MemAvailable is si_mem_available: half the cache kept while that is below the low watermarks', () => {
     const m = bootWriter();
     const k = m.kernel;
-    // One Normal zone of 3824 managed pages: low 153, high 183 (see /proc/zoneinfo).
+    // 16 MiB of x86-64 is all DMA, 3824 managed pages: low 153, high 183 (see /proc/zoneinfo);
+    // no zone above it is managed, so its lowmem_reserve adds nothing to totalreserve.
     const [zone] = k.hw.buddy.zones();
+    expect(zone!.name).toBe('DMA');
     expect(zone!.watermarks).toMatchObject({ low: 153, high: 183 });
     const free = k.hw.buddy.freePages();
     const slabReclaimable = k.hw.slab.slabPages('reclaimable');
-    // free - totalreserve (high) + pagecache 5 - min(2, 153) + slab - min(slab / 2, 153)
+    // free - totalreserve (high) + pagecache 5 - min(2, 153 + 32) + slab - min(slab / 2, 185)
     const pages = free - 183 + (5 - 2) + (slabReclaimable - Math.floor(slabReclaimable / 2));
     expect(memAvailablePages(k, 5)).toBe(pages);
     expect(field(k, 'MemAvailable')).toBe((pages * PAGE) / 1024);
@@ -364,11 +538,30 @@ describe('/proc/meminfo', () => {
     expect(fileLru).toBe(512);
     const free = k.hw.buddy.freePages();
     const slab = k.hw.slab.slabPages('reclaimable');
-    // 512 / 2 = 256 is more than the low watermark (153): only 153 pages of cache stay.
-    const pages = free - 183 + (512 - 153) + (slab - Math.min(Math.floor(slab / 2), 153));
+    // 512 / 2 = 256 is more than the low watermarks (DMA 153 + the empty Movable zone's 32):
+    // only 185 pages of cache stay.
+    const pages = free - 183 + (512 - 185) + (slab - Math.min(Math.floor(slab / 2), 185));
     expect(field(k, 'MemAvailable')).toBe((pages * PAGE) / 1024);
     expect(field(k, 'MemAvailable')).toBeGreaterThan(field(k, 'MemFree'));
     m.kernel.run();
+  });
+});
+
+describe('/proc/meminfo on two zones', () => {
+  it("MemAvailable's totalreserve adds DMA's lowmem_reserve to its high watermark", () => {
+    const m = boot({ memoryMiB: 32 });
+    const k = m.kernel;
+    const [dma, dma32] = k.hw.buddy.zones();
+    // DMA 3568 managed (firmware and kernel image reserved), DMA32 4096: protection 4096 / 256.
+    expect([dma!.managedPages, dma32!.managedPages]).toEqual([3568, 4096]);
+    expect(dma!.lowmemReserve).toEqual([0, 16, 16, 16, 16]);
+    expect([dma!.watermarks.high, dma32!.watermarks.high]).toEqual([121, 139]);
+    expect([dma!.watermarks.low, dma32!.watermarks.low]).toEqual([101, 116]);
+    // totalreserve = (121 + 16) + 139 (+ 0 for the empty zones: capped at 0 managed pages);
+    // wmark_low = 101 + 116 + 32 (Movable). No file pages yet.
+    const slab = k.hw.slab.slabPages('reclaimable');
+    const pages = k.hw.buddy.freePages() - (137 + 139) + (slab - Math.min(Math.floor(slab / 2), 249));
+    expect(memAvailablePages(k, 0)).toBe(pages);
   });
 });
 
@@ -411,6 +604,83 @@ describe('/proc/vmstat', () => {
     expect(v.nr_written).toBe(2);
     expect(v.pgpgout).toBe(3 * 4);
     expect(v.pgfault).toBe(6 + 1 + 1 + 1); // anon, shmem, data.bin read, log.bin write
+  });
+});
+
+describe('/proc/vmstat per zone and TLB lines', () => {
+  const vmstatOf = (k: Kernel): Record<string, number> =>
+    Object.fromEntries(
+      renderVmstat(k)
+        .trimEnd()
+        .split('\n')
+        .map((l) => {
+          const [key, value] = l.split(' ');
+          return [key!, Number(value)];
+        }),
+    );
+
+  it('prints pgalloc_ and allocstall_ for every x86-64 zone type; user pages come from DMA32 first', () => {
+    const m = boot({ memoryMiB: 32 });
+    const keys = renderVmstat(m.kernel)
+      .split('\n')
+      .map((l) => l.split(' ')[0]!);
+    const zones = ['dma', 'dma32', 'normal', 'movable', 'device'];
+    for (const event of ['pgalloc', 'allocstall']) {
+      const at = keys.indexOf(`${event}_dma`);
+      expect(keys.slice(at, at + 5)).toEqual(zones.map((z) => `${event}_${z}`));
+    }
+    const before = vmstatOf(m.kernel);
+    const t = m.start(function* ({ sys, cpu }) {
+      const buf = sys.mmap(0, 64 * PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      for (let p = 0; p < 64; p++) cpu.store8(buf + p * PAGE, 1);
+      yield* sys.nanosleep(1e9);
+      return 0;
+    });
+    for (let i = 0; i < 10_000 && t.state !== 'blocked.sleep'; i++)
+      m.kernel.run({ untilCycles: m.clock.now + 10_000 });
+    const after = vmstatOf(m.kernel);
+    // The zonelist starts at the highest populated zone: DMA32 serves while above its watermarks.
+    expect(after.pgalloc_dma32! - before.pgalloc_dma32!).toBeGreaterThanOrEqual(64);
+    expect(after.pgalloc_dma).toBe(before.pgalloc_dma);
+    expect([after.pgalloc_normal, after.pgalloc_movable, after.pgalloc_device]).toEqual([0, 0, 0]);
+    expect(after.allocstall_movable).toBe(0);
+  });
+
+  it('counts direct reclaim of user pages as allocstall_movable (GFP_HIGHUSER_MOVABLE)', () => {
+    const m = boot({ memoryMiB: 16, swapMiB: 16 });
+    const t = m.start(function* ({ sys, cpu }) {
+      const pages = 4096;
+      const buf = sys.mmap(0, pages * PAGE, RW, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      for (let p = 0; p < pages; p++) {
+        cpu.store8(buf + p * PAGE, 1);
+        if (p % 64 === 0) yield;
+      }
+      return 0;
+    });
+    m.runToEnd();
+    expect(t.waitStatus).toBe(0);
+    const v = vmstatOf(m.kernel);
+    expect(v.allocstall_movable).toBeGreaterThan(0);
+    expect([v.allocstall_dma, v.allocstall_dma32, v.allocstall_normal, v.allocstall_device]).toEqual([
+      0, 0, 0, 0,
+    ]);
+  });
+
+  it('prints the four CONFIG_DEBUG_TLBFLUSH counters together, the remote ones 0 on one CPU', () => {
+    const m = bootWriter();
+    const keys = renderVmstat(m.kernel)
+      .split('\n')
+      .map((l) => l.split(' ')[0]!);
+    const at = keys.indexOf('nr_tlb_remote_flush');
+    expect(keys.slice(at, at + 4)).toEqual([
+      'nr_tlb_remote_flush',
+      'nr_tlb_remote_flush_received',
+      'nr_tlb_local_flush_all',
+      'nr_tlb_local_flush_one',
+    ]);
+    const v = vmstatOf(m.kernel);
+    expect([v.nr_tlb_remote_flush, v.nr_tlb_remote_flush_received]).toEqual([0, 0]);
+    expect(v.nr_tlb_local_flush_one).toBe(m.kernel.hw.mmu.dtlb.invalidations);
   });
 });
 

@@ -16,6 +16,7 @@ import { PhysicalMemory } from '../hw/physmem.ts';
 import type { TlbReplacement } from '../hw/tlb.ts';
 import { BuddyAllocator, type PoisonMode } from '../mm/buddy.ts';
 import { Kmalloc } from '../mm/kmalloc.ts';
+import { memLayoutOf } from '../mm/memlayout.ts';
 import { PageFrames } from '../mm/page.ts';
 import { createPolicy } from '../mm/policy/index.ts';
 import type { PolicyFactory, ReplacementPolicy } from '../mm/policy/types.ts';
@@ -177,7 +178,12 @@ export interface BootedMachine extends Machine {
 
 /** Boot the kernel on a machine: buddy allocator, slab and kmalloc caches, kernel caches, the scheduler. */
 export function bootKernel(m: Machine, options: BootOptions): BootedMachine {
-  const buddy = new BuddyAllocator({ memory: m.mem, pages: m.frames, poison: options.poison ?? 'off' });
+  const buddy = new BuddyAllocator({
+    memory: m.mem,
+    pages: m.frames,
+    zones: memLayoutOf(m.format).zones,
+    poison: options.poison ?? 'off',
+  });
   const slab = new SlabAllocator({ buddy });
   const kmalloc = new Kmalloc(slab);
   let policy: ReplacementPolicy;

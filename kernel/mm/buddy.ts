@@ -27,13 +27,18 @@
  * drains the lists and retries once before reporting the shortage. With pcp 'off' every free
  * merges at once, which is what a lab tracing splits and merges by hand wants.
  *
- * Watermarks and failure policy. Each zone has min/low/high watermarks (zone.ts). By default an
- * allocation fails (returns -1) when it would leave a zone with fewer than `min` free pages, so
- * that the caller can enter direct reclaim and retry; `watermark: 'min-half'` (Linux ALLOC_HIGH,
- * for atomic requests) may go down to min/2 and `watermark: 'none'` (ALLOC_NO_WATERMARKS, for
- * reclaim itself) may take the last page. Whenever a zone's free count crosses a watermark the
- * allocator updates the zone's WatermarkState and tells the listeners registered with
- * onWatermarkCrossing (kswapd wakes on 'below-low', sleeps on 'above-high').
+ * Watermarks and failure policy. Each zone has min/low/high watermarks and a lowmem reserve
+ * (zone.ts). An allocation may use the zones up to the top one (all of them; 'dma': DMA only)
+ * and takes from a zone only while that leaves it more than its mark plus its lowmem reserve
+ * against that top zone (Linux's __zone_watermark_ok with lowmem_reserve[highest_zoneidx]). By
+ * default the mark is `min`, so an allocation fails (returns -1) when every zone is at its min
+ * and reserve, and the caller can enter direct reclaim and retry; `watermark: 'min-half'` (Linux
+ * ALLOC_HIGH, for atomic requests) may go down to min/2 and `watermark: 'none'`
+ * (ALLOC_NO_WATERMARKS, for reclaim itself) may take the last page, reserve or not. Whenever a
+ * zone's free count crosses a watermark plus its reserve against the top zone, the allocator
+ * updates the zone's WatermarkState and tells the listeners registered with onWatermarkCrossing
+ * (kswapd wakes on 'below-low', sleeps on 'above-high', as Linux's pgdat_balanced checks
+ * high + lowmem_reserve).
  *
  * Poisoning (option `poison`, 'off' by default): with 'poison' every frame freed is filled with
  * PAGE_POISON_FREE (0xaa) and every frame handed out without zeroing with PAGE_POISON_ALLOC
@@ -65,15 +70,19 @@ import {
 import {
   DEFAULT_WATERMARK_SCALE_FACTOR,
   defaultMinFreeKbytes,
+  lowmemPages,
+  lowmemReserves,
   MAX_PAGE_ORDER,
   MAX_WATERMARK_SCALE_FACTOR,
   NR_PAGE_ORDERS,
+  statThreshold,
   type WatermarkState,
   type Watermarks,
   type WatermarkTunables,
   watermarkStateOf,
   type ZoneLayout,
   type ZoneName,
+  type ZoneSize,
   type ZoneSpan,
   zoneSpans,
   zoneWatermarks,
@@ -89,7 +98,11 @@ export const PAGE_POISON_ALLOC = 0x5a;
 export type PoisonMode = 'off' | 'poison' | 'strict';
 /** How far below the min watermark an allocation may take a zone (see the module comment). */
 export type WatermarkPolicy = 'min' | 'min-half' | 'none';
-/** 'normal': Normal first, then DMA (GFP_KERNEL's zonelist); 'dma': the DMA zone only (GFP_DMA). */
+/**
+ * 'normal': the top zone first, then down to DMA (the zonelist of GFP_KERNEL and of user
+ * pages; vmlab does not keep kernel allocations out of HighMem); 'dma': the DMA zone only
+ * (GFP_DMA).
+ */
 export type ZonePreference = 'normal' | 'dma';
 /** 'zeroed' really zeroes the frames (__GFP_ZERO); 'uninitialized' leaves what was there. */
 export type PageContents = 'uninitialized' | 'zeroed';
@@ -120,7 +133,7 @@ export interface ReservedRange {
 export interface BuddyOptions {
   readonly memory: PhysicalMemory;
   readonly pages: PageFrames;
-  /** Zone layout (zone.ts); default 'auto'. */
+  /** Zone layout (zone.ts); default 'x86-64' (the machine passes its architecture's). */
   readonly zones?: ZoneLayout;
   /** Frames reserved at boot; default defaultReservations(). Ranges must not overlap. */
   readonly reserved?: readonly ReservedRange[];
@@ -154,15 +167,23 @@ export interface ZoneView {
   readonly endPfn: number;
   /** endPfn - startPfn. */
   readonly spannedPages: number;
-  /** Frames present in the span (all of them: memory has no holes). */
+  /** Frames present in the span (all of them: memory has no holes); 0: the zone is unpopulated. */
   readonly presentPages: number;
   /** present - reserved: the frames the buddy allocator manages. */
   readonly managedPages: number;
   readonly freePages: number;
   readonly watermarks: Watermarks;
+  /** Free pages against the watermarks plus lowmemReserve[top zone] (see the module comment). */
   readonly state: WatermarkState;
   /** nr_free per order 0..MAX_PAGE_ORDER. */
   readonly nrFree: readonly number[];
+  /**
+   * lowmem_reserve against each zone of the layout (zoneinfo's `protection:`): an allocation
+   * that may use zones up to j leaves this zone more than its mark + lowmemReserve[j] free.
+   */
+  readonly lowmemReserve: readonly number[];
+  /** The per-CPU vmstat threshold (zoneinfo's `vm stats threshold`; 1 CPU). */
+  readonly statThreshold: number;
   /** Pages on the zone's per-CPU list, and its high and batch marks (all 0 with pcp 'off'). */
   readonly pcpCount: number;
   readonly pcpHigh: number;
@@ -240,7 +261,10 @@ export class BuddyAllocator {
   private readonly zoneFree: Int32Array;
   private readonly zoneManaged: Int32Array;
   private readonly wmarkMin: Int32Array;
+  /** lowmem_reserve[z][top zone]: what an allocation that may use every zone leaves in zone z. */
+  private readonly reserveTop: Int32Array;
   private marks: Watermarks[];
+  private reserves: number[][];
   private readonly zoneState: Uint8Array; // index into STATES
   /** The zone keeps its state while bandLo < free <= bandHi. */
   private readonly bandLo: Int32Array;
@@ -282,7 +306,7 @@ export class BuddyAllocator {
     this.inuse = pages.inuse;
     this.compoundHead = pages.compoundHead;
 
-    this.zoneSpan = zoneSpans(this.frameCount, this.pageBytes, options.zones ?? 'auto');
+    this.zoneSpan = zoneSpans(this.frameCount, this.pageBytes, options.zones ?? 'x86-64');
     const nz = this.zoneSpan.length;
     this.zoneCount = nz;
     this.dmaZone = this.zoneSpan.findIndex((z) => z.name === 'DMA');
@@ -294,6 +318,7 @@ export class BuddyAllocator {
     this.zoneFree = new Int32Array(nz);
     this.zoneManaged = new Int32Array(nz);
     this.wmarkMin = new Int32Array(nz);
+    this.reserveTop = new Int32Array(nz);
     this.zoneState = new Uint8Array(nz);
     this.bandLo = new Int32Array(nz);
     this.bandHi = new Int32Array(nz);
@@ -305,12 +330,13 @@ export class BuddyAllocator {
 
     this.reserved = options.reserved ?? defaultReservations(this.frameCount, this.pageBytes);
     this.bootFrames();
-    const lowmem = this.zoneManaged.reduce((a, b) => a + b, 0);
     this.tunables = checkedTunables({
-      minFreeKbytes: options.minFreeKbytes ?? defaultMinFreeKbytes(lowmem, this.pageBytes),
+      minFreeKbytes:
+        options.minFreeKbytes ?? defaultMinFreeKbytes(lowmemPages(this.zoneSizes()), this.pageBytes),
       watermarkScaleFactor: options.watermarkScaleFactor ?? DEFAULT_WATERMARK_SCALE_FACTOR,
     });
     this.marks = [];
+    this.reserves = [];
     this.setupWatermarks();
     if (this.pcpOn) this.setupPcp(options.pcpBatch);
   }
@@ -338,12 +364,14 @@ export class BuddyAllocator {
       z = this.dmaZone;
       lowest = this.dmaZone;
     }
+    const top = z;
     for (; z >= lowest; z--) {
       const free = this.zoneFree[z]!;
+      const reserve = z === top ? 0 : this.reserveTop[z]!;
       if (policy === undefined || policy === 'min') {
-        if (free - size < this.wmarkMin[z]!) continue;
+        if (free - size < this.wmarkMin[z]! + reserve) continue;
       } else if (policy === 'min-half') {
-        if (free - size < this.wmarkMin[z]! - (this.wmarkMin[z]! >> 1)) continue;
+        if (free - size < this.wmarkMin[z]! - (this.wmarkMin[z]! >> 1) + reserve) continue;
       }
       let pfn: number;
       if (order === 0 && this.pcpOn) {
@@ -488,13 +516,15 @@ export class BuddyAllocator {
       watermarks: this.marks[z]!,
       state: STATES[this.zoneState[z]!]!,
       nrFree,
+      lowmemReserve: this.reserves[z]!,
+      statThreshold: statThreshold(this.zoneManaged[z]!, this.pageBytes),
       pcpCount: this.pcpCount[z]!,
       pcpHigh: this.pcpHigh[z]!,
       pcpBatch: this.pcpBatch[z]!,
     };
   }
 
-  /** All zones, DMA first. */
+  /** All zones of the layout, populated or not, in Linux order (DMA first). */
   zones(): ZoneView[] {
     const out: ZoneView[] = [];
     for (let z = 0; z < this.zoneCount; z++) out.push(this.zone(z));
@@ -578,7 +608,7 @@ export class BuddyAllocator {
       for (let o = 0; o < NR_PAGE_ORDERS; o++) free += this.checkFreeList(z, o, covered) * 2 ** o;
       if (free !== this.zoneFree[z])
         panic(`buddyCheck: zone ${z} counts ${this.zoneFree[z]} free, lists hold ${free}`);
-      const expect = STATES.indexOf(watermarkStateOf(free, this.marks[z]!));
+      const expect = STATES.indexOf(watermarkStateOf(free, this.stateMarks(z)));
       if (this.zoneState[z] !== expect) panic(`buddyCheck: zone ${z} watermark state is stale`);
       this.checkPcpList(z, covered);
     }
@@ -872,19 +902,35 @@ export class BuddyAllocator {
     }
   }
 
+  /** Each zone's name and managed pages, for zone.ts's arithmetic. */
+  private zoneSizes(): ZoneSize[] {
+    return this.zoneSpan.map((span, z) => ({ name: span.name, managedPages: this.zoneManaged[z]! }));
+  }
+
   private setupWatermarks(): void {
-    this.marks = zoneWatermarks(Array.from(this.zoneManaged), this.tunables, this.pageBytes);
+    const sizes = this.zoneSizes();
+    this.marks = zoneWatermarks(sizes, this.tunables, this.pageBytes);
+    this.reserves = lowmemReserves(sizes);
+    const top = this.zoneCount - 1;
     for (let z = 0; z < this.zoneCount; z++) {
       this.wmarkMin[z] = this.marks[z]!.min;
+      this.reserveTop[z] = this.reserves[z]![top]!;
       const before = this.zoneState[z]!;
       this.setBand(z);
       if (this.zoneState[z] !== before && this.listeners.length > 0) this.report(z, before);
     }
   }
 
+  /** The marks zone z's state is kept against: its watermarks plus its reserve against the top zone. */
+  private stateMarks(z: number): Watermarks {
+    const m = this.marks[z]!;
+    const r = this.reserveTop[z]!;
+    return r === 0 ? m : { min: m.min + r, low: m.low + r, high: m.high + r, promo: m.promo + r };
+  }
+
   /** Recompute zone z's state and band from its free count. */
   private setBand(z: number): void {
-    const m = this.marks[z]!;
+    const m = this.stateMarks(z);
     const state = STATES.indexOf(watermarkStateOf(this.zoneFree[z]!, m));
     this.zoneState[z] = state;
     const bounds = [-1, m.min, m.low, m.high, INT32_MAX];

@@ -40,16 +40,17 @@ export function renderBuddyinfo(buddy: BuddyAllocator): string {
 }
 
 /**
- * /proc/zoneinfo, every zone, with the lines vmlab models in zoneinfo_show_print's layout:
- * `Node 0, zone %8s`, the pages free / boost / min / low / high / promo / spanned / present /
- * managed / cma block, `protection: (…)`, and for populated zones the per-CPU pageset and
- * node_unreclaimable / start_pfn lines. Per-node and per-zone vmstat counters are left out.
+ * /proc/zoneinfo in zoneinfo_show_print's layout, for every zone of the layout, populated or
+ * not: `Node 0, zone %8s`, the pages free / boost / min / low / high / promo / spanned / present
+ * / managed / cma block, `protection: (…)` with the zone's lowmem_reserve against each zone type
+ * (MAX_NR_ZONES entries); an unpopulated zone stops there, as in Linux. A populated zone goes on
+ * with the per-CPU pageset of its one CPU and, as an SMP kernel prints it, the CPU's
+ * `vm stats threshold`, then node_unreclaimable and start_pfn. Linux's per-node and per-zone
+ * vmstat counters are left out.
  */
 export function renderZoneinfo(buddy: BuddyAllocator): string {
-  const zones = buddy.zones();
-  const protection = `(${zones.map(() => '0').join(', ')})`;
   let out = '';
-  for (const z of zones) {
+  for (const z of buddy.zones()) {
     out += `Node 0, zone ${z.name.padStart(8)}`;
     out += `\n  pages free     ${z.freePages}`;
     out += '\n        boost    0';
@@ -61,7 +62,7 @@ export function renderZoneinfo(buddy: BuddyAllocator): string {
     out += `\n        present  ${z.presentPages}`;
     out += `\n        managed  ${z.managedPages}`;
     out += '\n        cma      0';
-    out += `\n        protection: ${protection}`;
+    out += `\n        protection: (${z.lowmemReserve.join(', ')})`;
     if (z.presentPages === 0) {
       out += '\n';
       continue;
@@ -73,6 +74,7 @@ export function renderZoneinfo(buddy: BuddyAllocator): string {
     out += `\n              batch:    ${z.pcpBatch}`;
     out += `\n              high_min: ${z.pcpHigh}`;
     out += `\n              high_max: ${z.pcpHigh}`;
+    out += `\n  vm stats threshold: ${z.statThreshold}`;
     out += '\n  node_unreclaimable:  0';
     out += `\n  start_pfn:           ${z.startPfn}`;
     out += '\n';

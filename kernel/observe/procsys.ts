@@ -1,11 +1,13 @@
 /**
- * System-wide /proc files in Linux's layouts: meminfo (label padded to 16 columns, value in 8,
- * then " kB"), vmstat (`name value` in Linux's key order, then `nr_unstable 0`), swaps, and the
- * allocator files from procmm.ts. Only fields vmlab fills honestly are printed (Linux's own
- * documentation allows missing fields). Every file is a function of the machine's state alone,
- * so the same seed gives the same bytes.
+ * System-wide /proc files in Linux's layouts: meminfo (every line Linux 6.x prints for the
+ * machine's architecture, in its order and formats; 0 for what vmlab has none of), vmstat
+ * (`name value` in Linux's key order, a subset: the counters vmlab keeps, then `nr_unstable 0`),
+ * swaps, and the allocator files from procmm.ts. Every file is a function of the machine's state
+ * alone, so the same seed gives the same bytes.
  */
+import { memLayoutOf } from '../mm/memlayout.ts';
 import { PG_ANON, PG_FILE, PG_PAGETABLE, PG_SHMEM, PG_SWAPCACHE } from '../mm/page.ts';
+import { ZONE_TYPES, type ZoneName } from '../mm/zone.ts';
 import type { Kernel } from '../proc/kernel.ts';
 import { kernelMeminfoKb, renderBuddyinfo, renderSlabinfo, renderZoneinfo } from './procmm.ts';
 import { type ProcContent, renderProc } from './procpid.ts';
@@ -50,10 +52,10 @@ export function countFrames(kernel: Kernel): FrameCounts {
  *                       + reclaimable - min(reclaimable / 2, wmark_low),   at least 0
  *
  * where pagecache is the file LRU (Active(file) + Inactive(file)), reclaimable the slab pages of
- * reclaimable caches, wmark_low the low watermarks of every zone summed, and totalreserve
- * (calculate_totalreserve_pages in mm/page_alloc.c) each zone's high watermark plus its largest
- * lowmem_reserve (vmlab's zones keep none: zoneinfo's protection is all 0), capped at the zone's
- * managed pages. Divisions round down, as C's unsigned ones do.
+ * reclaimable caches, wmark_low the low watermarks of every zone summed (populated or not: an
+ * empty Movable zone adds its 32), and totalreserve (calculate_totalreserve_pages in
+ * mm/page_alloc.c) each zone's high watermark plus its largest lowmem_reserve, capped at the
+ * zone's managed pages. Divisions round down, as C's unsigned ones do.
  */
 export function memAvailablePages(kernel: Kernel, fileLruPages: number): number {
   const { buddy, slab } = kernel.hw;
@@ -61,7 +63,7 @@ export function memAvailablePages(kernel: Kernel, fileLruPages: number): number 
   let totalReserve = 0;
   for (const z of buddy.zones()) {
     wmarkLow += z.watermarks.low;
-    totalReserve += Math.min(z.watermarks.high, z.managedPages);
+    totalReserve += Math.min(z.watermarks.high + Math.max(0, ...z.lowmemReserve), z.managedPages);
   }
   const pageCache = fileLruPages - Math.min(Math.floor(fileLruPages / 2), wmarkLow);
   const slabReclaimable = slab.slabPages('reclaimable');
@@ -96,10 +98,18 @@ export interface LruLists {
   unevictable: number;
 }
 
-/** The figures behind /proc/meminfo, in kB, in Linux's order. */
+/**
+ * The figures behind /proc/meminfo in meminfo_proc_show's order (fs/proc/meminfo.c, Linux 6.x),
+ * in kB except the HugePages_* counts, with the lines the architecture's build has
+ * (memlayout.ts): the highmem lines on x86-32, HardwareCorrupted with CONFIG_MEMORY_FAILURE, the
+ * transparent huge page lines, Unaccepted on x86-64, the hugetlb lines where huge pages are
+ * supported, and x86's DirectMap lines. What vmlab has none of reads 0 (docs/proc.md).
+ */
 export function meminfoFields(kernel: Kernel): Array<[string, number]> {
-  const { buddy, slab, format } = kernel.hw;
+  const { buddy, slab, format, mem } = kernel.hw;
   const kb = (pages: number): number => Math.floor((pages * format.pageBytes) / 1024);
+  const layout = memLayoutOf(format);
+  const memoryBytes = mem.frameCount * format.pageBytes;
   const frames = countFrames(kernel);
   const k = kernelMeminfoKb({ buddy, slab });
   const swap = kernel.swap;
@@ -107,7 +117,7 @@ export function meminfoFields(kernel: Kernel): Array<[string, number]> {
   const swapFree = swap === null ? 0 : swap.freeSlots;
   const lists = lruLists(kernel, frames);
   const available = memAvailablePages(kernel, lists.activeFile + lists.inactiveFile);
-  return [
+  const rows: Array<[string, number]> = [
     ['MemTotal', kb(buddy.managedPages())],
     ['MemFree', kb(buddy.freePages())],
     ['MemAvailable', kb(available)],
@@ -122,6 +132,9 @@ export function meminfoFields(kernel: Kernel): Array<[string, number]> {
     ['Inactive(file)', kb(lists.inactiveFile)],
     ['Unevictable', kb(lists.unevictable)],
     ['Mlocked', 0],
+  ];
+  if (layout.highmem) rows.push(...highmemRows(kernel, kb));
+  rows.push(
     ['SwapTotal', kb(swapTotal)],
     ['SwapFree', kb(swapFree)],
     ['Dirty', kb(kernel.pageCache.nrDirty)],
@@ -133,16 +146,77 @@ export function meminfoFields(kernel: Kernel): Array<[string, number]> {
     ['Slab', k.Slab],
     ['SReclaimable', k.SReclaimable],
     ['SUnreclaim', k.SUnreclaim],
+    ['KernelStack', 0],
     ['PageTables', k.PageTables],
+    ['SecPageTables', 0],
+    ['NFS_Unstable', 0],
+    ['Bounce', 0],
+    ['WritebackTmp', 0],
     ['CommitLimit', kb(kernel.commitLimit())],
     ['Committed_AS', kb(kernel.committedAs)],
+    ['VmallocTotal', layout.vmallocTotalKb(memoryBytes)],
+    ['VmallocUsed', 0],
+    ['VmallocChunk', 0],
+    ['Percpu', 0],
+  );
+  if (layout.memoryFailure) rows.push(['HardwareCorrupted', 0]);
+  if (layout.transparentHugepages)
+    rows.push(
+      ['AnonHugePages', 0],
+      ['ShmemHugePages', 0],
+      ['ShmemPmdMapped', 0],
+      ['FileHugePages', 0],
+      ['FilePmdMapped', 0],
+    );
+  if (layout.unacceptedMemory) rows.push(['Unaccepted', 0]);
+  if (layout.hugePageBytes > 0)
+    rows.push(
+      ['HugePages_Total', 0],
+      ['HugePages_Free', 0],
+      ['HugePages_Rsvd', 0],
+      ['HugePages_Surp', 0],
+      ['Hugepagesize', layout.hugePageBytes / 1024],
+      ['Hugetlb', 0],
+    );
+  // All of the direct map is in the smallest pages (vmlab models no huge pages).
+  const directKb = Math.floor(layout.directMapBytes(memoryBytes) / 1024);
+  for (const [i, level] of layout.directMap.entries()) rows.push([level.label, i === 0 ? directKb : 0]);
+  return rows;
+}
+
+/** CONFIG_HIGHMEM's lines: managed and free pages of the HighMem zone, and of the others. */
+function highmemRows(kernel: Kernel, kb: (pages: number) => number): Array<[string, number]> {
+  const { buddy } = kernel.hw;
+  let highTotal = 0;
+  let highFree = 0;
+  for (const z of buddy.zones()) {
+    if (z.name !== 'HighMem') continue;
+    highTotal += z.managedPages;
+    highFree += z.freePages;
+  }
+  return [
+    ['HighTotal', kb(highTotal)],
+    ['HighFree', kb(highFree)],
+    ['LowTotal', kb(buddy.managedPages() - highTotal)],
+    ['LowFree', kb(buddy.freePages() - highFree)],
   ];
 }
 
-/** /proc/meminfo: `Label:` padded to 16 columns, the value in 8, then " kB". */
+/**
+ * One /proc/meminfo line: show_val_kb's `%-16s%8lu kB` (the label and colon padded to 16
+ * columns), except `HardwareCorrupted: %5lu kB` and hugetlb_report_meminfo's
+ * `HugePages_Total:   %5lu` (the colon, spaces to column 19, the count in 5, no unit).
+ */
+export function meminfoLine(label: string, value: number): string {
+  if (label === 'HardwareCorrupted') return `HardwareCorrupted: ${String(value).padStart(5)} kB\n`;
+  if (label.startsWith('HugePages_')) return `${`${label}:`.padEnd(19)}${String(value).padStart(5)}\n`;
+  return `${`${label}:`.padEnd(16)}${String(value).padStart(8)} kB\n`;
+}
+
+/** /proc/meminfo: meminfoFields, one meminfoLine each. */
 export function renderMeminfo(kernel: Kernel): string {
   return meminfoFields(kernel)
-    .map(([label, value]) => `${`${label}:`.padEnd(16)}${String(value).padStart(8)} kB\n`)
+    .map(([label, value]) => meminfoLine(label, value))
     .join('');
 }
 
@@ -193,9 +267,9 @@ export function renderVmstat(kernel: Kernel): string {
     ['pgpgout', e.pgpgout],
     ['pswpin', e.pswpin],
     ['pswpout', e.pswpout],
-    ['pgalloc_normal', e.pgalloc_normal],
-    ['allocstall_normal', e.allocstall_normal],
-    ['pgfree', e.pgfree],
+    ...perZone(buddy.zones(), 'pgalloc', (z) => buddy.pgalloc[z.index]!),
+    ...perZone(buddy.zones(), 'allocstall', (z) => (z.name === 'Movable' ? e.allocstall_movable : 0)),
+    ['pgfree', buddy.pgfree],
     ['pgactivate', e.pgactivate + act.activations],
     ['pgdeactivate', e.pgdeactivate + act.deactivations],
     ['pglazyfree', e.pglazyfree],
@@ -212,10 +286,25 @@ export function renderVmstat(kernel: Kernel): string {
     ['pgsteal_anon', e.pgsteal_kswapd + e.pgsteal_direct - e.pgsteal_file],
     ['pgsteal_file', e.pgsteal_file],
     ['oom_kill', e.oom_kill],
+    // One CPU: no shootdowns are sent or received.
+    ['nr_tlb_remote_flush', 0],
+    ['nr_tlb_remote_flush_received', 0],
     ['nr_tlb_local_flush_all', kernel.hw.mmu.dtlb.flushes],
     ['nr_tlb_local_flush_one', kernel.hw.mmu.dtlb.invalidations],
   ];
   return `${rows.map(([k, v]) => `${k} ${v}`).join('\n')}\nnr_unstable 0\n`;
+}
+
+/**
+ * A per-zone vmstat event (TEXTS_FOR_ZONES in mm/vmstat.c): `<event>_<zone>` for every zone
+ * type of the layout, in order (pgalloc_dma, pgalloc_dma32, pgalloc_normal, …).
+ */
+function perZone<Z extends { name: ZoneName }>(
+  zones: readonly Z[],
+  event: string,
+  value: (zone: Z) => number,
+): Array<[string, number]> {
+  return zones.map((z) => [`${event}_${ZONE_TYPES[z.name].vmstatSuffix}`, value(z)]);
 }
 
 /**

@@ -5,7 +5,10 @@
 export class VmEvents {
   pgfault = 0;
   pgmajfault = 0;
-  pgalloc_normal = 0;
+  /**
+   * User and page-cache pages freed by the mm layer and reclaim. /proc/vmstat's pgfree is the
+   * buddy allocator's count instead (every page freed, kernel pages too), as pgalloc_<zone> is.
+   */
   pgfree = 0;
   pswpin = 0;
   pswpout = 0;
@@ -18,7 +21,11 @@ export class VmEvents {
   /** Of the scans and steals above, those whose victim was a file page. */
   pgscan_file = 0;
   pgsteal_file = 0;
-  allocstall_normal = 0;
+  /**
+   * Allocations that entered direct reclaim. vmlab reclaims only for user and page-cache pages,
+   * which Linux allocates GFP_HIGHUSER_MOVABLE (highest zone Movable): vmstat allocstall_movable.
+   */
+  allocstall_movable = 0;
   pgactivate = 0;
   pgdeactivate = 0;
   pglazyfree = 0;

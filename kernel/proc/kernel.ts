@@ -995,7 +995,7 @@ export class Kernel {
     if (task !== undefined) this.enforceResidentLimits(task);
     let pfn = this.hw.buddy.alloc(0, { owner, contents: 'zeroed' });
     if (pfn < 0) {
-      this.events.allocstall_normal++;
+      this.events.allocstall_movable++;
       this.hw.slab.shrinkSlabs(); // reclaimable slab caches give back their empty slabs first
       const local = this.scope === 'local' && mm !== null;
       this.reclaim(this.tunables.reclaimBatchPages, 'direct', local ? { mm } : {});
@@ -1008,7 +1008,6 @@ export class Kernel {
     if (pfn < 0) return -1;
 
     this.hw.pages.owner[pfn] = pid;
-    this.events.pgalloc_normal++;
     return pfn;
   }
 

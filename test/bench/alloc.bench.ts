@@ -1,5 +1,5 @@
 /**
- * Allocator throughput on a 1 GiB machine (262144 frames of 4 KiB, DMA + Normal zones, default
+ * Allocator throughput on a 1 GiB machine (262144 frames of 4 KiB, DMA + DMA32 zones, default
  * reservations and watermarks, no poisoning): buddy order-0 and mixed-order allocate+free pairs,
  * slab and kmalloc allocate+free pairs. `npx tsx test/bench/run.ts alloc`.
  */
