@@ -152,6 +152,7 @@ export type MutatorOp =
   | { op: 'alloc'; nptrs: number; dataBytes: number }
   | { op: 'link'; from: number; field: number; to: number }
   | { op: 'unlink'; from: number; field: number }
+  | { op: 'load'; from: number; field: number }
   | { op: 'pop' }
   | { op: 'dup'; from: number }
   | { op: 'global'; index: number; from: number }
@@ -183,6 +184,10 @@ export function mutatorOps(maxLength = 300): fc.Arbitrary<MutatorOp[]> {
     {
       weight: 1,
       arbitrary: fc.record({ op: fc.constant('unlink' as const), from: fc.nat(), field: fc.nat() }),
+    },
+    {
+      weight: 2,
+      arbitrary: fc.record({ op: fc.constant('load' as const), from: fc.nat(), field: fc.nat() }),
     },
     { weight: 4, arbitrary: fc.record({ op: fc.constant('pop' as const) }) },
     { weight: 1, arbitrary: fc.record({ op: fc.constant('dup' as const), from: fc.nat() }) },
@@ -225,6 +230,20 @@ export function applyOp(heap: ManagedHeap, model: ShadowModel, step: MutatorOp):
       const toId = toSlot < 0 ? 0 : model.stack[toSlot]!;
       heap.set(heap.slot(fromSlot), field, toSlot < 0 ? 0 : heap.slot(toSlot));
       o.fields[field] = toId;
+      return false;
+    }
+    case 'load': {
+      // Read a pointer out of the heap onto the stack: how a mutator gets hold of an object
+      // that only the heap references (the case a write barrier exists for).
+      if (depth === 0) return false;
+      const slot = step.from % depth;
+      const id = model.stack[slot]!;
+      if (id === 0) return false;
+      const o = model.objects.get(id)!;
+      if (o.nptrs === 0) return false;
+      const field = step.field % o.nptrs;
+      heap.push(heap.get(heap.slot(slot), field));
+      model.stack.push(o.fields[field]!);
       return false;
     }
     case 'pop':

@@ -2,8 +2,10 @@
 import type { CollectorFactory } from './collector.ts';
 import { GenerationalCollector } from './generational.ts';
 import { MarkCompactCollector } from './markcompact.ts';
+import { MarkSweepCollector } from './marksweep.ts';
 
 const FACTORIES: Readonly<Record<string, CollectorFactory>> = {
+  marksweep: (env) => new MarkSweepCollector(env),
   markcompact: (env) => new MarkCompactCollector(env),
   generational: (env) => new GenerationalCollector(env),
 };
