@@ -3,11 +3,13 @@ import type { CollectorFactory } from './collector.ts';
 import { GenerationalCollector } from './generational.ts';
 import { MarkCompactCollector } from './markcompact.ts';
 import { MarkSweepCollector } from './marksweep.ts';
+import { RefcountCollector } from './refcount.ts';
 
 const FACTORIES: Readonly<Record<string, CollectorFactory>> = {
   marksweep: (env) => new MarkSweepCollector(env),
   markcompact: (env) => new MarkCompactCollector(env),
   generational: (env) => new GenerationalCollector(env),
+  refcount: (env) => new RefcountCollector(env),
 };
 
 /** Every collector's name, in the order the docs list them. */
