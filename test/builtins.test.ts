@@ -69,6 +69,10 @@ describe('the built-in registry', () => {
     'mapreader',
     'filecat',
     'thrashmix',
+    'binarytrees',
+    'listchurn',
+    'gccache',
+    'cycleleak',
   ];
 
   it('finds every program as /bin/NAME and as NAME, with whole pages of text', () => {

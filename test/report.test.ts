@@ -14,7 +14,7 @@ import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { bootWorkload, summarize } from '../kernel/boot/cmd-run.ts';
 import { renderReport } from '../kernel/boot/report.ts';
-import { loadWorkload } from '../kernel/boot/workload.ts';
+import { type LoadedWorkload, loadWorkload } from '../kernel/boot/workload.ts';
 import {
   NIL,
   PageFrames,
@@ -48,6 +48,8 @@ import {
   Timeline,
 } from '../kernel/observe/timeline.ts';
 import type { Kernel } from '../kernel/proc/kernel.ts';
+import type { GcReport, UserMain } from '../kernel/proc/uapi.ts';
+import { bootTestMachine } from './helpers/kernel.ts';
 
 const CHROMIUM = ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => existsSync(p));
 const CLI = join(process.cwd(), 'kernel/boot/vmlab.mjs');
@@ -445,4 +447,119 @@ describe('the HTML report', () => {
       expect(CHROMIUM).toBeUndefined();
     },
   );
+});
+
+describe('the managed-heap section', () => {
+  /** A process that publishes a managed heap's report every millisecond: 20 collections, the heap growing. */
+  const publisher: UserMain = function* ({ sys }) {
+    for (let i = 0; i <= 20; i++) {
+      const report: GcReport = {
+        collector: 'handmade',
+        heapBytes: (4 + i) << 20,
+        liveBytes: (2 + i / 2) * (1 << 20),
+        nextGcBytes: (8 + i) << 20,
+        minorCollections: i - Math.floor(i / 4),
+        majorCollections: Math.floor(i / 4),
+        pauseTotalNs: (i * (i + 1) * 1000) / 2,
+        pauseMaxNs: i * 1000,
+        lastPauseNs: i * 1000,
+        objectsAllocated: 1000 * i,
+        bytesAllocated: 64000 * i,
+        objectsFreed: 900 * i,
+        bytesFreed: 57600 * i,
+        objectsMoved: 10 * i,
+        bytesMoved: 640 * i,
+        objectsPromoted: 5 * i,
+        bytesMarked: 1 << 20,
+        markNs: 500 * i,
+        barrierStores: 100 * i,
+        barrierHits: 3 * i,
+      };
+      sys.vmlab_gc_report(report);
+      yield* sys.nanosleep(1_000_000);
+    }
+    return 0;
+  };
+
+  it.skipIf(CHROMIUM === undefined)(
+    'draws the heap and live bytes, every pause and a row per heap in headless Chromium',
+    async () => {
+      const m = bootTestMachine({ memoryMiB: 16 });
+      const timeline = new Timeline(m.kernel, 500_000);
+      const task = m.start(publisher, { name: 'publisher' });
+      m.runToEnd();
+      timeline.sample();
+      const path = join(dir, 'gc.html');
+      const summary = summarize(m, { path: 'gc', dir: '.', workload: {} } as unknown as LoadedWorkload);
+      writeFileSync(
+        path,
+        renderReport({
+          title: 'gc report',
+          workloadText: 'processes: []',
+          args: [],
+          summary,
+          timeline,
+          kernel: m.kernel,
+        }),
+      );
+      const { chromium } = await import('playwright-core');
+      const browser = await chromium.launch({
+        executablePath: CHROMIUM,
+        args: [
+          '--headless',
+          '--no-sandbox',
+          '--disable-gpu',
+          '--no-first-run',
+          '--disable-background-networking',
+        ],
+      });
+      try {
+        const page = await browser.newPage({ viewport: { width: 1240, height: 900 } });
+        const errors: string[] = [];
+        page.on('console', (msg) => {
+          if (msg.type() === 'error') errors.push(msg.text());
+        });
+        page.on('pageerror', (e) => errors.push(String(e)));
+        await page.goto(pathToFileURL(path).href);
+        await page.waitForSelector('#gc-pauses .u-over');
+        const charts = await page.$$eval('[id^="gc-"][class="chart"]', (els) =>
+          els.map((e) => {
+            const d = (e as unknown as { dataset: Record<string, string> }).dataset;
+            return {
+              id: e.id,
+              points: Number(d.points),
+              series: Number(d.series),
+              nonzero: Number(d.nonzero),
+              canvases: e.querySelectorAll('canvas').length,
+            };
+          }),
+        );
+        expect(charts.map((c) => c.id)).toEqual(['gc-heap', 'gc-pauses']);
+        const [heap, pauses] = charts;
+        expect(heap!.points).toBe(timeline.samples.length);
+        expect(heap!.series).toBe(2); // heap and live of the one process
+        expect(heap!.nonzero).toBe(2);
+        // The first report follows no pause; the other 20 do.
+        expect(pauses!.points).toBe(20);
+        expect(pauses!.nonzero).toBe(1);
+        for (const c of charts) expect(c.canvases, c.id).toBeGreaterThan(0);
+        const rows = await page.$$eval('#gc-table tr', (trs) =>
+          trs.map((tr) => [...tr.querySelectorAll('td,th')].map((c) => c.textContent ?? '')),
+        );
+        expect(rows).toHaveLength(2);
+        expect(rows[0]!.slice(0, 3)).toEqual(['pid', 'name', 'collector']);
+        expect(rows[1]!.slice(0, 6)).toEqual([String(task.pid), 'publisher', 'handmade', '15', '5', '20']);
+        expect(errors).toEqual([]);
+        await page.screenshot({ path: join(dir, 'gc.png'), fullPage: true });
+        await page.close();
+      } finally {
+        await browser.close();
+      }
+    },
+  );
+
+  it('leaves the section out of a report whose processes had no managed heap', () => {
+    expect(readFileSync(reports.thrashing, 'utf8')).not.toContain('id="gc-heap"');
+    expect(reportData(readFileSync(reports.thrashing, 'utf8')).gc).toBeNull();
+  });
 });

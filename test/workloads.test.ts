@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { bootWorkload, summarize } from '../kernel/boot/cmd-run.ts';
 import { loadWorkload } from '../kernel/boot/workload.ts';
+import { COLLECTOR_NAMES } from '../userland/gc/collectors.ts';
 
 async function runWorkload(name: string) {
   const w = loadWorkload(`userland/workloads/${name}.yaml`);
@@ -129,6 +130,81 @@ describe('example workloads produce the observations their comments promise', ()
   });
 });
 
+describe('managed-heap workloads (small variants of each)', () => {
+  /** Run workload `name` with every process's args replaced by `args`; the summary. */
+  async function runWith(name: string, args: Array<string | number>) {
+    const w = loadWorkload(`userland/workloads/${name}.yaml`);
+    for (const p of w.workload.processes) p.args = args;
+    const run = await bootWorkload(w);
+    run.m.kernel.run();
+    run.m.shutdown();
+    const s = summarize(run.m, w);
+    return { s, byName: (n: string) => s.processes.find((p) => p.name === n)! };
+  }
+
+  /** A process of a workload whose collector is not registered ends at once, saying so. */
+  const expectUnknownCollector = (p: { status: string; stderr: string }) => {
+    expect(p.status).toBe('exited 2');
+    expect(p.stderr).toMatch(/unknown collector/);
+  };
+
+  it('gc-compare: binarytrees gives the same lines under every collector, each named in its report', async () => {
+    const { s } = await runWith('gc-compare', [6]);
+    expect(s.processes.map((p) => p.name)).toEqual(['marksweep', 'markcompact', 'generational', 'refcount']);
+    for (const p of s.processes) {
+      if (!COLLECTOR_NAMES.includes(p.name)) {
+        expectUnknownCollector(p);
+        continue;
+      }
+      expect(p.status, `${p.name}: ${p.stderr}`).toBe('exited 0');
+      expect(p.stdout.trimEnd().split('\n').at(-1)).toBe('long lived tree of depth 6\t check: 127');
+      expect(p.gc!.collector).toBe(p.name);
+      expect(p.gc!.objectsAllocated).toBe(255 + 127 + 64 * 31 + 16 * 127);
+    }
+  });
+
+  it('gc-cycles: refcount alone keeps every cycle; its cycle detector and marksweep free them', async () => {
+    const { byName } = await runWith('gc-cycles', [300]);
+    const live = (n: string) => Number(/live (\d+) bytes/.exec(byName(n).stdout)![1]);
+    let objects = 0;
+    for (let i = 0; i < 300; i++) objects += i % 2 === 0 ? 2 : 3 + ((i >> 1) % 6);
+    for (const n of ['refcount-leaky', 'refcount', 'marksweep']) {
+      const collector = n === 'marksweep' ? 'marksweep' : 'refcount';
+      if (!COLLECTOR_NAMES.includes(collector)) {
+        expectUnknownCollector(byName(n));
+        continue;
+      }
+      expect(byName(n).status, n).toBe('exited 0');
+      if (n === 'refcount-leaky') {
+        expect(live(n)).toBeGreaterThanOrEqual(objects * 64);
+        expect(byName(n).gc!.objectsFreed).toBe(0);
+      } else {
+        expect(live(n)).toBe(0);
+        expect(byName(n).gc!.objectsFreed).toBe(objects);
+      }
+    }
+  });
+
+  it('gc-pressure: the full-heap collector takes many more swap-ins than the generational one', async () => {
+    const w = loadWorkload('userland/workloads/gc-pressure.yaml');
+    for (const p of w.workload.processes) p.args = [30000, 20000, 500];
+    for (const g of Object.values(w.workload.groups)) g.limit = 2 * 1024 * 1024;
+    const run = await bootWorkload(w);
+    run.m.kernel.run();
+    run.m.shutdown();
+    const s = summarize(run.m, w);
+    const full = s.processes.find((p) => p.name === 'marksweep')!;
+    const young = s.processes.find((p) => p.name === 'generational')!;
+    for (const p of [full, young]) expect(p.status, `${p.name}: ${p.stderr}`).toBe('exited 0');
+    for (const p of [full, young])
+      expect(p.stdout).toMatch(/^gccache: 30000 entries, 20000 ops: \d+ values and \d+ entries replaced/);
+    expect(full.gc!.majorCollections).toBeGreaterThan(0);
+    expect(young.gc!.minorCollections).toBeGreaterThan(young.gc!.majorCollections);
+    expect(full.majorFaults).toBeGreaterThan(3 * young.majorFaults);
+    expect(s.system.swapIns).toBeGreaterThan(0);
+  });
+});
+
 /** Example workloads the tests above run and check one by one. */
 const RUN_ABOVE = new Set([
   'default.yaml',
@@ -139,6 +215,9 @@ const RUN_ABOVE = new Set([
   'shared-file.yaml',
   'policies.yaml',
   'malloc.yaml',
+  'gc-compare.yaml',
+  'gc-cycles.yaml',
+  'gc-pressure.yaml',
 ]);
 
 describe('every example workload', () => {

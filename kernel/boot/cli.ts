@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerDemo } from './cmd-demo.ts';
 import { registerDiagram } from './cmd-diagram.ts';
+import { registerGcReplay } from './cmd-gc-replay.ts';
 import { registerMallocReplay } from './cmd-malloc-replay.ts';
 import { registerReplay } from './cmd-replay.ts';
 import { registerProc, registerRun } from './cmd-run.ts';
@@ -25,6 +26,7 @@ Examples:
   vmlab translate -f docs/examples/tiny-format.yaml -i docs/examples/tiny-image.txt -r 108 0x611c
   vmlab replay --generate 10 --max-page 5 --frames 3 --policy fifo -s 2   # a replacement exercise
   vmlab malloc-replay userland/labs/malloc/traces/binary.rep
+  vmlab gc-replay binarytrees 10              # one managed-heap program under every collector
   vmlab diagram
   vmlab COMMAND --help                        # each command's options and examples`,
   )
@@ -37,6 +39,7 @@ registerDiagram(program);
 registerTranslate(program);
 registerReplay(program);
 registerMallocReplay(program);
+registerGcReplay(program);
 
 try {
   await program.parseAsync(process.argv);

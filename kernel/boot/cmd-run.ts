@@ -7,13 +7,15 @@ import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import { loadBuiltin } from '../../userland/programs/builtins.ts';
 import { textbookEat } from '../hw/cost.ts';
+import { policyNeedsFuture } from '../mm/policy/index.ts';
 import { type EventLevel, EventLog } from '../observe/eventlog.ts';
+import { gcPauses, pausePercentiles } from '../observe/procgc.ts';
 import { PROC_SYSTEM_FILES, renderProcFile } from '../observe/procsys.ts';
 import { Timeline } from '../observe/timeline.ts';
 import { runTool, ToolUsageError, type ToolView, watchTool } from '../observe/tools.ts';
 import type { Kernel } from '../proc/kernel.ts';
 import type { Task } from '../proc/task.ts';
-import type { ProgramImage, UserMain } from '../proc/uapi.ts';
+import type { GcReport, ProgramImage, UserMain } from '../proc/uapi.ts';
 import { InputError } from './configfile.ts';
 import { type BootedMachine, bootKernel, buildMachine } from './machine.ts';
 import { attachProgress } from './progress.ts';
@@ -294,7 +296,7 @@ export function viewText(kernel: Kernel, what: string, watched?: ToolView): stri
   if (content === undefined)
     throw new InputError(
       `${what}: no such /proc file or tool at ${kernel.hw.clock.now} cycles (files: ${PROC_SYSTEM_FILES.join(', ')}, ` +
-        '/proc/PID/{maps,smaps,smaps_rollup,status,statm,stat,oom_score,oom_score_adj,pagemap} of a live process; ' +
+        '/proc/PID/{maps,smaps,smaps_rollup,status,statm,stat,oom_score,oom_score_adj,pagemap,gc} of a live process; ' +
         'tools: free, free -h, vmstat [DELAY [COUNT]], pmap PID, top)',
     );
   if (typeof content === 'string') return content;
@@ -450,9 +452,9 @@ export async function bootWorkload(
     } // a built-in program: the schema checked its name
   }
   const onlyOneReplay = wl.processes.length === 1 && traces.size === 1 && wl.processes[0]!.replicas === 1;
-  if (policy === 'opt' && !onlyOneReplay)
+  if (policyNeedsFuture(policy) && !onlyOneReplay)
     throw new InputError(
-      `${w.path}: machine.policy: opt needs the future, which only a workload of one replay process (replicas 1) knows`,
+      `${w.path}: machine.policy: ${policy} needs the future, which only a workload of one replay process (replicas 1) knows`,
     );
   const loader = (path: string): ProgramImage | undefined => programs.get(path) ?? loadBuiltin(path);
   const files = filesOf(w);
@@ -613,6 +615,8 @@ export interface RunSummary {
     swapBytes: number;
     stdout: string;
     stderr: string;
+    /** The process's managed heap (its runtime's last report), when it had one. */
+    gc?: GcSummary;
   }>;
   system: {
     cycles: number;
@@ -646,6 +650,19 @@ export interface RunSummary {
     kernelState: string;
   };
   log: string[];
+}
+
+/**
+ * A managed heap as the summary shows it: the runtime's last report (every GcReport field),
+ * and the percentiles of the pauses the kernel kept (procgc.ts).
+ */
+export type GcSummary = GcReport & { pausesKept: number; pauseP50Ns: number; pauseP99Ns: number };
+
+/** The GC summary of `task`, or undefined when it never had a managed heap. */
+export function gcSummary(task: Task): GcSummary | undefined {
+  if (task.gc === null) return undefined;
+  const p = pausePercentiles(gcPauses(task).lengthsNs);
+  return { ...task.gc, pausesKept: p.count, pauseP50Ns: p.p50Ns, pauseP99Ns: p.p99Ns };
 }
 
 /** The summary of a finished (or stopped) run. */
@@ -684,6 +701,7 @@ export function summarize(m: BootedMachine, _w: LoadedWorkload): RunSummary {
       swapBytes: (t.mm?.swapEntries ?? t.swapPagesAtEnd) * page,
       stdout: t.stdout,
       stderr: t.stderr,
+      ...(t.gc === null ? {} : { gc: gcSummary(t) }),
     })),
     system: {
       cycles: m.clock.now,
@@ -716,6 +734,37 @@ export function summarize(m: BootedMachine, _w: LoadedWorkload): RunSummary {
   };
 }
 
+/**
+ * The managed heaps of a run, one row per process that had one (none: no lines): collector,
+ * collections, pauses, heap and live bytes at the end, objects freed, moved and promoted, and
+ * write-barrier hits.
+ */
+export function renderGcSummary(s: RunSummary): string[] {
+  const heaps = s.processes.filter((p) => p.gc !== undefined);
+  if (heaps.length === 0) return [];
+  const out = [
+    '',
+    'managed heaps:',
+    '  PID NAME             COLLECTOR     MINOR MAJOR  PAUSE-TOTAL    PAUSE-MAX      HEAP      LIVE      FREED      MOVED   PROMOTED  BARRIER-HITS',
+  ];
+  for (const p of heaps) {
+    const g = p.gc!;
+    out.push(
+      `${String(p.pid).padStart(5)} ${p.name.padEnd(16)} ${g.collector.padEnd(12)} ${String(g.minorCollections).padStart(6)} ${String(g.majorCollections).padStart(5)} ` +
+        `${formatNs(g.pauseTotalNs).padStart(12)} ${formatNs(g.pauseMaxNs).padStart(12)} ${formatSize(g.heapBytes).padStart(9)} ${formatSize(g.liveBytes).padStart(9)} ` +
+        `${String(g.objectsFreed).padStart(10)} ${String(g.objectsMoved).padStart(10)} ${String(g.objectsPromoted).padStart(10)} ${String(g.barrierHits).padStart(13)}`,
+    );
+  }
+  return out;
+}
+
+/** Emulated nanoseconds as the GC lines print them: ns below 10 µs, then µs, then ms. */
+export function formatNs(ns: number): string {
+  if (ns < 10_000) return `${Math.round(ns)} ns`;
+  if (ns < 10_000_000) return `${(ns / 1000).toFixed(1)} us`;
+  return `${(ns / 1e6).toFixed(2)} ms`;
+}
+
 export function renderSummary(s: RunSummary): string[] {
   const out = [
     '  PID NAME             STATUS               CPU-CYCLES   MINFLT   MAJFLT  PEAK-RSS      SWAP',
@@ -726,6 +775,7 @@ export function renderSummary(s: RunSummary): string[] {
         `${String(p.minorFaults).padStart(8)} ${String(p.majorFaults).padStart(8)} ${formatSize(p.peakRssBytes).padStart(9)} ${formatSize(p.swapBytes).padStart(9)}`,
     );
   }
+  out.push(...renderGcSummary(s));
   const y = s.system;
   out.push(
     '',

@@ -6,9 +6,12 @@
  * frame maps, each frame coloured by owner and type (free, kernel, slab, page table, anonymous
  * memory of each process, shared memory, swap cache, file), at the chosen times, at the sample
  * with the most memory in use and at the end; per-process and system tables; the workload.
+ * When a process had a managed heap (userland/gc): its heap and live bytes over time, every
+ * pause the kernel kept (when it ended, how long it was), and a table of the collectors.
  */
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { gcPauses, pausePercentiles } from '../observe/procgc.ts';
 import { FRAME_CATEGORIES, type FrameMap, type Timeline, takeFrameMap } from '../observe/timeline.ts';
 import type { Kernel } from '../proc/kernel.ts';
 import type { RunSummary } from './cmd-run.ts';
@@ -51,7 +54,8 @@ export function renderReport(input: ReportInput): string {
   const dist = require.resolve('uplot/dist/uPlot.iife.min.js');
   const uplotJs = readFileSync(dist, 'utf8');
   const uplotCss = readFileSync(dist.replace('uPlot.iife.min.js', 'uPlot.min.css'), 'utf8');
-  const json = JSON.stringify(reportData(input)).replace(/</g, '\\u003c');
+  const data = reportData(input);
+  const json = JSON.stringify(data).replace(/</g, '\\u003c');
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <title>${escapeHtml(input.title)}</title>
@@ -64,6 +68,7 @@ ${STYLE}</style></head><body>
 <section><h2>File I/O</h2><p class="note">Pages per emulated second read into the page cache (misses and readahead) and written back to files.</p><div class="chart" id="c-files"></div></section>
 <section><h2>Resident set of each process</h2><p class="note">RSS in MiB, while the process has an address space.</p><div class="chart" id="c-rss"></div></section>
 <section><h2>CPU and TLB</h2><p class="note">CPU utilization and TLB hit rate over each interval (%, left), run-queue length (right).</p><div class="chart" id="c-cpu"></div></section>
+${data.gc === null ? '' : GC_SECTION}
 <section><h2>Physical frames</h2><p class="note" id="frames-note"></p><div id="maps"></div><div id="frame-tip" hidden></div></section>
 <section><h2>Processes</h2><div id="procs"></div></section>
 <section><h2>Parameters</h2><pre id="args"></pre></section>
@@ -132,11 +137,64 @@ function reportData(input: ReportInput) {
       askedTimes: m.askedTimes.map(ms),
     })),
     missedMaps: timeline.chosenTimes.filter((t) => !taken.has(t)).map(ms),
+    gc: gcData(input, ms),
     summary,
     args: input.args,
     workload: input.workloadText,
   };
 }
+
+/**
+ * The managed heaps' part of the report, or null when no process had one: heap and live MiB
+ * per process at each sample (null where the process had no heap), every kept pause as
+ * (end time in ms, length in µs) on one time axis for all processes, and a row per heap.
+ */
+function gcData(input: ReportInput, ms: (cycles: number) => number) {
+  const { kernel, timeline, summary } = input;
+  const s = timeline.samples;
+  const mib = (bytes: number) => bytes / (1024 * 1024);
+  const tasks = [...kernel.tasks.values()].filter((t) => t.gc !== null).sort((a, b) => a.pid - b.pid);
+  const pids = new Set<number>(tasks.map((t) => t.pid));
+  for (const x of s) for (const pid of Object.keys(x.gc)) pids.add(Number(pid));
+  if (pids.size === 0) return null;
+  const sorted = [...pids].sort((a, b) => a - b);
+  const perPid = (pick: (g: { heapBytes: number; liveBytes: number }) => number) =>
+    sorted.map((pid) => ({
+      pid,
+      values: s.map((x) => (x.gc[pid] === undefined ? null : mib(pick(x.gc[pid]!)))),
+    }));
+  const pauses = tasks.map((t) => ({ pid: t.pid, ...gcPauses(t) }));
+  const times = [...new Set(pauses.flatMap((p) => p.timesCycles))].sort((a, b) => a - b);
+  const column = new Map<number, number>(times.map((t, i) => [t, i]));
+  const pauseSeries = pauses.map((p) => {
+    const values: Array<number | null> = times.map(() => null);
+    // Two pauses reported at the same cycle share a column: the longer one is drawn.
+    p.timesCycles.forEach((t, i) => {
+      const c = column.get(t)!;
+      values[c] = Math.max(values[c] ?? 0, p.lengthsNs[i]! / 1000);
+    });
+    return { pid: p.pid, values };
+  });
+  const rows = tasks.map((t) => {
+    const g = t.gc!;
+    const p = pausePercentiles(gcPauses(t).lengthsNs);
+    return {
+      pid: t.pid,
+      name: summary.processes.find((q) => q.pid === t.pid)?.name ?? t.comm,
+      ...g,
+      pauses: p,
+    };
+  });
+  return {
+    heap: perPid((g) => g.heapBytes),
+    live: perPid((g) => g.liveBytes),
+    pauses: { t: times.map(ms), series: pauseSeries },
+    rows,
+  };
+}
+
+const GC_SECTION = `<section id="gc"><h2>Managed heaps</h2><p class="note">Each garbage-collected heap's size (what its collector holds from the kernel) and its live bytes (found by the last collection), MiB, as its runtime last reported them at each sample.</p><div class="chart" id="gc-heap"></div>
+<p class="note">Every pause the kernel kept: when its report arrived (emulated ms) and how long the pause was (emulated µs).</p><div class="chart" id="gc-pauses"></div><div id="gc-table"></div></section>`;
 
 function escapeHtml(s: string): string {
   return s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
@@ -149,7 +207,8 @@ h2{font-size:16px;margin:0 0 2px}h3{font-size:14px;margin:18px 0 2px}
 section{margin-top:26px}.note{margin:0 0 8px;color:#5b636b;font-size:13px}
 table{border-collapse:collapse;font-variant-numeric:tabular-nums}td,th{border:1px solid #d6d9dc;padding:3px 9px;text-align:right}
 th{background:#f3f5f7;font-weight:600}td:first-child,th:first-child{text-align:left}
-#procs td:nth-child(2),#procs td:nth-child(3){text-align:left}
+#procs td:nth-child(2),#procs td:nth-child(3),#gc-table td:nth-child(2),#gc-table td:nth-child(3){text-align:left}
+#gc-table{overflow-x:auto;margin-top:10px}
 pre{background:#f6f7f8;border:1px solid #e3e5e7;padding:8px 10px;overflow:auto;font-size:12.5px;max-height:420px;margin:0}
 .chart{min-height:300px}.u-legend{font-size:12.5px}.u-legend .u-marker{border-radius:2px}
 .map{margin:14px 0 22px}.map h3 .when{font-variant-numeric:tabular-nums}.map .sub{margin:0 0 6px;color:#5b636b;font-size:13px}
@@ -436,6 +495,33 @@ document.getElementById('procs').innerHTML = table(
   ['pid', 'name', 'status', 'CPU cycles', 'minor faults', 'major faults', 'peak RSS (KiB)', 'swap (KiB)'],
   D.summary.processes.map((p) => [p.pid, p.name, p.status, p.cpuCycles, p.minorFaults, p.majorFaults, p.peakRssBytes / 1024, p.swapBytes / 1024]),
   D.summary.processes.map((p) => processColour(p.pid)));
+// ---- managed heaps ----
+if (D.gc) {
+  const G = D.gc;
+  chart('gc-heap', G.heap.map((h) => ({ label: processLabel(h.pid) + ' heap', values: h.values, colour: processColour(h.pid), width: 2 }))
+    .concat(G.live.map((h) => ({ label: processLabel(h.pid) + ' live', values: h.values, colour: processColour(h.pid), dash: [5, 4] }))), { yLabel: 'MiB' });
+  const el = document.getElementById('gc-pauses');
+  const series = [{ label: 'time', value: (u, v) => (v === null ? '--' : msText(v)) }].concat(G.pauses.series.map((p) => ({
+    label: processLabel(p.pid) + ' pause µs', stroke: processColour(p.pid), fill: processColour(p.pid), paths: () => null,
+    points: { show: true, size: 6, fill: processColour(p.pid) }, value: (u, v) => fmt(v),
+  })));
+  el.dataset.points = String(G.pauses.t.length);
+  el.dataset.series = String(G.pauses.series.length);
+  el.dataset.nonzero = String(G.pauses.series.filter((p) => p.values.some((v) => v !== null && v > 0)).length);
+  new uPlot({ width: W, height: 260, series, scales: { x: { time: false, range: () => [0, D.endMs] } }, axes: [
+    { label: 'emulated time (ms)', stroke: '#333', grid: { stroke: '#eceef0' } },
+    { label: 'pause (µs)', size: 64, stroke: '#333', grid: { stroke: '#eceef0' } },
+  ], cursor: { drag: { x: true, y: false } } }, [G.pauses.t].concat(G.pauses.series.map((p) => p.values)), el);
+  const us = (ns) => fmt(ns / 1000);
+  const kib = (b) => fmt(b / 1024, 0);
+  document.getElementById('gc-table').innerHTML = table(
+    ['pid', 'name', 'collector', 'minor', 'major', 'pauses kept', 'total pause (µs)', 'max pause (µs)', 'p50 (µs)', 'p99 (µs)',
+      'heap (KiB)', 'live (KiB)', 'objects allocated', 'freed', 'moved', 'promoted', 'barrier stores', 'barrier hits'],
+    G.rows.map((r) => [r.pid, r.name, r.collector, r.minorCollections, r.majorCollections, r.pauses.count, us(r.pauseTotalNs), us(r.pauseMaxNs),
+      us(r.pauses.p50Ns), us(r.pauses.p99Ns), kib(r.heapBytes), kib(r.liveBytes), r.objectsAllocated, r.objectsFreed, r.objectsMoved,
+      r.objectsPromoted, r.barrierStores, r.barrierHits]),
+    G.rows.map((r) => processColour(r.pid)));
+}
 document.getElementById('args').textContent = D.args.join(String.fromCharCode(10));
 document.getElementById('log').textContent = D.summary.log.join(String.fromCharCode(10)) || '(empty)';
 document.getElementById('workload').textContent = D.workload;

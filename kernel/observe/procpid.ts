@@ -10,6 +10,7 @@
  *   /proc/PID/pagemap        renderPagemap (a range of virtual pages), readPagemap (a byte window)
  *   /proc/PID/smaps          renderSmaps       (maps lines with each VMA's Rss, Pss, Swap …)
  *   /proc/PID/smaps_rollup   renderSmapsRollup (the same figures summed over the address space)
+ *   /proc/PID/gc             renderGc (procgc.ts: a managed heap's report; vmlab's own file)
  * and renderProc(kernel, path), which finds the file for a path.
  *
  * A task without an address space (a zombie, a kernel thread) reads as Linux shows one: an empty
@@ -33,6 +34,7 @@ import {
 } from '../mm/vma.ts';
 import type { Kernel } from '../proc/kernel.ts';
 import type { Task } from '../proc/task.ts';
+import { renderGc } from './procgc.ts';
 
 /** What reading a /proc file gives: text, bytes (pagemap), or undefined (no such file). */
 export type ProcContent = string | Uint8Array | undefined;
@@ -866,6 +868,8 @@ export function renderProc(
       const rollup = renderSmapsRollup(kernel, task);
       return typeof rollup === 'string' ? rollup : undefined;
     }
+    case 'gc':
+      return renderGc(task);
     default:
       return undefined;
   }

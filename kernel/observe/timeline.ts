@@ -2,9 +2,11 @@
  * The timeline: the whole machine sampled every fixed interval of emulated time, for reports.
  * Each sample records memory composition (pages, by the frame categories below), the page
  * cache's dirty and writeback pages, rates over the interval (faults, swap in and out, file pages
- * read and written, per emulated second), CPU utilization, TLB hit rate, run-queue length, and
- * every live process's RSS. Samples are taken by observer clock events: they read the machine
- * and change nothing, so a run with a timeline is the run without one.
+ * read and written, per emulated second), CPU utilization, TLB hit rate, run-queue length,
+ * every live process's RSS, and the managed heap of every live process that has one (its
+ * runtime's last vmlab_gc_report: heap and live bytes, collections so far). Samples are taken
+ * by observer clock events: they read the machine and change nothing, so a run with a timeline
+ * is the run without one.
  *
  * Frame maps: every physical frame classified by owner and type, run-length encoded. The
  * timeline keeps one at the sample with the most memory in use (the fewest free frames) and one
@@ -24,6 +26,7 @@ import {
   PG_TAIL,
 } from '../mm/page.ts';
 import type { Kernel } from '../proc/kernel.ts';
+import type { GcReport } from '../proc/uapi.ts';
 
 /** Frame categories, in legend order; a frame's category code is its index here. */
 export const FRAME_CATEGORIES = [
@@ -222,6 +225,17 @@ export interface TimelineSample {
   runQueue: number;
   /** pid -> resident pages. */
   rss: Record<number, number>;
+  /** pid -> its managed heap, for live processes that reported one. */
+  gc: Record<number, GcSample>;
+}
+
+/** A managed heap at a sample: what its runtime last reported. */
+export interface GcSample {
+  heapBytes: number;
+  liveBytes: number;
+  /** Collections so far, minor and major. */
+  minorCollections: number;
+  majorCollections: number;
 }
 
 interface Counters {
@@ -235,6 +249,16 @@ interface Counters {
   idle: number;
   hits: number;
   misses: number;
+}
+
+/** The sample of one runtime report. */
+function gcSample(report: Readonly<GcReport>): GcSample {
+  return {
+    heapBytes: report.heapBytes,
+    liveBytes: report.liveBytes,
+    minorCollections: report.minorCollections,
+    majorCollections: report.majorCollections,
+  };
 }
 
 export class Timeline {
@@ -272,7 +296,12 @@ export class Timeline {
     const perSecond = (key: keyof Counters) => (c[key] - this.last[key]) / dt;
     const refs = c.hits - this.last.hits + (c.misses - this.last.misses);
     const rss: Record<number, number> = {};
-    for (const t of k.tasks.values()) if (t.mm !== null && !t.kernelThread) rss[t.pid] = t.mm.rss();
+    const gc: Record<number, GcSample> = {};
+    for (const t of k.tasks.values()) {
+      if (t.mm === null || t.kernelThread) continue;
+      rss[t.pid] = t.mm.rss();
+      if (t.gc !== null) gc[t.pid] = gcSample(t.gc);
+    }
     this.samples.push({
       time: now,
       freePages: counts[FC_FREE]!,
@@ -298,6 +327,7 @@ export class Timeline {
       tlbHitRate: refs > 0 ? (c.hits - this.last.hits) / refs : 0,
       runQueue: k.sched.queued().length,
       rss,
+      gc,
     });
     this.last = c;
     const used = pages.count - counts[FC_FREE]! - counts[FC_PCP]!;

@@ -1657,9 +1657,13 @@ export class Kernel {
     for (const [key, value] of Object.entries(report))
       if (key !== 'collector' && !(typeof value === 'number' && Number.isFinite(value) && value >= 0))
         return -EINVAL;
+    const pausedBefore = task.gc?.pauseTotalNs ?? 0;
     task.gc = { ...report };
-    task.gcPausesNs.push(report.lastPauseNs);
-    task.gcPauseTimes.push(this.hw.clock.now);
+    // A report that follows no new pause (the first one, the last one at exit) records none.
+    if (report.pauseTotalNs !== pausedBefore && report.lastPauseNs > 0) {
+      task.gcPausesNs.push(report.lastPauseNs);
+      task.gcPauseTimes.push(this.hw.clock.now);
+    }
     if (task.gcPausesNs.length > GC_PAUSES_KEPT) {
       task.gcPausesNs.shift();
       task.gcPauseTimes.shift();

@@ -25,6 +25,7 @@ import {
 } from '../../kernel/proc/uapi.ts';
 import { Libc, withLibc } from '../libc/libc.ts';
 import { Malloc } from '../libc/malloc.ts';
+import { binarytrees, cycleleak, gccache, listchurn } from './gcprograms.ts';
 import { free, pmap } from './procps.ts';
 
 const PAGE_GUESS = 4096;
@@ -533,6 +534,11 @@ export const BUILTIN_PROGRAMS: Readonly<Record<string, ProgramImage>> = {
   '/bin/thrashmix': image('/bin/thrashmix', thrashmix),
   '/bin/free': image('/bin/free', free, { textBytes: 4096, bssBytes: 0 }),
   '/bin/pmap': image('/bin/pmap', pmap, { textBytes: 4096, bssBytes: 0 }),
+  // Managed-heap programs (gcprograms.ts): the collector from VMLAB_GC.
+  '/bin/binarytrees': image('/bin/binarytrees', binarytrees()),
+  '/bin/listchurn': image('/bin/listchurn', listchurn()),
+  '/bin/gccache': image('/bin/gccache', gccache()),
+  '/bin/cycleleak': image('/bin/cycleleak', cycleleak()),
 };
 
 /** The loader for built-ins: '/bin/NAME' or just 'NAME'. */

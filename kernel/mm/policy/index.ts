@@ -47,3 +47,9 @@ export function createPolicy(name: string, options: PolicyOptions): ReplacementP
     throw new RangeError(`${name}: optTie '${options.optTie}' is not ${OPT_TIES.join(', ')}`);
   return factory(options);
 }
+
+/** Does the built-in policy `name` need the future of a trace (opt, unopt)? False for a file or an unknown name. */
+export function policyNeedsFuture(name: string): boolean {
+  if (!Object.hasOwn(FACTORIES, name)) return false;
+  return FACTORIES[name]!({ frameCount: 0 }).future === 'required';
+}
