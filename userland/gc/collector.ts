@@ -166,8 +166,18 @@ export class GcStats {
    * it finishes with countCollection) and report to the kernel. The pause's length in ns.
    */
   end(): number {
+    return this.finishPause('pause');
+  }
+
+  /** An incremental mark slice ends: as end(), its length also counted as marking time (markNs). */
+  endMarkSlice(): number {
+    return this.finishPause('mark-slice');
+  }
+
+  private finishPause(what: 'pause' | 'mark-slice'): number {
     if (this.pauseStart < 0) throw new GcAbort('gc: a pause ended that never began');
     const ns = this.nowNs() - this.pauseStart;
+    if (what === 'mark-slice') this.report.markNs += ns;
     this.pauseStart = -1;
     const r = this.report;
     if (this.pauseKind === 'minor') r.minorCollections++;

@@ -327,7 +327,7 @@ export class MarkSweepCollector implements Collector {
   }
 
   private endSlice(): void {
-    this.report.markNs += this.stats.end();
+    this.stats.endMarkSlice();
     this.counters.slices++;
   }
 
